@@ -1,0 +1,83 @@
+# mod_maniac — build, test, run.
+#   make          compile build/mod_maniac.so with apxs (compiles only)
+#   make test     install what is missing, then unit (ASan/UBSan + valgrind) and integration tests
+#   make run      install what is missing, then run the gateway in the foreground on 127.0.0.1:8080
+#   make bench    benchmarks against plain ProxyPass (prints numbers, never fails on them)
+
+APXS      ?= apxs
+CC        ?= cc
+BUILD     := build
+WARN      := -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter
+APR_INC   := $(shell apr-1-config --includes 2>/dev/null) $(shell apu-1-config --includes 2>/dev/null)
+APR_CPP   := $(shell apr-1-config --cppflags 2>/dev/null)
+APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --link-ld 2>/dev/null)
+
+# Units that need httpd; everything else in src/ is pure (APR + Jansson) and unit-tested.
+GLUE_SRCS := src/handler.c src/upstream.c
+PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
+HEADERS   := $(wildcard include/*.h)
+MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
+
+UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
+UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXTURES='"$(FIXTURES)"'
+FIXTURES  ?= $(abspath $(firstword $(wildcard ../shared/reference/fixtures t/fixtures)))
+
+.PHONY: all deps test unit unit-valgrind integration run bench clean lint
+
+all: $(BUILD)/mod_maniac.so
+
+$(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
+	@mkdir -p $(BUILD)/obj
+	@rm -rf $(BUILD)/obj/*
+	@cp $(MOD_SRCS) $(BUILD)/obj/
+	cd $(BUILD)/obj && $(APXS) -c -o mod_maniac.la \
+	    $(foreach f,$(WARN),-Wc,$(f)) -Wc,-O2 -I$(CURDIR)/include \
+	    $(notdir $(MOD_SRCS)) -ljansson >build.log 2>&1 || { cat build.log; exit 1; }
+	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
+	cp $(BUILD)/obj/.libs/mod_maniac.so $@
+
+deps:
+	@sh t/deps.sh
+
+$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+
+# valgrind cannot run ASan binaries: a second, plain build of the same tests
+$(BUILD)/unit-vg/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
+	@mkdir -p $(BUILD)/unit-vg
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-valgrind: $(patsubst t/unit/%.c,$(BUILD)/unit-vg/%,$(UNIT_SRCS))
+	@set -e; for t in $^; do echo "== valgrind $$t"; \
+	  MN_QUICK=1 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    $$t >/dev/null; done; echo "valgrind: clean"
+
+integration: $(BUILD)/mod_maniac.so
+	cd t/integration && node --test --test-concurrency=1 *.test.mjs
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-valgrind
+	$(MAKE) integration
+
+run: deps
+	$(MAKE) all
+	sh httpd-conf/run.sh
+
+bench: deps
+	$(MAKE) all
+	sh bench/run.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --std=c11 -Iinclude --suppress=missingIncludeSystem mod_maniac.c src
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,54 @@
+/* mn_error: OpenAI-shaped errors.
+ *
+ * Every error the gateway emits, before the first byte (JSON body with an HTTP
+ * status) or mid-stream (a terminal `data: {"error":...}` frame), is built
+ * from one mn_error.  Upstream error bodies of each wire format are normalised
+ * into it by that format's unit; this unit owns the final JSON shape
+ * {"error":{"message","type","param","code"},"provider"?}. */
+#ifndef MN_ERROR_H
+#define MN_ERROR_H
+
+#include <jansson.h>
+#include "mn_buf.h"
+
+typedef struct mn_error {
+    int status;              /* HTTP status to answer with (0: none set) */
+    char type[64];           /* OpenAI error type, e.g. invalid_request_error */
+    char code[64];           /* "" means JSON null */
+    char param[128];         /* "" means JSON null */
+    char message[1024];
+    char retry_after[32];    /* seconds, "" when absent */
+} mn_error;
+
+void mn_error_clear(mn_error *e);
+int mn_error_is_set(const mn_error *e);
+
+/* Sets status/type/param/code (NULL or "" = null) and a printf-style message.
+ * Returns -1 so callers can `return mn_error_set(...)`. */
+int mn_error_set(mn_error *e, int status, const char *type, const char *param,
+                 const char *code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+/* The default OpenAI `type` for an HTTP status (400 -> invalid_request_error,
+ * 401 -> authentication_error, 429 -> rate_limit_error, 5xx -> server_error...). */
+const char *mn_error_type_for_status(int status);
+
+/* {"error":{...}} plus "provider" when provider is non-NULL.  New reference. */
+json_t *mn_error_to_json(const mn_error *e, const char *provider);
+
+/* Writes the error as one SSE frame `data: {...}\n\n` into the sink. */
+void mn_error_write_frame(const mn_error *e, const char *provider, mn_sink *out);
+
+/* Replaces every occurrence of secret in e->message by "***" (upstreams echo
+ * keys back in 401 messages; ours must never reach a client or a log). */
+void mn_error_scrub(mn_error *e, const char *secret);
+
+/* Normalises an OpenAI-compatible upstream error body: {"error":{...}},
+ * vLLM's unwrapped {"object":"error","message":...}, a bare string error, or
+ * anything else (non-JSON, HTML) for the given HTTP status. */
+void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t len);
+
+#endif

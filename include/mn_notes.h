@@ -1,0 +1,27 @@
+/* mn_notes: the request notes mod_log_config reads as %{maniac-...}n.
+ *
+ * The values are formatted here (tags joined by ',', metadata as compact
+ * JSON, trace ids, token counts, dropped fields); the glue only copies them
+ * into r->notes.  Secrets and message content never become notes. */
+#ifndef MN_NOTES_H
+#define MN_NOTES_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <jansson.h>
+#include "mn_policy.h"
+#include "mn_wire.h"
+
+/* Notes known once the request is parsed and routed. */
+void mn_notes_request(apr_pool_t *p, apr_table_t *notes,
+                      const mn_policy_result *pol, const char *provider,
+                      const char *model);
+
+/* Notes known at the end: upstream status (0: none), usage, error type. */
+void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
+                      const mn_usage *usage, const char *error_type);
+
+/* Tags joined by ',' (strings only); NULL when tags is NULL or empty. */
+const char *mn_notes_join_tags(apr_pool_t *p, json_t *tags);
+
+#endif

@@ -1,0 +1,68 @@
+/* mn_providers: the provider table.
+ *
+ * Parses `ManiacProvider <name> <base-url> [key=value ...]` arguments into a
+ * provider entry (reading keys from the environment or a file once, at
+ * startup), keeps entries by name, and routes a client `model` of the form
+ * `provider/model` to an entry and the upstream model name.  No httpd
+ * dependency: the directive handler only passes the words through. */
+#ifndef MN_PROVIDERS_H
+#define MN_PROVIDERS_H
+
+#include <apr_pools.h>
+#include <apr_hash.h>
+#include <apr_time.h>
+
+typedef enum {
+    MN_FORMAT_OPENAI = 0,
+    MN_FORMAT_ANTHROPIC,
+    MN_FORMAT_GEMINI,
+    MN_FORMAT_ECHO           /* builtin:echo, answered in-process */
+} mn_format;
+
+typedef struct mn_provider {
+    const char *name;
+    const char *base_url;        /* as configured, no trailing slash */
+    const char *scheme;          /* "http", "https" or "builtin" */
+    const char *hostinfo;        /* host[:port] for the Host header */
+    const char *base_path;       /* path part of base_url, no trailing slash */
+    int is_ssl;
+    mn_format format;
+    const char *key;             /* secret; NULL when none; never logged */
+    const char *key_source;      /* "env:VAR" / "file:PATH" for messages */
+    apr_interval_time_t timeout; /* connect, first byte, and idle gap */
+    long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
+    int reasoning_content;       /* emit thinking as delta.reasoning_content */
+    const char *conf_file;       /* where it was configured, for messages */
+    int conf_line;
+} mn_provider;
+
+typedef struct mn_provider_table {
+    apr_pool_t *pool;
+    apr_hash_t *by_name;
+    apr_array_header_t *list;    /* mn_provider *, in configuration order */
+} mn_provider_table;
+
+#define MN_DEFAULT_TIMEOUT apr_time_from_sec(60)
+
+mn_provider_table *mn_providers_create(apr_pool_t *p);
+
+const char *mn_format_name(mn_format f);
+
+/* Parses one ManiacProvider line (argv[0] = name, argv[1] = url, rest =
+ * options) into *out.  Returns NULL or an error message (allocated from p)
+ * naming what is wrong.  Keys are read here. */
+const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
+                              mn_provider **out);
+
+/* Adds a parsed provider; error message on a duplicate name. */
+const char *mn_providers_add(mn_provider_table *t, mn_provider *prov);
+
+const mn_provider *mn_providers_get(const mn_provider_table *t,
+                                    const char *name, size_t name_len);
+
+/* Splits `provider/model` at the first '/'.  Returns 0 and sets the outputs
+ * (model_out allocated from p), or -1 when there is no '/' or a side is empty. */
+int mn_route_split(apr_pool_t *p, const char *model, const char **provider_out,
+                   size_t *provider_len, const char **model_out);
+
+#endif

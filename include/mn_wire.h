@@ -1,0 +1,105 @@
+/* mn_wire: the contract every wire format implements.
+ *
+ * A wire format turns a policy-checked OpenAI request into the provider's
+ * request (path, headers, body), the provider's non-streaming answer or error
+ * into OpenAI JSON, and the provider's SSE events into OpenAI
+ * chat.completion.chunk frames.  One file per format (wire_openai.c,
+ * wire_anthropic.c, wire_gemini.c); none of them includes httpd headers.
+ *
+ * Streaming translators are state machines fed one parsed SSE event (or raw
+ * line) at a time; they write complete frames into a sink and end every
+ * response with `data: [DONE]`, after an error frame when the upstream fails. */
+#ifndef MN_WIRE_H
+#define MN_WIRE_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <jansson.h>
+#include "mn_buf.h"
+#include "mn_error.h"
+#include "mn_providers.h"
+#include "mn_sse.h"
+
+typedef struct mn_usage {
+    int have;                /* usage was seen */
+    long prompt_tokens;
+    long completion_tokens;
+    long total_tokens;
+} mn_usage;
+
+/* What a translation needs to know about the request being served. */
+typedef struct mn_wire_ctx {
+    apr_pool_t *pool;            /* request pool */
+    const mn_provider *provider;
+    const char *provider_name;   /* value of the "provider" field we add */
+    const char *model;           /* upstream model (client model after prefix) */
+    int stream;                  /* client asked for a stream */
+    int include_usage;           /* client asked for the usage chunk */
+    long created;                /* gateway clock for `created` (unix s) */
+    apr_table_t *client_headers; /* client request headers (read-only) */
+} mn_wire_ctx;
+
+/* The request to send upstream. */
+typedef struct mn_upstream_req {
+    const char *path;        /* appended to the provider's base path, starts with '/' */
+    apr_table_t *headers;    /* headers to send (auth, version...) */
+    char *body;              /* allocated from ctx->pool */
+    size_t body_len;
+} mn_upstream_req;
+
+typedef enum {
+    MN_STREAM_MORE = 0,      /* keep feeding */
+    MN_STREAM_DONE = 1,      /* finished cleanly; [DONE] written */
+    MN_STREAM_FAILED = 2     /* error frame and [DONE] written */
+} mn_stream_status;
+
+typedef struct mn_stream mn_stream;   /* per-format state, opaque */
+
+typedef struct mn_wire {
+    const char *name;
+
+    /* req: the client body after policy (extensions removed, model intact).
+     * Returns 0, or -1 with err (400 naming the param for untranslatable input). */
+    int (*encode_request)(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
+                          mn_error *err);
+
+    /* A 2xx non-streaming body -> OpenAI chat.completion with "provider".
+     * Returns 0 with *out (new reference) and usage filled, or -1 with err
+     * (502 when the body is not what the format promises). */
+    int (*decode_response)(mn_wire_ctx *ctx, const char *body, size_t len,
+                           json_t **out, mn_usage *usage, mn_error *err);
+
+    /* A non-2xx upstream answer -> err (status kept, OpenAI shape).
+     * retry_after: the upstream's Retry-After header or NULL. */
+    void (*decode_error)(mn_wire_ctx *ctx, int status, const char *body,
+                         size_t len, const char *retry_after, mn_error *err);
+
+    /* Streaming. */
+    mn_stream *(*stream_create)(mn_wire_ctx *ctx);
+    mn_stream_status (*stream_feed)(mn_stream *st, mn_sse_kind kind,
+                                    const char *event, const char *data,
+                                    size_t len, mn_sink *out);
+    /* Upstream EOF (or failure): finishes the response.  cause, when not NULL,
+     * says why the stream is ending early (reset, timeout) and becomes the
+     * error frame; a stream that is already DONE/FAILED writes nothing. */
+    mn_stream_status (*stream_end)(mn_stream *st, const mn_error *cause,
+                                   mn_sink *out);
+    /* Usage seen so far, and the error that ended the stream (or NULL). */
+    const mn_usage *(*stream_usage)(mn_stream *st);
+    const mn_error *(*stream_error)(mn_stream *st);
+    void (*stream_destroy)(mn_stream *st);
+} mn_wire;
+
+const mn_wire *mn_wire_for(mn_format f);
+
+extern const mn_wire mn_wire_openai;
+extern const mn_wire mn_wire_anthropic;
+extern const mn_wire mn_wire_gemini;
+
+/* Shared helpers for the translators. */
+/* Usage from an OpenAI `usage` object (missing members count as 0). */
+void mn_usage_from_openai(mn_usage *u, json_t *usage);
+/* OpenAI `usage` object from counts. New reference. */
+json_t *mn_usage_to_openai(const mn_usage *u);
+
+#endif

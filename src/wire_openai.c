@@ -1,0 +1,194 @@
+/* mn_wire_openai: OpenAI-compatible upstreams (OpenAI, vLLM, Ollama, Groq,
+ * Together, Mistral, OpenRouter, llama.cpp).  The body goes up as the client
+ * sent it (model renamed, usage always requested so tokens can be logged);
+ * answers come back as they are, with "provider" added and, for clients that
+ * did not ask for usage, the usage we asked for taken out again. */
+#include <string.h>
+#include <apr_strings.h>
+#include "mn_wire.h"
+
+static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
+                         mn_error *err)
+{
+    char *body;
+
+    json_object_set_new(req, "model", json_string(ctx->model));
+    if (ctx->stream) {
+        json_t *so = json_object_get(req, "stream_options");
+        if (!json_is_object(so)) {
+            so = json_object();
+            json_object_set_new(req, "stream_options", so);
+        }
+        json_object_set_new(so, "include_usage", json_true());
+    }
+    else {
+        /* OpenAI rejects stream_options on a non-streaming request */
+        json_object_del(req, "stream_options");
+    }
+    body = json_dumps(req, JSON_COMPACT);
+    if (!body) {
+        return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
+    }
+    out->body_len = strlen(body);
+    out->body = apr_pmemdup(ctx->pool, body, out->body_len + 1);
+    free(body);
+    out->path = "/chat/completions";
+    out->headers = apr_table_make(ctx->pool, 4);
+    apr_table_setn(out->headers, "Content-Type", "application/json");
+    apr_table_setn(out->headers, "Accept",
+                   ctx->stream ? "text/event-stream" : "application/json");
+    if (ctx->provider->key) {
+        apr_table_setn(out->headers, "Authorization",
+                       apr_pstrcat(ctx->pool, "Bearer ", ctx->provider->key, NULL));
+    }
+    return 0;
+}
+
+static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
+                                  json_t **out, mn_usage *usage, mn_error *err)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+
+    if (!json_is_object(root) || !json_is_array(json_object_get(root, "choices"))) {
+        json_t *e = json_object_get(root, "error");
+        if (json_is_object(e) || json_is_string(e)) {
+            mn_error_from_openai_body(err, 502, body, len);
+            err->status = 502;
+        }
+        else {
+            mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                         "upstream answered 200 with a body that is not a chat completion");
+        }
+        json_decref(root);
+        return -1;
+    }
+    mn_usage_from_openai(usage, json_object_get(root, "usage"));
+    json_object_set_new(root, "provider", json_string(ctx->provider_name));
+    *out = root;
+    return 0;
+}
+
+static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
+                                size_t len, const char *retry_after, mn_error *err)
+{
+    mn_error_from_openai_body(err, status, body, len);
+    if (retry_after) {
+        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
+    }
+}
+
+struct mn_stream {
+    mn_wire_ctx *ctx;
+    mn_stream_status status;
+    mn_usage usage;
+    mn_error err;
+};
+
+static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
+{
+    mn_stream *st = calloc(1, sizeof(*st));
+    if (st) {
+        st->ctx = ctx;
+    }
+    return st;
+}
+
+static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
+{
+    mn_error_write_frame(&st->err, st->ctx->provider_name, out);
+    mn_sse_write_done(out);
+    st->status = MN_STREAM_FAILED;
+    return st->status;
+}
+
+static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
+                                           const char *event, const char *data,
+                                           size_t len, mn_sink *out)
+{
+    json_t *chunk, *usage, *e;
+
+    if (st->status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->status;
+    }
+    if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        mn_sse_write_done(out);
+        st->status = MN_STREAM_DONE;
+        return st->status;
+    }
+    chunk = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(chunk)) {
+        json_decref(chunk);
+        mn_error_set(&st->err, 502, NULL, NULL, "upstream_bad_response",
+                     "upstream sent a stream frame that is not a JSON object");
+        return fail_with(st, out);
+    }
+    e = json_object_get(chunk, "error");
+    if ((e && !json_is_null(e) && !json_is_false(e)) || !strcmp(event, "error")) {
+        char *raw = json_dumps(chunk, JSON_COMPACT);
+        mn_error_from_openai_body(&st->err, 502, raw, raw ? strlen(raw) : 0);
+        free(raw);
+        json_decref(chunk);
+        return fail_with(st, out);
+    }
+    usage = json_object_get(chunk, "usage");
+    if (json_is_object(usage)) {
+        mn_usage_from_openai(&st->usage, usage);
+    }
+    if (!st->ctx->include_usage && usage) {
+        json_t *choices = json_object_get(chunk, "choices");
+        if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0) {
+            /* the usage-only chunk we asked for on our own behalf */
+            json_decref(chunk);
+            return st->status;
+        }
+        json_object_del(chunk, "usage");
+    }
+    json_object_set_new(chunk, "provider", json_string(st->ctx->provider_name));
+    mn_sse_write_json(out, chunk);
+    json_decref(chunk);
+    return st->status;
+}
+
+static mn_stream_status openai_stream_end(mn_stream *st, const mn_error *cause,
+                                          mn_sink *out)
+{
+    if (st->status != MN_STREAM_MORE) {
+        return st->status;
+    }
+    if (cause) {
+        st->err = *cause;
+    }
+    else {
+        mn_error_set(&st->err, 502, NULL, NULL, "upstream_eof",
+                     "upstream closed the stream before [DONE]");
+    }
+    return fail_with(st, out);
+}
+
+static const mn_usage *openai_stream_usage(mn_stream *st)
+{
+    return &st->usage;
+}
+
+static const mn_error *openai_stream_error(mn_stream *st)
+{
+    return st->status == MN_STREAM_FAILED ? &st->err : NULL;
+}
+
+static void openai_stream_destroy(mn_stream *st)
+{
+    free(st);
+}
+
+const mn_wire mn_wire_openai = {
+    "openai",
+    openai_encode,
+    openai_decode_response,
+    openai_decode_error,
+    openai_stream_create,
+    openai_stream_feed,
+    openai_stream_end,
+    openai_stream_usage,
+    openai_stream_error,
+    openai_stream_destroy
+};
