@@ -72,7 +72,16 @@ json_t *mn_error_to_json(const mn_error *e, const char *provider)
     /* json_string rejects invalid UTF-8; an upstream message may carry it */
     json_t *msg = json_string(e->message);
     if (!msg) {
-        msg = json_string("upstream error message was not valid UTF-8");
+        /* invalid UTF-8 (an upstream's, or quoted from a client's body):
+         * keep the ASCII, mask the rest */
+        char clean[sizeof(e->message)];
+        size_t i;
+        for (i = 0; e->message[i] && i + 1 < sizeof(clean); i++) {
+            unsigned char ch = (unsigned char)e->message[i];
+            clean[i] = ch < 0x80 ? (char)ch : '?';
+        }
+        clean[i] = '\0';
+        msg = json_string(clean);
     }
     json_object_set_new(inner, "message", msg);
     json_object_set_new(inner, "type", json_string(e->type[0] ? e->type : "server_error"));

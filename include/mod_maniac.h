@@ -1,0 +1,80 @@
+/* mod_maniac private header: what the httpd glue units share.
+ *
+ * mod_maniac.c registers hooks and directives; src/handler.c serves
+ * /v1/chat/completions; src/upstream.c talks to providers through
+ * mod_proxy's worker pool.  Nothing here is visible to the pure units. */
+#ifndef MOD_MANIAC_H
+#define MOD_MANIAC_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_buckets.h>
+
+#include "mn_error.h"
+#include "mn_providers.h"
+#include "mn_wire.h"
+
+/* mod_maniac.c gets this from AP_DECLARE_MODULE itself */
+#ifndef MN_MODULE_MAIN
+APLOG_USE_MODULE(maniac);
+#endif
+
+#define MN_HANDLER_NAME "maniac"
+#define MN_VERSION "0.1.0"
+#define MN_DEFAULT_MAX_BODY (32 * 1024 * 1024)      /* request bodies */
+#define MN_DEFAULT_MAX_RESPONSE (64 * 1024 * 1024)  /* non-streaming upstream bodies */
+#define MN_DEFAULT_MAX_EVENT (4 * 1024 * 1024)      /* one upstream SSE line/event */
+
+/* Global configuration: providers are one table for the whole server. */
+typedef struct mn_config {
+    mn_provider_table *providers;
+    apr_off_t max_body;
+    apr_size_t max_response;
+    apr_size_t max_event;
+} mn_config;
+
+extern mn_config *mn_conf;
+
+/* src/handler.c */
+int mn_handler(request_rec *r);
+
+/* src/upstream.c: one exchange with a provider through mod_proxy. */
+typedef struct mn_upstream mn_upstream;
+
+/* Connects (reusing a pooled connection when one is alive), sends the
+ * request and reads the status line and headers.  On failure returns -1 with
+ * err set (502 unreachable/TLS/garbage, 504 timeout) and nothing left open. */
+int mn_upstream_open(request_rec *r, const mn_provider *prov,
+                     const mn_upstream_req *req, mn_upstream **out, mn_error *err);
+
+int mn_upstream_status(const mn_upstream *u);
+apr_table_t *mn_upstream_headers(const mn_upstream *u);
+
+/* Reads the next piece of the response body into bb (data buckets only,
+ * copied or not; the caller consumes and cleans bb).  block: APR_BLOCK_READ
+ * or APR_NONBLOCK_READ.  Returns APR_SUCCESS (bb may be empty on a
+ * non-blocking read), APR_EOF at the end of the body, APR_TIMEUP when the
+ * upstream was silent for the provider's timeout, or another error. */
+apr_status_t mn_upstream_read(mn_upstream *u, apr_bucket_brigade *bb,
+                              apr_read_type_e block);
+
+/* Reads the whole body (bounded by max) into a pool string. */
+apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, char **body,
+                                  apr_size_t *len);
+
+/* Returns the connection to the pool; it is closed instead unless the body
+ * was read to its end.  Safe to call twice. */
+void mn_upstream_close(mn_upstream *u);
+
+/* Marks the connection as not reusable (client gone, stream abandoned). */
+void mn_upstream_abandon(mn_upstream *u);
+
+/* Config-time: makes sure a mod_proxy worker exists for prov (NULL or an
+ * error message), and whether mod_proxy is usable at all. */
+const char *mn_upstream_define_worker(apr_pool_t *p, server_rec *s, mn_provider *prov);
+int mn_upstream_proxy_available(void);
+
+#endif

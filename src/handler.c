@@ -1,0 +1,528 @@
+/* The maniac handler: POST .../chat/completions.
+ *
+ * Step one: read and parse the body, apply the policy, route to a provider.
+ * Step two: answer from the builtin echo provider, or encode the request for
+ *           the provider's wire format and open the upstream exchange.
+ * Step three: translate the answer back (whole, or frame by frame with one
+ *           FLUSH per frame) and set the notes for mod_log_config.
+ * Before the first byte reaches the client every failure is a JSON error
+ * with a status; after it, a terminal error frame and `data: [DONE]`. */
+#include <string.h>
+#include <apr_strings.h>
+#include <jansson.h>
+
+#include "mod_maniac.h"
+#include "mn_echo.h"
+#include "mn_notes.h"
+#include "mn_policy.h"
+#include "mn_sse.h"
+
+typedef struct mn_request {
+    request_rec *r;
+    const mn_provider *prov;
+    int upstream_status;
+    mn_usage usage;
+} mn_request;
+
+static int send_json(request_rec *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    apr_size_t len = s ? strlen(s) : 0;
+    r->status = status;
+    r->status_line = NULL;
+    ap_set_content_type(r, "application/json");
+    ap_set_content_length(r, (apr_off_t)len);
+    if (!r->header_only && len) {
+        ap_rwrite(s, (int)len, r);
+    }
+    free(s);
+    return OK;
+}
+
+static int send_error(mn_request *req, mn_error *e)
+{
+    request_rec *r = req->r;
+    json_t *body;
+    if (req->prov && req->prov->key) {
+        mn_error_scrub(e, req->prov->key);
+    }
+    if (e->retry_after[0]) {
+        apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, e->retry_after));
+    }
+    if (e->status == HTTP_METHOD_NOT_ALLOWED) {
+        apr_table_setn(r->headers_out, "Allow", "POST");
+    }
+    mn_notes_outcome(r->pool, r->notes, req->upstream_status, &req->usage, e->type);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: answered %d %s (%s)", e->status,
+                  e->type, e->code[0] ? e->code : "-");
+    body = mn_error_to_json(e, req->prov ? req->prov->name : NULL);
+    send_json(r, e->status, body);
+    json_decref(body);
+    return OK;
+}
+
+static int path_is_chat_completions(const char *uri)
+{
+    static const char suffix[] = "/chat/completions";
+    size_t len = strlen(uri), slen = sizeof(suffix) - 1;
+    return len >= slen && !strcmp(uri + len - slen, suffix);
+}
+
+/* Reads the request body, bounded by LimitRequestBody and our own cap. */
+static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err)
+{
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_bucket_brigade *all = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    apr_off_t total = 0;
+    int seen_eos = 0;
+
+    do {
+        apr_bucket *e;
+        apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                                         APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            r->connection->keepalive = AP_CONN_CLOSE;
+            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+                return mn_error_set(err, 413, "invalid_request_error", NULL,
+                                    "request_too_large",
+                                    "The request body is larger than this server accepts");
+            }
+            return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
+                                "The request body could not be read");
+        }
+        for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            if (APR_BUCKET_IS_EOS(e)) {
+                seen_eos = 1;
+            }
+        }
+        {
+            apr_off_t n = 0;
+            apr_brigade_length(bb, 1, &n);
+            total += n;
+        }
+        if (total > mn_conf->max_body) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            return mn_error_set(err, 413, "invalid_request_error", NULL, "request_too_large",
+                                "The request body is larger than %" APR_OFF_T_FMT " bytes",
+                                mn_conf->max_body);
+        }
+        APR_BRIGADE_CONCAT(all, bb);
+    } while (!seen_eos);
+
+    if (apr_brigade_pflatten(all, body, len, r->pool) != APR_SUCCESS) {
+        return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
+                            "The request body could not be read");
+    }
+    apr_brigade_cleanup(all);
+    return 0;
+}
+
+/* The sink the translators write into: the client brigade, a FLUSH bucket
+ * after every frame. */
+typedef struct {
+    request_rec *r;
+    apr_bucket_brigade *bb;
+    int frames;
+} client_sink;
+
+static void client_write(void *baton, const char *data, size_t len)
+{
+    client_sink *cs = baton;
+    apr_brigade_write(cs->bb, NULL, NULL, data, len);
+}
+
+static void client_frame_end(void *baton)
+{
+    client_sink *cs = baton;
+    APR_BRIGADE_INSERT_TAIL(cs->bb, apr_bucket_flush_create(cs->bb->bucket_alloc));
+    cs->frames++;
+}
+
+static void start_event_stream(request_rec *r)
+{
+    r->status = HTTP_OK;
+    r->status_line = NULL;
+    ap_set_content_type(r, "text/event-stream; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-cache");
+    apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
+    /* compression filters would hold frames back */
+    apr_table_setn(r->subprocess_env, "no-gzip", "1");
+}
+
+static void set_usage_notes(mn_request *req, const char *error_type)
+{
+    mn_notes_outcome(req->r->pool, req->r->notes, req->upstream_status, &req->usage,
+                     error_type);
+}
+
+static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
+{
+    request_rec *r = req->r;
+    if (ctx->stream) {
+        client_sink cs = { r, apr_brigade_create(r->pool, r->connection->bucket_alloc), 0 };
+        mn_sink sink = { client_write, client_frame_end, &cs };
+        start_event_stream(r);
+        mn_echo_stream(ctx, body, &sink, &req->usage);
+        set_usage_notes(req, NULL);
+        ap_pass_brigade(r->output_filters, cs.bb);
+        return OK;
+    }
+    else {
+        json_t *resp = mn_echo_response(ctx, body, &req->usage);
+        set_usage_notes(req, NULL);
+        send_json(r, HTTP_OK, resp);
+        json_decref(resp);
+        return OK;
+    }
+}
+
+/* A non-2xx upstream answer: same status, OpenAI-shaped body. */
+static int relay_upstream_error(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
+                                mn_upstream *u)
+{
+    char *body = NULL;
+    apr_size_t len = 0;
+    mn_error err;
+    int status = mn_upstream_status(u);
+    const char *retry_after = apr_table_get(mn_upstream_headers(u), "Retry-After");
+
+    if (mn_upstream_read_all(u, 1024 * 1024, &body, &len) != APR_SUCCESS) {
+        body = NULL;
+        len = 0;
+    }
+    mn_upstream_close(u);
+    if (status < 400) {
+        mn_error_set(&err, 502, NULL, NULL, "upstream_bad_response",
+                     "provider '%s' answered with unexpected HTTP status %d",
+                     req->prov->name, status);
+    }
+    else {
+        wire->decode_error(ctx, status, body, len, retry_after, &err);
+        err.status = status;
+    }
+    return send_error(req, &err);
+}
+
+static int serve_whole(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
+                       mn_upstream *u)
+{
+    char *body;
+    apr_size_t len;
+    mn_error err;
+    json_t *resp = NULL;
+    apr_status_t rv = mn_upstream_read_all(u, mn_conf->max_response, &body, &len);
+
+    if (rv != APR_SUCCESS) {
+        mn_upstream_close(u);
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            mn_error_set(&err, 504, NULL, NULL, "upstream_timeout",
+                         "provider '%s' stopped sending within the timeout", req->prov->name);
+        }
+        else if (rv == APR_ENOSPC) {
+            mn_error_set(&err, 502, NULL, NULL, "upstream_too_large",
+                         "provider '%s' sent a response larger than %" APR_SIZE_T_FMT " bytes",
+                         req->prov->name, mn_conf->max_response);
+        }
+        else {
+            mn_error_set(&err, 502, NULL, NULL, "upstream_reset",
+                         "provider '%s' broke off the response", req->prov->name);
+        }
+        return send_error(req, &err);
+    }
+    mn_upstream_close(u);
+    if (wire->decode_response(ctx, body, len, &resp, &req->usage, &err)) {
+        return send_error(req, &err);
+    }
+    set_usage_notes(req, NULL);
+    send_json(req->r, HTTP_OK, resp);
+    json_decref(resp);
+    return OK;
+}
+
+typedef struct {
+    const mn_wire *wire;
+    mn_stream *st;
+    mn_sink *sink;
+    mn_stream_status status;
+} stream_feed;
+
+static int on_sse(void *baton, mn_sse_kind kind, const char *event, const char *data,
+                  size_t len)
+{
+    stream_feed *f = baton;
+    if (f->status == MN_STREAM_MORE) {
+        f->status = f->wire->stream_feed(f->st, kind, event, data, len, f->sink);
+    }
+    /* once the translator is done the rest of the body is irrelevant */
+    return f->status != MN_STREAM_MORE;
+}
+
+static void drain_after_done(mn_upstream *u, apr_bucket_brigade *bb)
+{
+    /* Reading to the end of the body lets the connection go back to the
+     * pool; an upstream that idles after [DONE] just loses it. */
+    int rounds;
+    for (rounds = 0; rounds < 4; rounds++) {
+        apr_status_t rv = mn_upstream_read(u, bb, APR_NONBLOCK_READ);
+        int empty = APR_BRIGADE_EMPTY(bb);
+        apr_brigade_cleanup(bb);
+        if (rv != APR_SUCCESS || empty) {
+            if (rv == APR_SUCCESS) {
+                mn_upstream_abandon(u);
+            }
+            return;
+        }
+    }
+    mn_upstream_abandon(u);
+}
+
+static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
+                        mn_upstream *u)
+{
+    request_rec *r = req->r;
+    conn_rec *c = r->connection;
+    client_sink cs = { r, apr_brigade_create(r->pool, c->bucket_alloc), 0 };
+    mn_sink sink = { client_write, client_frame_end, &cs };
+    apr_bucket_brigade *in = apr_brigade_create(r->pool, c->bucket_alloc);
+    mn_sse_parser parser;
+    stream_feed feed;
+    mn_error cause;
+    const mn_error *final_err;
+    int committed = 0, client_gone = 0;
+    apr_read_type_e mode = APR_NONBLOCK_READ;
+    long frames_sent = 0;
+
+    feed.wire = wire;
+    feed.st = wire->stream_create(ctx);
+    feed.sink = &sink;
+    feed.status = MN_STREAM_MORE;
+    if (!feed.st) {
+        mn_upstream_close(u);
+        mn_error_set(&cause, 500, "server_error", NULL, NULL, "out of memory");
+        return send_error(req, &cause);
+    }
+    mn_sse_init(&parser, mn_conf->max_event, on_sse, &feed);
+    mn_error_clear(&cause);
+
+    while (feed.status == MN_STREAM_MORE) {
+        apr_status_t rv = mn_upstream_read(u, in, mode);
+        apr_bucket *e;
+        int parse_rc = 0;
+
+        for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t dlen;
+            if (apr_bucket_read(e, &data, &dlen, APR_BLOCK_READ) != APR_SUCCESS) {
+                rv = APR_EGENERAL;
+                break;
+            }
+            parse_rc = mn_sse_feed(&parser, data, dlen);
+        }
+        apr_brigade_cleanup(in);
+
+        if (parse_rc == MN_SSE_ERR_TOO_LONG) {
+            mn_error_set(&cause, 502, NULL, NULL, "upstream_event_too_large",
+                         "provider '%s' sent a stream event larger than %" APR_SIZE_T_FMT
+                         " bytes", req->prov->name, mn_conf->max_event);
+            feed.status = wire->stream_end(feed.st, &cause, &sink);
+        }
+        else if (feed.status == MN_STREAM_MORE) {
+            if (rv == APR_EOF) {
+                mn_sse_finish(&parser);
+                if (feed.status == MN_STREAM_MORE) {
+                    feed.status = wire->stream_end(feed.st, NULL, &sink);
+                }
+            }
+            else if (APR_STATUS_IS_TIMEUP(rv)) {
+                mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout",
+                             "provider '%s' sent nothing for %" APR_TIME_T_FMT " s",
+                             req->prov->name, apr_time_sec(req->prov->timeout));
+                feed.status = wire->stream_end(feed.st, &cause, &sink);
+            }
+            else if (rv != APR_SUCCESS) {
+                mn_error_set(&cause, 502, NULL, NULL, "upstream_reset",
+                             "provider '%s' broke off the stream", req->prov->name);
+                feed.status = wire->stream_end(feed.st, &cause, &sink);
+            }
+        }
+
+        if (feed.status == MN_STREAM_FAILED && !committed) {
+            /* nothing reached the client yet: a plain JSON error is better */
+            apr_brigade_cleanup(cs.bb);
+            break;
+        }
+        if (!APR_BRIGADE_EMPTY(cs.bb)) {
+            if (!committed) {
+                start_event_stream(r);
+                committed = 1;
+            }
+            frames_sent += cs.frames;
+            cs.frames = 0;
+            if (ap_pass_brigade(r->output_filters, cs.bb) != APR_SUCCESS || c->aborted) {
+                apr_brigade_cleanup(cs.bb);
+                client_gone = 1;
+                break;
+            }
+            apr_brigade_cleanup(cs.bb);
+            mode = APR_NONBLOCK_READ;
+        }
+        else if (rv == APR_SUCCESS) {
+            /* nothing to do until the upstream sends more */
+            mode = APR_BLOCK_READ;
+        }
+    }
+    mn_sse_free(&parser);
+
+    req->usage = *wire->stream_usage(feed.st);
+    final_err = wire->stream_error(feed.st);
+    if (client_gone) {
+        mn_upstream_abandon(u);
+        mn_upstream_close(u);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "maniac: client went away after %ld frames", frames_sent);
+        set_usage_notes(req, "client_aborted");
+        wire->stream_destroy(feed.st);
+        return OK;
+    }
+    if (feed.status == MN_STREAM_DONE) {
+        drain_after_done(u, in);
+    }
+    else {
+        mn_upstream_abandon(u);
+    }
+    mn_upstream_close(u);
+    if (final_err && !committed) {
+        mn_error err = *final_err;
+        wire->stream_destroy(feed.st);
+        return send_error(req, &err);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: stream from %s ended %s after %ld frames",
+                  req->prov->name, final_err ? final_err->type : "cleanly", frames_sent);
+    set_usage_notes(req, final_err ? final_err->type : NULL);
+    wire->stream_destroy(feed.st);
+    return OK;
+}
+
+static int is_event_stream(apr_table_t *headers)
+{
+    const char *ct = apr_table_get(headers, "Content-Type");
+    return ct && ap_strcasestr(ct, "event-stream") != NULL;
+}
+
+static int serve(mn_request *req, json_t *body, mn_error *err)
+{
+    request_rec *r = req->r;
+    mn_policy_result pol;
+    const char *pname, *model;
+    size_t plen;
+    mn_wire_ctx ctx;
+    const mn_wire *wire;
+    mn_upstream_req up;
+    mn_upstream *u;
+    int rc;
+
+    if (mn_policy_apply(body, &pol, err)) {
+        return send_error(req, err);
+    }
+    if (mn_route_split(r->pool, pol.model, &pname, &plen, &model)
+        || !(req->prov = mn_providers_get(mn_conf->providers, pname, plen))) {
+        mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
+        mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%s' does not exist: use \"provider/model\" with a provider "
+                     "configured by ManiacProvider", pol.model);
+        mn_policy_result_clear(&pol);
+        return send_error(req, err);
+    }
+    mn_notes_request(r->pool, r->notes, &pol, req->prov->name, model);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> provider %s (%s), stream=%d",
+                  pol.model, req->prov->name, mn_format_name(req->prov->format), pol.stream);
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.pool = r->pool;
+    ctx.provider = req->prov;
+    ctx.provider_name = req->prov->name;
+    ctx.model = model;
+    ctx.stream = pol.stream;
+    ctx.include_usage = pol.include_usage;
+    ctx.created = (long)apr_time_sec(r->request_time);
+    ctx.client_headers = r->headers_in;
+    mn_policy_result_clear(&pol);
+
+    if (req->prov->format == MN_FORMAT_ECHO) {
+        return serve_echo(req, &ctx, body);
+    }
+    wire = mn_wire_for(req->prov->format);
+    memset(&up, 0, sizeof(up));
+    if (wire->encode_request(&ctx, body, &up, err)) {
+        return send_error(req, err);
+    }
+    if (mn_upstream_open(r, req->prov, &up, &u, err)) {
+        return send_error(req, err);
+    }
+    req->upstream_status = mn_upstream_status(u);
+    if (req->upstream_status < 200 || req->upstream_status >= 300) {
+        return relay_upstream_error(req, wire, &ctx, u);
+    }
+    if (ctx.stream && is_event_stream(mn_upstream_headers(u))) {
+        rc = serve_stream(req, wire, &ctx, u);
+    }
+    else if (ctx.stream) {
+        mn_upstream_close(u);
+        mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                     "provider '%s' answered a streaming request without an event stream",
+                     req->prov->name);
+        rc = send_error(req, err);
+    }
+    else {
+        rc = serve_whole(req, wire, &ctx, u);
+    }
+    return rc;
+}
+
+int mn_handler(request_rec *r)
+{
+    mn_request req;
+    mn_error err;
+    char *raw;
+    apr_size_t len;
+    json_t *body;
+    json_error_t jerr;
+    int rc;
+
+    if (!r->handler || strcmp(r->handler, MN_HANDLER_NAME)) {
+        return DECLINED;
+    }
+    memset(&req, 0, sizeof(req));
+    req.r = r;
+    mn_error_clear(&err);
+
+    if (!path_is_chat_completions(r->uri)) {
+        mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
+                     "Invalid URL (%s %s): this endpoint serves POST .../chat/completions",
+                     r->method, r->uri);
+        ap_discard_request_body(r);
+        return send_error(&req, &err);
+    }
+    if (r->method_number != M_POST) {
+        mn_error_set(&err, 405, "invalid_request_error", NULL, "method_not_allowed",
+                     "Method %s is not allowed: use POST", r->method);
+        ap_discard_request_body(r);
+        return send_error(&req, &err);
+    }
+    if (read_body(r, &raw, &len, &err)) {
+        return send_error(&req, &err);
+    }
+    body = json_loadb(raw, len, 0, &jerr);
+    if (!body) {
+        mn_error_set(&err, 400, "invalid_request_error", NULL, "invalid_json",
+                     "The request body is not valid JSON: %s (line %d, column %d)",
+                     jerr.text, jerr.line, jerr.column);
+        return send_error(&req, &err);
+    }
+    rc = serve(&req, body, &err);
+    json_decref(body);
+    return rc;
+}

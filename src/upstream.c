@@ -1,0 +1,462 @@
+/* Upstream exchange: one request to a provider over mod_proxy's connection
+ * pool (keep-alive reuse, TLS by mod_ssl), response read through the core
+ * HTTP_IN filter on a "fake" request so chunked and Content-Length bodies are
+ * decoded for us.  The call sequence follows mod_proxy_http.c. */
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <mod_proxy.h>
+#include <http_connection.h>
+
+#include "mod_maniac.h"
+
+/* mod_proxy is a separate DSO.  Weak references let mod_maniac load even when
+ * mod_proxy is missing or loaded after us, so the configuration can say so
+ * clearly instead of httpd failing with "undefined symbol". */
+#pragma weak proxy_module
+#pragma weak ap_proxy_acquire_connection
+#pragma weak ap_proxy_release_connection
+#pragma weak ap_proxy_determine_connection
+#pragma weak ap_proxy_check_connection
+#pragma weak ap_proxy_connect_backend
+#pragma weak ap_proxy_connection_create_ex
+#pragma weak ap_proxy_pass_brigade
+#pragma weak ap_proxy_pre_http_request
+#pragma weak ap_proxy_get_worker_ex
+#pragma weak ap_proxy_define_worker_ex
+
+#define MN_PROXY_FN "MANIAC"
+
+struct mn_upstream {
+    request_rec *r;
+    const mn_provider *prov;
+    proxy_worker *worker;
+    proxy_conn_rec *backend;
+    request_rec *rp;            /* fake request the response is read on */
+    int status;
+    int body_done;              /* read to EOS: the connection may be reused */
+    int read_until_close;       /* no Content-Length, no chunked */
+    int released;
+    apr_bucket_brigade *tmp;
+};
+
+int mn_upstream_proxy_available(void)
+{
+    return &proxy_module != NULL && ap_proxy_acquire_connection != NULL
+           && ap_proxy_define_worker_ex != NULL;
+}
+
+const char *mn_upstream_define_worker(apr_pool_t *p, server_rec *s, mn_provider *prov)
+{
+    proxy_server_conf *psf = ap_get_module_config(s->module_config, &proxy_module);
+    proxy_worker *worker;
+    const char *url = prov->base_url;
+
+    worker = ap_proxy_get_worker_ex(p, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
+    if (!worker || strcmp(worker->s->name_ex, url)) {
+        char *err = ap_proxy_define_worker_ex(p, &worker, NULL, psf, url,
+                                              AP_PROXY_WORKER_IS_PREFIX);
+        if (err) {
+            return apr_psprintf(p, "cannot define an upstream worker for %s: %s", url, err);
+        }
+    }
+    /* Two providers may share a base URL (and so a worker): keep the
+     * shortest connect timeout; read timeouts are set per request. */
+    if (!worker->s->conn_timeout_set || prov->timeout < worker->s->conn_timeout) {
+        worker->s->conn_timeout = prov->timeout;
+        worker->s->conn_timeout_set = 1;
+    }
+    if (!worker->s->timeout_set || prov->timeout < worker->s->timeout) {
+        worker->s->timeout = prov->timeout;
+        worker->s->timeout_set = 1;
+    }
+    return NULL;
+}
+
+int mn_upstream_status(const mn_upstream *u)
+{
+    return u->status;
+}
+
+apr_table_t *mn_upstream_headers(const mn_upstream *u)
+{
+    return u->rp->headers_in;
+}
+
+static apr_status_t upstream_cleanup(void *data)
+{
+    mn_upstream_close(data);
+    return APR_SUCCESS;
+}
+
+void mn_upstream_abandon(mn_upstream *u)
+{
+    if (u->backend) {
+        u->backend->close = 1;
+    }
+}
+
+void mn_upstream_close(mn_upstream *u)
+{
+    if (u->released) {
+        return;
+    }
+    u->released = 1;
+    if (!u->body_done && u->backend) {
+        u->backend->close = 1;
+    }
+    if (u->backend) {
+        ap_proxy_release_connection(MN_PROXY_FN, u->backend, u->r->server);
+        u->backend = NULL;
+    }
+    apr_pool_cleanup_kill(u->r->pool, u, upstream_cleanup);
+}
+
+/* A request_rec to read the response with, as mod_proxy_http's own. */
+static request_rec *make_response_req(conn_rec *origin, request_rec *r)
+{
+    apr_pool_t *pool;
+    request_rec *rp;
+
+    apr_pool_create(&pool, origin->pool);
+    apr_pool_tag(pool, "maniac_upstream_rp");
+    rp = apr_pcalloc(pool, sizeof(*rp));
+    rp->pool = pool;
+    rp->status = HTTP_OK;
+    rp->headers_in = apr_table_make(pool, 24);
+    rp->trailers_in = apr_table_make(pool, 2);
+    rp->subprocess_env = apr_table_make(pool, 4);
+    rp->headers_out = apr_table_make(pool, 4);
+    rp->trailers_out = apr_table_make(pool, 2);
+    rp->err_headers_out = apr_table_make(pool, 2);
+    rp->notes = apr_table_make(pool, 4);
+    rp->server = r->server;
+    rp->log = r->log;
+    rp->per_dir_config = r->per_dir_config;
+    rp->request_time = r->request_time;
+    rp->connection = origin;
+    rp->output_filters = origin->output_filters;
+    rp->input_filters = origin->input_filters;
+    rp->proto_output_filters = origin->output_filters;
+    rp->proto_input_filters = origin->input_filters;
+    rp->useragent_ip = origin->client_ip;
+    rp->useragent_addr = origin->client_addr;
+    rp->request_config = ap_create_request_config(pool);
+    rp->proxyreq = PROXYREQ_RESPONSE;
+    return rp;
+}
+
+static int is_hop_by_hop(const char *name)
+{
+    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Authenticate",
+        "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+        "Host", "Content-Length", NULL };
+    int i;
+    for (i = 0; hop[i]; i++) {
+        if (!ap_cstr_casecmp(name, hop[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    apr_array_header_t *lines;
+} header_acc;
+
+static int add_header_line(void *data, const char *key, const char *val)
+{
+    header_acc *acc = data;
+    if (!is_hop_by_hop(key)) {
+        *(const char **)apr_array_push(acc->lines) =
+            apr_pstrcat(acc->p, key, ": ", val, CRLF, NULL);
+    }
+    return 1;
+}
+
+static const char *request_head(request_rec *r, const mn_provider *prov,
+                                const mn_upstream_req *req)
+{
+    header_acc acc;
+    acc.p = r->pool;
+    acc.lines = apr_array_make(r->pool, 10, sizeof(const char *));
+    *(const char **)apr_array_push(acc.lines) =
+        apr_pstrcat(r->pool, "POST ", prov->base_path, req->path, " HTTP/1.1" CRLF,
+                    "Host: ", prov->hostinfo, CRLF,
+                    "Content-Length: ", apr_off_t_toa(r->pool, (apr_off_t)req->body_len), CRLF,
+                    "User-Agent: mod_maniac/" MN_VERSION CRLF, NULL);
+    if (req->headers) {
+        apr_table_do(add_header_line, &acc, req->headers, NULL);
+    }
+    *(const char **)apr_array_push(acc.lines) = CRLF;
+    return apr_array_pstrcat(r->pool, acc.lines, 0);
+}
+
+static int fail(mn_upstream *u, mn_error *err, int status, const char *code,
+                const char *what)
+{
+    /* mod_proxy helpers may have set an HTML "Proxy Error" status line */
+    u->r->status_line = NULL;
+    mn_error_set(err, status, NULL, NULL, code, "provider '%s' %s", u->prov->name, what);
+    mn_upstream_close(u);
+    return -1;
+}
+
+static int ssl_handshake_failed(proxy_conn_rec *backend)
+{
+    const char *note;
+    if (!backend->is_ssl || !backend->connection) {
+        return 0;
+    }
+    note = apr_table_get(backend->connection->notes, "SSL_connect_rv");
+    return note && !strcmp(note, "err");
+}
+
+/* Sends the request; 0 on success. */
+static apr_status_t send_request(mn_upstream *u, const mn_upstream_req *req)
+{
+    request_rec *r = u->r;
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    const char *head = request_head(r, u->prov, req);
+
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(head, strlen(head), c->bucket_alloc));
+    if (req->body_len) {
+        APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(req->body, req->body_len,
+                                                               c->bucket_alloc));
+    }
+    return ap_proxy_pass_brigade(c->bucket_alloc, r, u->backend, u->backend->connection, bb, 1)
+           == OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+/* Reads status line and headers.  APR_SUCCESS, or the read error. */
+static apr_status_t read_head(mn_upstream *u)
+{
+    char line[HUGE_STRING_LEN];
+    apr_size_t len = 0;
+    apr_status_t rv;
+    const char *te;
+    int interim = 0;
+
+    do {
+        char *buf = line;
+        apr_brigade_cleanup(u->tmp);
+        rv = ap_rgetline(&buf, sizeof(line), &len, u->rp, 0, u->tmp);
+        if (rv == APR_SUCCESS && len == 0) {
+            /* one stray CRLF is tolerated, as mod_proxy_http does */
+            rv = ap_rgetline(&buf, sizeof(line), &len, u->rp, 0, u->tmp);
+        }
+        apr_brigade_cleanup(u->tmp);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (len < 12 || strncmp(line, "HTTP/1.", 7) || !apr_isdigit(line[9])
+            || !apr_isdigit(line[10]) || !apr_isdigit(line[11])) {
+            return APR_EGENERAL;
+        }
+        u->status = (line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0');
+        if (line[7] == '0') {
+            /* HTTP/1.0: no reuse unless the upstream asks for keep-alive */
+            u->backend->close = 1;
+        }
+        apr_table_clear(u->rp->headers_in);
+        ap_get_mime_headers_core(u->rp, u->tmp);
+        apr_brigade_cleanup(u->tmp);
+        if (u->rp->status != HTTP_OK) {
+            return APR_EGENERAL;
+        }
+        interim = u->status >= 100 && u->status < 200;
+    } while (interim && ++interim < 10);
+
+    if (interim) {
+        return APR_EGENERAL;
+    }
+    if (ap_find_token(u->rp->pool, apr_table_get(u->rp->headers_in, "Connection"), "close")) {
+        u->backend->close = 1;
+    }
+    te = apr_table_get(u->rp->headers_in, "Transfer-Encoding");
+    u->read_until_close = !te && !apr_table_get(u->rp->headers_in, "Content-Length");
+    if (u->read_until_close) {
+        u->backend->close = 1;
+    }
+    if (u->status == HTTP_NO_CONTENT || u->status == HTTP_NOT_MODIFIED) {
+        u->body_done = 1;
+    }
+    else {
+        ap_proxy_pre_http_request(u->backend->connection, u->rp);
+    }
+    return APR_SUCCESS;
+}
+
+int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
+                     mn_upstream **out, mn_error *err)
+{
+    proxy_server_conf *psf = ap_get_module_config(r->server->module_config, &proxy_module);
+    const char *url = apr_pstrcat(r->pool, prov->base_url, req->path, NULL);
+    int attempt;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        mn_upstream *u = apr_pcalloc(r->pool, sizeof(*u));
+        char portstr[32];
+        apr_uri_t *uri = apr_palloc(r->pool, sizeof(*uri));
+        char *locurl = (char *)url;
+        int reused = 0;
+        apr_time_t t0 = apr_time_now();
+        apr_status_t rv;
+
+        u->r = r;
+        u->prov = prov;
+        u->worker = ap_proxy_get_worker_ex(r->pool, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
+        if (!u->worker) {
+            u->released = 1;
+            mn_error_set(err, 502, NULL, NULL, "upstream_unconfigured",
+                         "provider '%s' has no upstream worker in this virtual host",
+                         prov->name);
+            return -1;
+        }
+        if (ap_proxy_acquire_connection(MN_PROXY_FN, &u->backend, u->worker, r->server) != OK) {
+            u->backend = NULL;
+            u->released = 1;
+            r->status_line = NULL;
+            mn_error_set(err, 503, "server_error", NULL, "upstream_busy",
+                         "no connection to provider '%s' is available", prov->name);
+            return -1;
+        }
+        apr_pool_cleanup_register(r->pool, u, upstream_cleanup, apr_pool_cleanup_null);
+        u->backend->is_ssl = prov->is_ssl;
+        if (ap_proxy_determine_connection(r->pool, r, psf, u->worker, u->backend, uri, &locurl,
+                                          NULL, 0, portstr, sizeof(portstr)) != OK) {
+            return fail(u, err, 502, "upstream_unreachable", "cannot be resolved");
+        }
+        if (ap_proxy_check_connection(MN_PROXY_FN, u->backend, r->server, 0,
+                                      PROXY_CHECK_CONN_EMPTY) == APR_SUCCESS) {
+            reused = 1;
+        }
+        else if (ap_proxy_connect_backend(MN_PROXY_FN, u->backend, u->worker, r->server) != OK) {
+            if (apr_time_now() - t0 >= prov->timeout) {
+                return fail(u, err, 504, "upstream_timeout", "did not accept a connection in time");
+            }
+            return fail(u, err, 502, "upstream_unreachable", "is unreachable");
+        }
+        if (ap_proxy_connection_create_ex(MN_PROXY_FN, u->backend, r) != OK) {
+            return fail(u, err, 502, "upstream_tls_error",
+                        "connection could not be set up (TLS not enabled? check SSLProxyEngine)");
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: %s connection to %s (%s)",
+                      reused ? "reusing" : "new", prov->name, prov->base_url);
+        apr_socket_timeout_set(u->backend->sock, prov->timeout);
+        u->tmp = apr_brigade_create(r->pool, u->backend->connection->bucket_alloc);
+        u->rp = make_response_req(u->backend->connection, r);
+        u->backend->r = u->rp;
+
+        rv = send_request(u, req);
+        if (rv == APR_SUCCESS) {
+            rv = read_head(u);
+        }
+        if (rv == APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: %s answered HTTP %d",
+                          prov->name, u->status);
+            *out = u;
+            return 0;
+        }
+        if (ssl_handshake_failed(u->backend)) {
+            return fail(u, err, 502, "upstream_tls_error", "failed the TLS handshake");
+        }
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            return fail(u, err, 504, "upstream_timeout",
+                        "sent no response within the timeout");
+        }
+        if (reused && u->status == 0) {
+            /* the pooled connection was closed by the upstream while idle:
+             * the request never reached it, so one fresh try is safe */
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                          "maniac: pooled connection to %s was stale, retrying", prov->name);
+            mn_upstream_close(u);
+            continue;
+        }
+        return fail(u, err, 502, "upstream_bad_response",
+                    u->status ? "sent malformed response headers"
+                              : "closed the connection without a valid response");
+    }
+    return mn_error_set(err, 502, NULL, NULL, "upstream_unreachable",
+                        "provider '%s' closed the connection twice", prov->name);
+}
+
+apr_status_t mn_upstream_read(mn_upstream *u, apr_bucket_brigade *bb, apr_read_type_e block)
+{
+    apr_status_t rv;
+    apr_bucket *e, *next;
+
+    if (u->body_done) {
+        return APR_EOF;
+    }
+    rv = ap_get_brigade(u->rp->input_filters, bb, AP_MODE_READBYTES, block, 16384);
+    if (block == APR_NONBLOCK_READ && APR_STATUS_IS_EAGAIN(rv)) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_EOF && u->read_until_close) {
+        u->body_done = 1;
+        return APR_EOF;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv == APR_EOF ? APR_ECONNRESET : rv;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = next) {
+        next = APR_BUCKET_NEXT(e);
+        if (APR_BUCKET_IS_EOS(e)) {
+            u->body_done = 1;
+            apr_bucket_delete(e);
+        }
+        else if (APR_BUCKET_IS_METADATA(e)) {
+            apr_bucket_delete(e);
+        }
+    }
+    if (u->body_done && APR_BRIGADE_EMPTY(bb)) {
+        return APR_EOF;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, char **body,
+                                  apr_size_t *len)
+{
+    apr_bucket_brigade *all = apr_brigade_create(u->r->pool, u->r->connection->bucket_alloc);
+    apr_bucket_brigade *bb = apr_brigade_create(u->r->pool, u->backend->connection->bucket_alloc);
+    apr_off_t total = 0;
+    apr_status_t rv;
+
+    for (;;) {
+        rv = mn_upstream_read(u, bb, APR_BLOCK_READ);
+        if (rv != APR_SUCCESS && rv != APR_EOF) {
+            apr_brigade_cleanup(bb);
+            apr_brigade_cleanup(all);
+            return rv;
+        }
+        if (!APR_BRIGADE_EMPTY(bb)) {
+            apr_off_t n = 0;
+            apr_brigade_length(bb, 1, &n);
+            total += n;
+            if ((apr_size_t)total > max) {
+                apr_brigade_cleanup(bb);
+                apr_brigade_cleanup(all);
+                return APR_ENOSPC;
+            }
+            /* the data lives in the backend connection's allocator: copy */
+            {
+                char *copy;
+                apr_size_t clen;
+                apr_brigade_pflatten(bb, &copy, &clen, u->r->pool);
+                APR_BRIGADE_INSERT_TAIL(all, apr_bucket_pool_create(copy, clen, u->r->pool,
+                                                                    u->r->connection->bucket_alloc));
+            }
+            apr_brigade_cleanup(bb);
+        }
+        if (rv == APR_EOF) {
+            break;
+        }
+    }
+    rv = apr_brigade_pflatten(all, body, len, u->r->pool);
+    apr_brigade_cleanup(all);
+    return rv;
+}
