@@ -349,8 +349,10 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
             }
         }
 
-        if (feed.status == MN_STREAM_FAILED && !committed) {
-            /* nothing reached the client yet: a plain JSON error is better */
+        if (feed.status == MN_STREAM_FAILED && !committed && cs.frames <= 2) {
+            /* the upstream failed before producing anything (the two frames
+             * are the error and [DONE]): a plain JSON error with a status
+             * is what clients handle best */
             apr_brigade_cleanup(cs.bb);
             break;
         }
@@ -394,7 +396,7 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
         mn_upstream_abandon(u);
     }
     mn_upstream_close(u);
-    if (final_err && !committed) {
+    if (final_err && !committed && feed.status == MN_STREAM_FAILED) {
         mn_error err = *final_err;
         wire->stream_destroy(feed.st);
         return send_error(req, &err);
