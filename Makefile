@@ -22,7 +22,7 @@ UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXTURES='"$(FIXTURES)"'
-FIXTURES  ?= $(abspath $(firstword $(wildcard ../shared/reference/fixtures t/fixtures)))
+FIXTURES  ?= $(CURDIR)/t/fixtures
 
 .PHONY: all deps test unit unit-valgrind integration run bench clean lint
 
