@@ -13,6 +13,9 @@
 #define MN_MODULE_MAIN
 #include "mod_maniac.h"
 #include "mn_log.h"
+#include "mn_resilience.h"
+#include <apr_shm.h>
+#include <http_core.h>
 
 module AP_MODULE_DECLARE_DATA maniac_module;
 
@@ -90,6 +93,18 @@ static const char *cmd_provider(cmd_parms *cmd, void *dconf, int argc, char *con
     return NULL;
 }
 
+static const char *cmd_model(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    err = mn_alias_add(mn_conf->providers, argc, (const char *const *)argv,
+                       cmd->directive ? cmd->directive->filename : NULL,
+                       cmd->directive ? cmd->directive->line_num : 0);
+    return err ? apr_pstrcat(cmd->pool, "ManiacModel: ", err, NULL) : NULL;
+}
+
 static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     char *end;
@@ -134,6 +149,12 @@ static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 {
     int i, ok = 1, have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
     int ssl_proxy = tree_has_ssl_proxy(ap_conftree);
+    const char *err = mn_aliases_resolve(mn_conf->providers);
+
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "maniac: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     for (i = 0; i < https_uses->nelts; i++) {
         const https_use *h = &APR_ARRAY_IDX(https_uses, i, https_use);
@@ -153,7 +174,22 @@ static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 static int maniac_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s)
 {
-    int i;
+    int i, n = mn_conf->providers->list->nelts;
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    /* Breaker state must be shared by every child: anonymous shared memory
+     * made here, before the children fork, is inherited by all of them. */
+    if (n > 0 && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        rv = apr_shm_create(&shm, sizeof(mn_breaker_slot) * (apr_size_t)n, NULL, pconf);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         "maniac: cannot create shared memory for the circuit breakers");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        mn_conf->breakers = apr_shm_baseaddr_get(shm);
+        memset(mn_conf->breakers, 0, sizeof(mn_breaker_slot) * (apr_size_t)n);
+    }
     for (i = 0; i < mn_conf->providers->list->nelts; i++) {
         const mn_provider *p = APR_ARRAY_IDX(mn_conf->providers->list, i, mn_provider *);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
@@ -176,7 +212,13 @@ static void maniac_register_hooks(apr_pool_t *p)
 static const command_rec maniac_cmds[] = {
     AP_INIT_TAKE_ARGV("ManiacProvider", cmd_provider, NULL, RSRC_CONF,
                       "ManiacProvider <name> <base-url|builtin:echo> [format=openai|anthropic|"
-                      "gemini] [key-env=VAR | key-file=PATH] [timeout=SECONDS] [max-tokens=N]"),
+                      "gemini] [key-env=VAR[,VAR...] | key-file=PATH[,PATH...]] [timeout=S] "
+                      "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
+                      "[total-timeout=S] [retries=N] [breaker-failures=K] "
+                      "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off]"),
+    AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
+                      "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
+                      "the first target that answers serves the alias"),
     AP_INIT_TAKE1("ManiacMaxRequestBody", cmd_size, NULL, RSRC_CONF,
                   "largest client request body in bytes (default 32 MiB)"),
     AP_INIT_TAKE1("ManiacMaxResponseBody", cmd_size, NULL, RSRC_CONF,

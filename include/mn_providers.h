@@ -27,22 +27,50 @@ typedef struct mn_provider {
     const char *base_path;       /* path part of base_url, no trailing slash */
     int is_ssl;
     mn_format format;
-    const char *key;             /* secret; NULL when none; never logged */
+    const char *key;             /* secret (the first key); NULL when none; never logged */
+    const char *const *keys;     /* all keys, round-robin (key-env=A,B,C) */
+    int nkeys;
     const char *key_source;      /* "env:VAR" / "file:PATH" for messages */
-    apr_interval_time_t timeout; /* connect, first byte, and idle gap */
+    apr_interval_time_t timeout; /* default for the three timeouts below */
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t first_byte_timeout; /* until the first upstream event */
+    apr_interval_time_t idle_timeout;       /* gap between upstream bytes */
+    apr_interval_time_t total_timeout;      /* one whole exchange; 0 = none */
+    int retries;                 /* extra tries on retryable failures */
+    int breaker_failures;        /* consecutive failures that open it; 0 = off */
+    apr_interval_time_t breaker_cooldown;
+    int index;                   /* position in the table (breaker slot) */
     long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
     int reasoning_content;       /* emit thinking as delta.reasoning_content */
     const char *conf_file;       /* where it was configured, for messages */
     int conf_line;
 } mn_provider;
 
+/* One target of a ManiacModel alias. */
+typedef struct mn_target {
+    const mn_provider *provider;   /* resolved after the configuration is read */
+    const char *provider_name;
+    const char *model;
+} mn_target;
+
+typedef struct mn_alias {
+    const char *name;
+    apr_array_header_t *targets;   /* mn_target */
+    const char *conf_file;
+    int conf_line;
+} mn_alias;
+
 typedef struct mn_provider_table {
     apr_pool_t *pool;
     apr_hash_t *by_name;
     apr_array_header_t *list;    /* mn_provider *, in configuration order */
+    apr_hash_t *aliases;         /* name -> mn_alias * */
 } mn_provider_table;
 
 #define MN_DEFAULT_TIMEOUT apr_time_from_sec(60)
+#define MN_DEFAULT_RETRIES 1
+#define MN_DEFAULT_BREAKER_FAILURES 5
+#define MN_DEFAULT_BREAKER_COOLDOWN apr_time_from_sec(30)
 
 mn_provider_table *mn_providers_create(apr_pool_t *p);
 
@@ -59,6 +87,14 @@ const char *mn_providers_add(mn_provider_table *t, mn_provider *prov);
 
 const mn_provider *mn_providers_get(const mn_provider_table *t,
                                     const char *name, size_t name_len);
+
+/* ManiacModel <alias> <provider/model>...: parsed now, providers resolved by
+ * mn_aliases_resolve once every ManiacProvider line has been read. */
+const char *mn_alias_add(mn_provider_table *t, int argc, const char *const *argv,
+                         const char *file, int line);
+/* NULL or an error naming the alias line with an unknown provider. */
+const char *mn_aliases_resolve(mn_provider_table *t);
+const mn_alias *mn_alias_get(const mn_provider_table *t, const char *name);
 
 /* Splits `provider/model` at the first '/'.  Returns 0 and sets the outputs
  * (model_out allocated from p), or -1 when there is no '/' or a side is empty. */

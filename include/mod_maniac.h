@@ -31,6 +31,7 @@ APLOG_USE_MODULE(maniac);
 /* Global configuration: providers are one table for the whole server. */
 typedef struct mn_config {
     mn_provider_table *providers;
+    struct mn_breaker_slot *breakers;   /* one per provider, in shared memory */
     apr_off_t max_body;
     apr_size_t max_response;
     apr_size_t max_event;
@@ -48,7 +49,11 @@ typedef struct mn_upstream mn_upstream;
  * request and reads the status line and headers.  On failure returns -1 with
  * err set (502 unreachable/TLS/garbage, 504 timeout) and nothing left open. */
 int mn_upstream_open(request_rec *r, const mn_provider *prov,
-                     const mn_upstream_req *req, mn_upstream **out, mn_error *err);
+                     const mn_upstream_req *req, apr_time_t deadline,
+                     mn_upstream **out, mn_error *err);
+
+/* Read timeout for what follows (idle gap, or what is left of a deadline). */
+void mn_upstream_set_timeout(mn_upstream *u, apr_interval_time_t t);
 
 int mn_upstream_status(const mn_upstream *u);
 apr_table_t *mn_upstream_headers(const mn_upstream *u);

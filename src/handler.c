@@ -15,6 +15,7 @@
 #include "mn_echo.h"
 #include "mn_notes.h"
 #include "mn_policy.h"
+#include "mn_resilience.h"
 #include "mn_sse.h"
 
 typedef struct mn_request {
@@ -178,67 +179,74 @@ static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
     }
 }
 
-/* A non-2xx upstream answer: same status, OpenAI-shaped body. */
-static int relay_upstream_error(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
-                                mn_upstream *u)
+/* One try at one target. */
+typedef struct mn_attempt {
+    const mn_provider *prov;     /* a copy of the provider with this try's key */
+    const char *model;
+    apr_time_t deadline;         /* total-timeout, 0 = none */
+    int probe;                   /* this try is the breaker's probe */
+    int upstream_status;
+    apr_interval_time_t retry_after;   /* -1 when the upstream gave none */
+} mn_attempt;
+
+/* Reads a non-2xx answer into err (same status, OpenAI shape). */
+static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *wire,
+                                mn_wire_ctx *ctx, mn_upstream *u, mn_error *err)
 {
     char *body = NULL;
     apr_size_t len = 0;
-    mn_error err;
     int status = mn_upstream_status(u);
     const char *retry_after = apr_table_get(mn_upstream_headers(u), "Retry-After");
 
+    at->retry_after = mn_parse_retry_after(retry_after, apr_time_now());
     if (mn_upstream_read_all(u, 1024 * 1024, &body, &len) != APR_SUCCESS) {
         body = NULL;
         len = 0;
     }
     mn_upstream_close(u);
     if (status < 400) {
-        mn_error_set(&err, 502, NULL, NULL, "upstream_bad_response",
+        mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
                      "provider '%s' answered with unexpected HTTP status %d",
-                     req->prov->name, status);
+                     at->prov->name, status);
+        return;
     }
-    else {
-        wire->decode_error(ctx, status, body, len, retry_after, &err);
-        err.status = status;
-    }
-    return send_error(req, &err);
+    wire->decode_error(ctx, status, body, len, retry_after, err);
+    err->status = status;
 }
 
-static int serve_whole(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
-                       mn_upstream *u)
+/* Non-streaming 2xx: 0 when the answer was sent, -1 with err otherwise. */
+static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_wire_ctx *ctx,
+                       mn_upstream *u, mn_error *err)
 {
     char *body;
     apr_size_t len;
-    mn_error err;
     json_t *resp = NULL;
-    apr_status_t rv = mn_upstream_read_all(u, mn_conf->max_response, &body, &len);
+    apr_status_t rv;
 
-    if (rv != APR_SUCCESS) {
-        mn_upstream_close(u);
-        if (APR_STATUS_IS_TIMEUP(rv)) {
-            mn_error_set(&err, 504, NULL, NULL, "upstream_timeout",
-                         "provider '%s' stopped sending within the timeout", req->prov->name);
-        }
-        else if (rv == APR_ENOSPC) {
-            mn_error_set(&err, 502, NULL, NULL, "upstream_too_large",
-                         "provider '%s' sent a response larger than %" APR_SIZE_T_FMT " bytes",
-                         req->prov->name, mn_conf->max_response);
-        }
-        else {
-            mn_error_set(&err, 502, NULL, NULL, "upstream_reset",
-                         "provider '%s' broke off the response", req->prov->name);
-        }
-        return send_error(req, &err);
-    }
+    mn_upstream_set_timeout(u, at->prov->idle_timeout);
+    rv = mn_upstream_read_all(u, mn_conf->max_response, &body, &len);
     mn_upstream_close(u);
-    if (wire->decode_response(ctx, body, len, &resp, &req->usage, &err)) {
-        return send_error(req, &err);
+    if (rv != APR_SUCCESS) {
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            return mn_error_set(err, 504, NULL, NULL, "upstream_timeout",
+                                "provider '%s' stopped sending within the timeout",
+                                at->prov->name);
+        }
+        if (rv == APR_ENOSPC) {
+            return mn_error_set(err, 502, NULL, NULL, "upstream_too_large",
+                                "provider '%s' sent a response larger than %" APR_SIZE_T_FMT
+                                " bytes", at->prov->name, mn_conf->max_response);
+        }
+        return mn_error_set(err, 502, NULL, NULL, "upstream_reset",
+                            "provider '%s' broke off the response", at->prov->name);
+    }
+    if (wire->decode_response(ctx, body, len, &resp, &req->usage, err)) {
+        return -1;
     }
     set_usage_notes(req, NULL);
     send_json(req->r, HTTP_OK, resp);
     json_decref(resp);
-    return OK;
+    return 0;
 }
 
 typedef struct {
@@ -278,8 +286,27 @@ static void drain_after_done(mn_upstream *u, apr_bucket_brigade *bb)
     mn_upstream_abandon(u);
 }
 
-static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
-                        mn_upstream *u)
+/* The read timeout that applies now: first-byte until the upstream sent
+ * something, then idle; never past the total deadline. */
+static apr_interval_time_t stream_timeout(const mn_attempt *at, int got_bytes, int *is_total)
+{
+    apr_interval_time_t t = got_bytes ? at->prov->idle_timeout : at->prov->first_byte_timeout;
+    *is_total = 0;
+    if (at->deadline) {
+        apr_interval_time_t left = at->deadline - apr_time_now();
+        if (left <= t) {
+            *is_total = 1;
+            t = left > 0 ? left : 1;
+        }
+    }
+    return t;
+}
+
+/* Streaming 2xx.  0 when the client got a response (complete, or ended by an
+ * error frame after the first byte); -1 with err when the upstream failed
+ * before anything was sent, so the caller may still answer or fall back. */
+static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
+                        mn_wire_ctx *ctx, mn_upstream *u, mn_error *err)
 {
     request_rec *r = req->r;
     conn_rec *c = r->connection;
@@ -290,7 +317,7 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
     stream_feed feed;
     mn_error cause;
     const mn_error *final_err;
-    int committed = 0, client_gone = 0;
+    int committed = 0, client_gone = 0, got_bytes = 0, is_total = 0;
     apr_read_type_e mode = APR_NONBLOCK_READ;
     long frames_sent = 0;
 
@@ -300,17 +327,20 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
     feed.status = MN_STREAM_MORE;
     if (!feed.st) {
         mn_upstream_close(u);
-        mn_error_set(&cause, 500, "server_error", NULL, NULL, "out of memory");
-        return send_error(req, &cause);
+        return mn_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     }
     mn_sse_init(&parser, mn_conf->max_event, on_sse, &feed);
     mn_error_clear(&cause);
 
     while (feed.status == MN_STREAM_MORE) {
-        apr_status_t rv = mn_upstream_read(u, in, mode);
+        apr_status_t rv;
         apr_bucket *e;
         int parse_rc = 0;
 
+        if (mode == APR_BLOCK_READ) {
+            mn_upstream_set_timeout(u, stream_timeout(at, got_bytes, &is_total));
+        }
+        rv = mn_upstream_read(u, in, mode);
         for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
              e = APR_BUCKET_NEXT(e)) {
             const char *data;
@@ -319,6 +349,7 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
                 rv = APR_EGENERAL;
                 break;
             }
+            got_bytes |= dlen > 0;
             parse_rc = mn_sse_feed(&parser, data, dlen);
         }
         apr_brigade_cleanup(in);
@@ -326,7 +357,7 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
         if (parse_rc == MN_SSE_ERR_TOO_LONG) {
             mn_error_set(&cause, 502, NULL, NULL, "upstream_event_too_large",
                          "provider '%s' sent a stream event larger than %" APR_SIZE_T_FMT
-                         " bytes", req->prov->name, mn_conf->max_event);
+                         " bytes", at->prov->name, mn_conf->max_event);
             feed.status = wire->stream_end(feed.st, &cause, &sink);
         }
         else if (feed.status == MN_STREAM_MORE) {
@@ -337,22 +368,28 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
                 }
             }
             else if (APR_STATUS_IS_TIMEUP(rv)) {
-                mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout",
-                             "provider '%s' sent nothing for %" APR_TIME_T_FMT " s",
-                             req->prov->name, apr_time_sec(req->prov->timeout));
+                if (is_total) {
+                    mn_error_set(&cause, 504, NULL, NULL, "upstream_total_timeout",
+                                 "provider '%s' exceeded its total-timeout", at->prov->name);
+                }
+                else {
+                    mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout",
+                                 "provider '%s' sent nothing within its %s timeout",
+                                 at->prov->name, got_bytes ? "idle" : "first-byte");
+                }
                 feed.status = wire->stream_end(feed.st, &cause, &sink);
             }
             else if (rv != APR_SUCCESS) {
                 mn_error_set(&cause, 502, NULL, NULL, "upstream_reset",
-                             "provider '%s' broke off the stream", req->prov->name);
+                             "provider '%s' broke off the stream", at->prov->name);
                 feed.status = wire->stream_end(feed.st, &cause, &sink);
             }
         }
 
         if (feed.status == MN_STREAM_FAILED && !committed && cs.frames <= 2) {
             /* the upstream failed before producing anything (the two frames
-             * are the error and [DONE]): a plain JSON error with a status
-             * is what clients handle best */
+             * are the error and [DONE]): nothing is lost by answering with a
+             * plain JSON error, or by trying the next target */
             apr_brigade_cleanup(cs.bb);
             break;
         }
@@ -381,13 +418,14 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
     req->usage = *wire->stream_usage(feed.st);
     final_err = wire->stream_error(feed.st);
     if (client_gone) {
+        /* stop reading; the half-read connection must never be reused */
         mn_upstream_abandon(u);
         mn_upstream_close(u);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "maniac: client went away after %ld frames", frames_sent);
         set_usage_notes(req, "client_aborted");
         wire->stream_destroy(feed.st);
-        return OK;
+        return 0;
     }
     if (feed.status == MN_STREAM_DONE) {
         drain_after_done(u, in);
@@ -397,15 +435,15 @@ static int serve_stream(mn_request *req, const mn_wire *wire, mn_wire_ctx *ctx,
     }
     mn_upstream_close(u);
     if (final_err && !committed && feed.status == MN_STREAM_FAILED) {
-        mn_error err = *final_err;
+        *err = *final_err;
         wire->stream_destroy(feed.st);
-        return send_error(req, &err);
+        return -1;
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: stream from %s ended %s after %ld frames",
-                  req->prov->name, final_err ? final_err->type : "cleanly", frames_sent);
+                  at->prov->name, final_err ? final_err->type : "cleanly", frames_sent);
     set_usage_notes(req, final_err ? final_err->type : NULL);
     wire->stream_destroy(feed.st);
-    return OK;
+    return 0;
 }
 
 static int is_event_stream(apr_table_t *headers)
@@ -414,73 +452,278 @@ static int is_event_stream(apr_table_t *headers)
     return ct && ap_strcasestr(ct, "event-stream") != NULL;
 }
 
+/* Failures before the first byte that another try may cure. */
+static int error_is_retryable(const mn_error *err)
+{
+    static const char *const codes[] = { "upstream_unreachable", "upstream_tls_error",
+        "upstream_timeout", "upstream_reset", "upstream_busy", NULL };
+    int i;
+    for (i = 0; codes[i]; i++) {
+        if (!strcmp(err->code, codes[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "unreachable" for upstream_unreachable etc.: the attempt note's wording. */
+static const char *attempt_label(apr_pool_t *p, const mn_error *err)
+{
+    const char *c = err->code[0] ? err->code : err->type;
+    return strncmp(c, "upstream_", 9) ? apr_pstrdup(p, c) : apr_pstrdup(p, c + 9);
+}
+
+/* One try: encode, exchange, answer.  Returns the outcome; *sent says whether
+ * the client already got its response (then nothing else may be tried). */
+static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
+                             const mn_policy_result *pol, int *sent, mn_error *err)
+{
+    request_rec *r = req->r;
+    const mn_wire *wire = mn_wire_for(at->prov->format);
+    mn_wire_ctx ctx;
+    mn_upstream_req up;
+    mn_upstream *u;
+    json_t *copy;
+    int rc;
+
+    *sent = 0;
+    at->upstream_status = 0;
+    at->retry_after = -1;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.pool = r->pool;
+    ctx.provider = at->prov;
+    ctx.provider_name = at->prov->name;
+    ctx.model = at->model;
+    ctx.stream = pol->stream;
+    ctx.include_usage = pol->include_usage;
+    ctx.created = (long)apr_time_sec(r->request_time);
+    ctx.client_headers = r->headers_in;
+
+    /* encoders rewrite the body: each target gets the client's own */
+    copy = json_deep_copy(body);
+    memset(&up, 0, sizeof(up));
+    rc = wire->encode_request(&ctx, copy, &up, err);
+    json_decref(copy);
+    if (rc) {
+        return MN_OUTCOME_CALLER;
+    }
+    if (mn_upstream_open(r, at->prov, &up, at->deadline, &u, err)) {
+        return error_is_retryable(err) ? MN_OUTCOME_FAILURE : MN_OUTCOME_CALLER;
+    }
+    at->upstream_status = req->upstream_status = mn_upstream_status(u);
+    if (at->upstream_status < 200 || at->upstream_status >= 300) {
+        read_upstream_error(req, at, wire, &ctx, u, err);
+        return mn_outcome_for_status(at->upstream_status);
+    }
+    if (ctx.stream && is_event_stream(mn_upstream_headers(u))) {
+        rc = serve_stream(req, at, wire, &ctx, u, err);
+    }
+    else if (ctx.stream) {
+        mn_upstream_close(u);
+        rc = mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                          "provider '%s' answered a streaming request without an event stream",
+                          at->prov->name);
+    }
+    else {
+        rc = serve_whole(req, at, wire, &ctx, u, err);
+    }
+    if (rc == 0) {
+        *sent = 1;
+        return MN_OUTCOME_SUCCESS;
+    }
+    /* a 2xx that went wrong before the first byte reached the client */
+    return error_is_retryable(err) ? MN_OUTCOME_FAILURE : MN_OUTCOME_CALLER;
+}
+
+static void log_breaker(request_rec *r, const mn_provider *prov, mn_breaker_change change)
+{
+    switch (change) {
+    case MN_BREAKER_OPENED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "maniac: circuit for provider %s opened "
+                      "after %d consecutive failures (cooldown %" APR_TIME_T_FMT " ms)",
+                      prov->name, prov->breaker_failures, apr_time_as_msec(prov->breaker_cooldown));
+        break;
+    case MN_BREAKER_REOPENED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "maniac: circuit for provider %s stays "
+                      "open: the probe failed", prov->name);
+        break;
+    case MN_BREAKER_CLOSED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "maniac: circuit for provider %s closed",
+                      prov->name);
+        break;
+    default:
+        break;
+    }
+}
+
+static mn_breaker_slot *breaker_of(const mn_provider *prov)
+{
+    return mn_conf->breakers ? &mn_conf->breakers[prov->index] : NULL;
+}
+
+#define MN_BACKOFF_BASE apr_time_from_msec(100)
+#define MN_RETRY_AFTER_CAP apr_time_from_sec(10)
+
+/* Tries the targets in order: retries on the same target, then the next one,
+ * until one answers or the caller's own error ends it. */
+static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *pol,
+                         const mn_target *targets, int ntargets, mn_error *err)
+{
+    request_rec *r = req->r;
+    apr_array_header_t *attempts = apr_array_make(r->pool, 4, sizeof(const char *));
+    int ti, have_err = 0;
+    mn_error last;
+
+    mn_error_clear(&last);
+    for (ti = 0; ti < ntargets; ti++) {
+        const mn_provider *prov = targets[ti].provider;
+        mn_breaker_slot *slot = breaker_of(prov);
+        int try_no = 0, keys_tried = 1;
+        apr_uint32_t key_index = 0;
+        mn_attempt at;
+
+        req->prov = prov;
+        apr_table_setn(r->notes, "maniac-provider", prov->name);
+        apr_table_setn(r->notes, "maniac-model", targets[ti].model);
+        if (prov->format == MN_FORMAT_ECHO) {
+            mn_wire_ctx ctx;
+            memset(&ctx, 0, sizeof(ctx));
+            ctx.pool = r->pool;
+            ctx.provider = prov;
+            ctx.provider_name = prov->name;
+            ctx.model = targets[ti].model;
+            ctx.stream = pol->stream;
+            ctx.include_usage = pol->include_usage;
+            ctx.created = (long)apr_time_sec(r->request_time);
+            *(const char **)apr_array_push(attempts) = apr_pstrcat(r->pool, prov->name, ":200", NULL);
+            apr_table_setn(r->notes, "maniac-attempts", apr_array_pstrcat(r->pool, attempts, ','));
+            apr_table_setn(r->notes, "maniac-fallback", ti ? "1" : "0");
+            return serve_echo(req, &ctx, body);
+        }
+        if (slot && prov->nkeys > 1) {
+            key_index = apr_atomic_inc32(&slot->rr);
+        }
+        for (;;) {
+            mn_provider *keyed = apr_pmemdup(r->pool, prov, sizeof(*prov));
+            apr_interval_time_t wait;
+            mn_outcome outcome;
+            mn_breaker_change change;
+            int sent;
+
+            memset(&at, 0, sizeof(at));
+            if (!mn_breaker_allow(slot, prov->breaker_failures, prov->breaker_cooldown,
+                                  apr_time_now(), &at.probe, &wait)) {
+                *(const char **)apr_array_push(attempts) =
+                    apr_pstrcat(r->pool, prov->name, ":circuit_open", NULL);
+                if (try_no > 0) {
+                    /* this request's own failures opened it: report those */
+                    break;
+                }
+                mn_error_set(&last, 503, "server_error", NULL, "circuit_open",
+                             "provider '%s' is unavailable after repeated failures; "
+                             "retry later", prov->name);
+                apr_snprintf(last.retry_after, sizeof(last.retry_after), "%" APR_TIME_T_FMT,
+                             apr_time_sec(wait + APR_USEC_PER_SEC - 1));
+                have_err = 1;
+                break;
+            }
+            if (prov->nkeys > 1) {
+                keyed->key = prov->keys[key_index % (apr_uint32_t)prov->nkeys];
+            }
+            at.prov = keyed;
+            at.model = targets[ti].model;
+            at.deadline = prov->total_timeout ? apr_time_now() + prov->total_timeout : 0;
+            mn_error_clear(err);
+            outcome = try_target(req, &at, body, pol, &sent, err);
+            change = mn_breaker_record(slot, prov->breaker_failures, prov->breaker_cooldown,
+                                       apr_time_now(), outcome, at.probe);
+            log_breaker(r, prov, change);
+            *(const char **)apr_array_push(attempts) =
+                at.upstream_status && (outcome != MN_OUTCOME_SUCCESS || sent)
+                    ? apr_psprintf(r->pool, "%s:%d", prov->name, at.upstream_status)
+                    : apr_pstrcat(r->pool, prov->name, ":", attempt_label(r->pool, err), NULL);
+            if (sent) {
+                apr_table_setn(r->notes, "maniac-attempts",
+                               apr_array_pstrcat(r->pool, attempts, ','));
+                apr_table_setn(r->notes, "maniac-fallback", ti ? "1" : "0");
+                return OK;
+            }
+            last = *err;
+            have_err = 1;
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: try %d at %s failed: %s (%s)",
+                          try_no + 1, prov->name, err->type, err->code[0] ? err->code : "-");
+            if ((outcome == MN_OUTCOME_KEY || at.upstream_status == 429)
+                && keys_tried < prov->nkeys) {
+                /* this key is refused: the same request with the next key */
+                keys_tried++;
+                key_index++;
+                continue;
+            }
+            if (outcome == MN_OUTCOME_CALLER || outcome == MN_OUTCOME_KEY) {
+                /* the caller's (or our key's) fault: no retry, no fallback */
+                apr_table_setn(r->notes, "maniac-attempts",
+                               apr_array_pstrcat(r->pool, attempts, ','));
+                return send_error(req, err);
+            }
+            if (try_no >= prov->retries) {
+                break;
+            }
+            wait = mn_backoff(try_no, MN_BACKOFF_BASE,
+                              at.retry_after, MN_RETRY_AFTER_CAP,
+                              (double)(apr_time_now() % 1000) / 1000.0);
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: retrying %s in %" APR_TIME_T_FMT
+                          " ms", prov->name, apr_time_as_msec(wait));
+            apr_sleep(wait);
+            try_no++;
+        }
+    }
+    apr_table_setn(r->notes, "maniac-attempts", apr_array_pstrcat(r->pool, attempts, ','));
+    if (!have_err) {
+        mn_error_set(&last, 502, NULL, NULL, "upstream_unreachable", "no provider answered");
+    }
+    *err = last;
+    return send_error(req, err);
+}
+
 static int serve(mn_request *req, json_t *body, mn_error *err)
 {
     request_rec *r = req->r;
     mn_policy_result pol;
-    const char *pname, *model;
-    size_t plen;
-    mn_wire_ctx ctx;
-    const mn_wire *wire;
-    mn_upstream_req up;
-    mn_upstream *u;
-    int rc;
+    const mn_alias *alias;
+    const mn_target *targets;
+    int ntargets, rc;
+    mn_target single;
 
     if (mn_policy_apply(body, &pol, err)) {
         return send_error(req, err);
     }
-    if (mn_route_split(r->pool, pol.model, &pname, &plen, &model)
-        || !(req->prov = mn_providers_get(mn_conf->providers, pname, plen))) {
-        mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
-        mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
-                     "The model '%s' does not exist: use \"provider/model\" with a provider "
-                     "configured by ManiacProvider", pol.model);
-        mn_policy_result_clear(&pol);
-        return send_error(req, err);
-    }
-    mn_notes_request(r->pool, r->notes, &pol, req->prov->name, model);
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> provider %s (%s), stream=%d",
-                  pol.model, req->prov->name, mn_format_name(req->prov->format), pol.stream);
-
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.pool = r->pool;
-    ctx.provider = req->prov;
-    ctx.provider_name = req->prov->name;
-    ctx.model = model;
-    ctx.stream = pol.stream;
-    ctx.include_usage = pol.include_usage;
-    ctx.created = (long)apr_time_sec(r->request_time);
-    ctx.client_headers = r->headers_in;
-    mn_policy_result_clear(&pol);
-
-    if (req->prov->format == MN_FORMAT_ECHO) {
-        return serve_echo(req, &ctx, body);
-    }
-    wire = mn_wire_for(req->prov->format);
-    memset(&up, 0, sizeof(up));
-    if (wire->encode_request(&ctx, body, &up, err)) {
-        return send_error(req, err);
-    }
-    if (mn_upstream_open(r, req->prov, &up, &u, err)) {
-        return send_error(req, err);
-    }
-    req->upstream_status = mn_upstream_status(u);
-    if (req->upstream_status < 200 || req->upstream_status >= 300) {
-        return relay_upstream_error(req, wire, &ctx, u);
-    }
-    if (ctx.stream && is_event_stream(mn_upstream_headers(u))) {
-        rc = serve_stream(req, wire, &ctx, u);
-    }
-    else if (ctx.stream) {
-        mn_upstream_close(u);
-        mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                     "provider '%s' answered a streaming request without an event stream",
-                     req->prov->name);
-        rc = send_error(req, err);
+    alias = mn_alias_get(mn_conf->providers, pol.model);
+    if (alias) {
+        targets = (const mn_target *)alias->targets->elts;
+        ntargets = alias->targets->nelts;
     }
     else {
-        rc = serve_whole(req, wire, &ctx, u);
+        const char *pname;
+        size_t plen;
+        memset(&single, 0, sizeof(single));
+        if (mn_route_split(r->pool, pol.model, &pname, &plen, &single.model)
+            || !(single.provider = mn_providers_get(mn_conf->providers, pname, plen))) {
+            mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
+            mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
+                         "The model '%s' does not exist: use \"provider/model\" with a provider "
+                         "configured by ManiacProvider, or a ManiacModel alias", pol.model);
+            mn_policy_result_clear(&pol);
+            return send_error(req, err);
+        }
+        targets = &single;
+        ntargets = 1;
     }
+    mn_notes_request(r->pool, r->notes, &pol, targets[0].provider->name, targets[0].model);
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
+                  pol.model, targets[0].provider->name, alias ? " via alias" : "", ntargets,
+                  ntargets == 1 ? "" : "s", pol.stream);
+    rc = serve_targets(req, body, &pol, targets, ntargets, err);
+    mn_policy_result_clear(&pol);
     return rc;
 }
 

@@ -14,6 +14,7 @@ mn_provider_table *mn_providers_create(apr_pool_t *p)
     t->pool = p;
     t->by_name = apr_hash_make(p);
     t->list = apr_array_make(p, 8, sizeof(mn_provider *));
+    t->aliases = apr_hash_make(p);
     return t;
 }
 
@@ -87,6 +88,44 @@ static const char *read_key_file(apr_pool_t *p, const char *path, const char **k
     return NULL;
 }
 
+/* key-env=A,B,C or key-file=P1,P2: one key per name, all required. */
+static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list, int from_env)
+{
+    apr_array_header_t *keys = apr_array_make(p, 2, sizeof(const char *));
+    char *copy = apr_pstrdup(p, list), *last = NULL, *name;
+
+    for (name = apr_strtok(copy, ",", &last); name; name = apr_strtok(NULL, ",", &last)) {
+        const char *key = NULL;
+        if (from_env) {
+            char *v = NULL;
+            if (apr_env_get(&v, name, p) != APR_SUCCESS || !v || !*v) {
+                return apr_psprintf(p, "key-env=%s: environment variable %s is not set "
+                                    "(export it in the environment httpd starts with, "
+                                    "e.g. /etc/apache2/envvars)", list, name);
+            }
+            key = trim_key(p, v, strlen(v));
+            if (!*key) {
+                return apr_psprintf(p, "key-env=%s: environment variable %s is empty", list, name);
+            }
+        }
+        else {
+            const char *err = read_key_file(p, name, &key);
+            if (err) {
+                return err;
+            }
+        }
+        *(const char **)apr_array_push(keys) = key;
+    }
+    if (!keys->nelts) {
+        return apr_psprintf(p, "%s=%s names no key", from_env ? "key-env" : "key-file", list);
+    }
+    prov->keys = (const char *const *)keys->elts;
+    prov->nkeys = keys->nelts;
+    prov->key = prov->keys[0];
+    prov->key_source = apr_pstrcat(p, from_env ? "env:" : "file:", list, NULL);
+    return NULL;
+}
+
 static const char *parse_url(apr_pool_t *p, mn_provider *prov, const char *url)
 {
     apr_uri_t uri;
@@ -135,6 +174,9 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
     prov = apr_pcalloc(p, sizeof(*prov));
     prov->name = apr_pstrdup(p, argv[0]);
     prov->timeout = MN_DEFAULT_TIMEOUT;
+    prov->retries = MN_DEFAULT_RETRIES;
+    prov->breaker_failures = MN_DEFAULT_BREAKER_FAILURES;
+    prov->breaker_cooldown = MN_DEFAULT_BREAKER_COOLDOWN;
     if (!valid_name(prov->name)) {
         return apr_psprintf(p, "bad provider name '%s': use letters, digits, '-', '_' or '.'",
                             argv[0]);
@@ -162,36 +204,42 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
             }
             have_format = 1;
         }
-        else if (KEY_IS("key-env")) {
-            char *v = NULL;
+        else if (KEY_IS("key-env") || KEY_IS("key-file")) {
+            int from_env = KEY_IS("key-env");
             if (prov->key_source) {
                 return "give one of key-env= or key-file=, not both";
             }
             if (!*val) {
-                return "key-env= needs a variable name";
+                return from_env ? "key-env= needs a variable name" : "key-file= needs a path";
             }
-            if (apr_env_get(&v, val, p) != APR_SUCCESS || !v || !*v) {
-                return apr_psprintf(p, "key-env=%s: environment variable %s is not set "
-                                    "(export it in the environment httpd starts with, "
-                                    "e.g. /etc/apache2/envvars)", val, val);
-            }
-            prov->key = trim_key(p, v, strlen(v));
-            prov->key_source = apr_pstrcat(p, "env:", val, NULL);
-        }
-        else if (KEY_IS("key-file")) {
-            if (prov->key_source) {
-                return "give one of key-env= or key-file=, not both";
-            }
-            if ((err = read_key_file(p, val, &prov->key)) != NULL) {
+            if ((err = read_keys(p, prov, val, from_env)) != NULL) {
                 return err;
             }
-            prov->key_source = apr_pstrcat(p, "file:", val, NULL);
         }
-        else if (KEY_IS("timeout")) {
-            prov->timeout = parse_seconds(val);
-            if (prov->timeout < 0) {
-                return apr_psprintf(p, "bad timeout '%s': expected seconds > 0", val);
+        else if (KEY_IS("timeout") || KEY_IS("connect-timeout") || KEY_IS("first-byte-timeout")
+                 || KEY_IS("idle-timeout") || KEY_IS("total-timeout")
+                 || KEY_IS("breaker-cooldown")) {
+            apr_interval_time_t t = parse_seconds(val);
+            if (t < 0) {
+                return apr_psprintf(p, "bad %.*s '%s': expected seconds > 0", (int)klen,
+                                    argv[i], val);
             }
+            if (KEY_IS("timeout")) prov->timeout = t;
+            else if (KEY_IS("connect-timeout")) prov->connect_timeout = t;
+            else if (KEY_IS("first-byte-timeout")) prov->first_byte_timeout = t;
+            else if (KEY_IS("idle-timeout")) prov->idle_timeout = t;
+            else if (KEY_IS("total-timeout")) prov->total_timeout = t;
+            else prov->breaker_cooldown = t;
+        }
+        else if (KEY_IS("retries") || KEY_IS("breaker-failures")) {
+            char *end;
+            long v = strtol(val, &end, 10);
+            if (end == val || *end || v < 0 || v > 100) {
+                return apr_psprintf(p, "bad %.*s '%s': expected an integer from 0 to 100",
+                                    (int)klen, argv[i], val);
+            }
+            if (KEY_IS("retries")) prov->retries = (int)v;
+            else prov->breaker_failures = (int)v;
         }
         else if (KEY_IS("max-tokens")) {
             char *end;
@@ -208,13 +256,19 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
         }
         else {
             return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
-                                "timeout, max-tokens, reasoning)", (int)klen, argv[i]);
+                                "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
+                                "total-timeout, retries, breaker-failures, breaker-cooldown, "
+                                "max-tokens, reasoning)", (int)klen, argv[i]);
         }
 #undef KEY_IS
     }
     if (prov->format == MN_FORMAT_ECHO && have_format) {
         return "builtin:echo takes no format= option";
     }
+    /* the split timeouts default to the general one */
+    if (!prov->connect_timeout) prov->connect_timeout = prov->timeout;
+    if (!prov->first_byte_timeout) prov->first_byte_timeout = prov->timeout;
+    if (!prov->idle_timeout) prov->idle_timeout = prov->timeout;
     *out = prov;
     return NULL;
 }
@@ -229,6 +283,7 @@ const char *mn_providers_add(mn_provider_table *t, mn_provider *prov)
         }
         return apr_psprintf(t->pool, "duplicate provider name '%s'", prov->name);
     }
+    prov->index = t->list->nelts;
     apr_hash_set(t->by_name, prov->name, APR_HASH_KEY_STRING, prov);
     *(mn_provider **)apr_array_push(t->list) = prov;
     return NULL;
@@ -251,4 +306,61 @@ int mn_route_split(apr_pool_t *p, const char *model, const char **provider_out,
     *provider_len = (size_t)(slash - model);
     *model_out = apr_pstrdup(p, slash + 1);
     return 0;
+}
+
+const char *mn_alias_add(mn_provider_table *t, int argc, const char *const *argv,
+                         const char *file, int line)
+{
+    mn_alias *a;
+    int i;
+    if (argc < 2) {
+        return "ManiacModel needs an alias and at least one provider/model target";
+    }
+    if (!valid_name(argv[0]) && !strchr(argv[0], '/')) {
+        return apr_psprintf(t->pool, "bad alias name '%s'", argv[0]);
+    }
+    if (apr_hash_get(t->aliases, argv[0], APR_HASH_KEY_STRING)) {
+        return apr_psprintf(t->pool, "duplicate alias '%s'", argv[0]);
+    }
+    a = apr_pcalloc(t->pool, sizeof(*a));
+    a->name = apr_pstrdup(t->pool, argv[0]);
+    a->conf_file = file;
+    a->conf_line = line;
+    a->targets = apr_array_make(t->pool, argc - 1, sizeof(mn_target));
+    for (i = 1; i < argc; i++) {
+        mn_target *tg = apr_array_push(a->targets);
+        const char *pname;
+        size_t plen;
+        if (mn_route_split(t->pool, argv[i], &pname, &plen, &tg->model)) {
+            return apr_psprintf(t->pool, "bad target '%s': expected provider/model", argv[i]);
+        }
+        tg->provider_name = apr_pstrmemdup(t->pool, pname, plen);
+        tg->provider = NULL;
+    }
+    apr_hash_set(t->aliases, a->name, APR_HASH_KEY_STRING, a);
+    return NULL;
+}
+
+const char *mn_aliases_resolve(mn_provider_table *t)
+{
+    apr_hash_index_t *hi;
+    for (hi = apr_hash_first(t->pool, t->aliases); hi; hi = apr_hash_next(hi)) {
+        mn_alias *a = apr_hash_this_val(hi);
+        int i;
+        for (i = 0; i < a->targets->nelts; i++) {
+            mn_target *tg = &APR_ARRAY_IDX(a->targets, i, mn_target);
+            tg->provider = apr_hash_get(t->by_name, tg->provider_name, APR_HASH_KEY_STRING);
+            if (!tg->provider) {
+                return apr_psprintf(t->pool, "ManiacModel %s (%s:%d): unknown provider '%s'",
+                                    a->name, a->conf_file ? a->conf_file : "?", a->conf_line,
+                                    tg->provider_name);
+            }
+        }
+    }
+    return NULL;
+}
+
+const mn_alias *mn_alias_get(const mn_provider_table *t, const char *name)
+{
+    return apr_hash_get(t->aliases, name, APR_HASH_KEY_STRING);
 }

@@ -62,14 +62,20 @@ const char *mn_upstream_define_worker(apr_pool_t *p, server_rec *s, mn_provider 
     }
     /* Two providers may share a base URL (and so a worker): keep the
      * shortest connect timeout; read timeouts are set per request. */
-    if (!worker->s->conn_timeout_set || prov->timeout < worker->s->conn_timeout) {
-        worker->s->conn_timeout = prov->timeout;
+    if (!worker->s->conn_timeout_set || prov->connect_timeout < worker->s->conn_timeout) {
+        worker->s->conn_timeout = prov->connect_timeout;
         worker->s->conn_timeout_set = 1;
     }
-    if (!worker->s->timeout_set || prov->timeout < worker->s->timeout) {
-        worker->s->timeout = prov->timeout;
+    if (!worker->s->timeout_set || prov->idle_timeout < worker->s->timeout) {
+        worker->s->timeout = prov->idle_timeout;
         worker->s->timeout_set = 1;
     }
+    /* Health is our circuit breaker's call: mod_proxy must never put this
+     * worker in its error state (which would hide a dead upstream from the
+     * breaker, or refuse the breaker's probe). */
+    worker->s->status |= PROXY_WORKER_IGNORE_ERRORS;
+    worker->s->retry = 0;
+    worker->s->retry_set = 1;
     return NULL;
 }
 
@@ -289,8 +295,27 @@ static apr_status_t read_head(mn_upstream *u)
     return APR_SUCCESS;
 }
 
+static apr_interval_time_t first_byte_timeout(const mn_provider *prov, apr_time_t deadline)
+{
+    apr_interval_time_t t = prov->first_byte_timeout;
+    if (deadline) {
+        apr_interval_time_t left = deadline - apr_time_now();
+        if (left < t) {
+            t = left > 0 ? left : 1;
+        }
+    }
+    return t;
+}
+
+void mn_upstream_set_timeout(mn_upstream *u, apr_interval_time_t t)
+{
+    if (u->backend && u->backend->sock) {
+        apr_socket_timeout_set(u->backend->sock, t > 0 ? t : 1);
+    }
+}
+
 int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
-                     mn_upstream **out, mn_error *err)
+                     apr_time_t deadline, mn_upstream **out, mn_error *err)
 {
     proxy_server_conf *psf = ap_get_module_config(r->server->module_config, &proxy_module);
     const char *url = apr_pstrcat(r->pool, prov->base_url, req->path, NULL);
@@ -334,7 +359,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
             reused = 1;
         }
         else if (ap_proxy_connect_backend(MN_PROXY_FN, u->backend, u->worker, r->server) != OK) {
-            if (apr_time_now() - t0 >= prov->timeout) {
+            if (apr_time_now() - t0 >= prov->connect_timeout) {
                 return fail(u, err, 504, "upstream_timeout", "did not accept a connection in time");
             }
             return fail(u, err, 502, "upstream_unreachable", "is unreachable");
@@ -345,7 +370,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: %s connection to %s (%s)",
                       reused ? "reusing" : "new", prov->name, prov->base_url);
-        apr_socket_timeout_set(u->backend->sock, prov->timeout);
+        apr_socket_timeout_set(u->backend->sock, first_byte_timeout(prov, deadline));
         u->tmp = apr_brigade_create(r->pool, u->backend->connection->bucket_alloc);
         u->rp = make_response_req(u->backend->connection, r);
         u->backend->r = u->rp;
