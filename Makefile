@@ -62,6 +62,7 @@ integration: $(BUILD)/mod_maniac.so
 	cd t/integration && node --test --test-concurrency=1 *.test.mjs
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) unit-valgrind

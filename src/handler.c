@@ -44,8 +44,12 @@ static int send_error(mn_request *req, mn_error *e)
 {
     request_rec *r = req->r;
     json_t *body;
-    if (req->prov && req->prov->key) {
+    if (req->prov) {
+        int i;
         mn_error_scrub(e, req->prov->key);
+        for (i = 0; i < req->prov->nkeys; i++) {
+            mn_error_scrub(e, req->prov->keys[i]);
+        }
     }
     if (e->retry_after[0]) {
         apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, e->retry_after));

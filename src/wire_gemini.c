@@ -386,7 +386,7 @@ static int text_only_content(enc_state *es, json_t *content, size_t mi,
         if (parts) {
             add_text_part(parts, content);
         }
-        else {
+        else if (joined) {
             mn_buf_append(joined, json_string_value(content), json_string_length(content));
         }
         return 0;
@@ -407,7 +407,7 @@ static int text_only_content(enc_state *es, json_t *content, size_t mi,
         if (parts) {
             add_text_part(parts, text);
         }
-        else {
+        else if (joined) {
             mn_buf_append(joined, json_string_value(text), json_string_length(text));
         }
     }

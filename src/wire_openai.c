@@ -79,6 +79,7 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 
 struct mn_stream {
     mn_wire_ctx *ctx;
+    char *provider_json;        /* the provider name as a JSON string */
     mn_stream_status status;
     mn_usage usage;
     mn_error err;
@@ -87,8 +88,17 @@ struct mn_stream {
 static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
-    if (st) {
-        st->ctx = ctx;
+    json_t *name;
+    if (!st) {
+        return NULL;
+    }
+    st->ctx = ctx;
+    name = json_string(ctx->provider_name);
+    st->provider_json = json_dumps(name, JSON_ENCODE_ANY);
+    json_decref(name);
+    if (!st->provider_json) {
+        free(st);
+        return NULL;
     }
     return st;
 }
@@ -99,6 +109,70 @@ static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
     mn_sse_write_done(out);
     st->status = MN_STREAM_FAILED;
     return st->status;
+}
+
+static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
+{
+    return memmem(hay, len, needle, nlen);
+}
+
+/* The common chunk needs only "provider" added (and, for a client that did
+ * not ask for usage, the `"usage":null` we caused removed).  Doing that on the
+ * bytes is exact and saves a parse and a serialisation per frame.  Anything
+ * unusual -- an "error" member, a usage object, other spacing -- returns 0
+ * and takes the JSON path. */
+static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+{
+    const char *u;
+    size_t cut = 0, cut_len = 0, inner_start = 1, inner_end = len - 1, i;
+    int inner_empty = 1;
+
+    if (len < 2 || data[0] != '{' || data[len - 1] != '}'
+        || find(data, len, "\"error\"", 7)) {
+        return 0;
+    }
+    u = find(data, len, "\"usage\"", 7);
+    if (u) {
+        size_t at = (size_t)(u - data);
+        if (len - at < 12 || memcmp(u, "\"usage\":null", 12)
+            || find(u + 12, len - at - 12, "\"usage\"", 7)) {
+            return 0;
+        }
+        if (!st->ctx->include_usage) {
+            cut = at;
+            cut_len = 12;
+            if (data[cut - 1] == ',') {
+                cut--;
+                cut_len++;
+            }
+            else if (data[cut + cut_len] == ',') {
+                cut_len++;
+            }
+        }
+    }
+    for (i = inner_start; i < inner_end; i++) {
+        if ((cut_len && i >= cut && i < cut + cut_len)
+            || data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+            continue;
+        }
+        inner_empty = 0;
+        break;
+    }
+    out->write(out->baton, "data: {\"provider\":", 18);
+    out->write(out->baton, st->provider_json, strlen(st->provider_json));
+    if (!inner_empty) {
+        out->write(out->baton, ",", 1);
+    }
+    if (cut_len) {
+        out->write(out->baton, data + 1, cut - 1);
+        out->write(out->baton, data + cut + cut_len, len - cut - cut_len);
+    }
+    else {
+        out->write(out->baton, data + 1, len - 1);
+    }
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+    return 1;
 }
 
 static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
@@ -113,6 +187,9 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         mn_sse_write_done(out);
         st->status = MN_STREAM_DONE;
+        return st->status;
+    }
+    if (!event[0] && write_chunk_fast(st, data, len, out)) {
         return st->status;
     }
     chunk = json_loadb(data, len, 0, NULL);
@@ -177,6 +254,7 @@ static const mn_error *openai_stream_error(mn_stream *st)
 
 static void openai_stream_destroy(mn_stream *st)
 {
+    free(st->provider_json);
     free(st);
 }
 
