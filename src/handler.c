@@ -218,6 +218,22 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
     err->status = status;
 }
 
+/* The read timeout that applies now: first-byte until the upstream sent
+ * something, then idle; never past the total deadline. */
+static apr_interval_time_t stream_timeout(const mn_attempt *at, int got_bytes, int *is_total)
+{
+    apr_interval_time_t t = got_bytes ? at->prov->idle_timeout : at->prov->first_byte_timeout;
+    *is_total = 0;
+    if (at->deadline) {
+        apr_interval_time_t left = at->deadline - apr_time_now();
+        if (left <= t) {
+            *is_total = 1;
+            t = left > 0 ? left : 1;
+        }
+    }
+    return t;
+}
+
 /* Non-streaming 2xx: 0 when the answer was sent, -1 with err otherwise. */
 static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_wire_ctx *ctx,
                        mn_upstream *u, mn_error *err)
@@ -227,10 +243,16 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
     json_t *resp = NULL;
     apr_status_t rv;
 
-    mn_upstream_set_timeout(u, at->prov->idle_timeout);
+    int is_total;
+
+    mn_upstream_set_timeout(u, stream_timeout(at, 1, &is_total));
     rv = mn_upstream_read_all(u, mn_conf->max_response, &body, &len);
     mn_upstream_close(u);
     if (rv != APR_SUCCESS) {
+        if (APR_STATUS_IS_TIMEUP(rv) && is_total) {
+            return mn_error_set(err, 504, NULL, NULL, "upstream_total_timeout",
+                                "provider '%s' exceeded its total-timeout", at->prov->name);
+        }
         if (APR_STATUS_IS_TIMEUP(rv)) {
             return mn_error_set(err, 504, NULL, NULL, "upstream_timeout",
                                 "provider '%s' stopped sending within the timeout",
@@ -288,22 +310,6 @@ static void drain_after_done(mn_upstream *u, apr_bucket_brigade *bb)
         }
     }
     mn_upstream_abandon(u);
-}
-
-/* The read timeout that applies now: first-byte until the upstream sent
- * something, then idle; never past the total deadline. */
-static apr_interval_time_t stream_timeout(const mn_attempt *at, int got_bytes, int *is_total)
-{
-    apr_interval_time_t t = got_bytes ? at->prov->idle_timeout : at->prov->first_byte_timeout;
-    *is_total = 0;
-    if (at->deadline) {
-        apr_interval_time_t left = at->deadline - apr_time_now();
-        if (left <= t) {
-            *is_total = 1;
-            t = left > 0 ? left : 1;
-        }
-    }
-    return t;
 }
 
 /* Streaming 2xx.  0 when the client got a response (complete, or ended by an
@@ -460,7 +466,7 @@ static int is_event_stream(apr_table_t *headers)
 static int error_is_retryable(const mn_error *err)
 {
     static const char *const codes[] = { "upstream_unreachable", "upstream_tls_error",
-        "upstream_timeout", "upstream_reset", "upstream_busy", NULL };
+        "upstream_timeout", "upstream_total_timeout", "upstream_reset", "upstream_busy", NULL };
     int i;
     for (i = 0; codes[i]; i++) {
         if (!strcmp(err->code, codes[i])) {

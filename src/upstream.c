@@ -400,9 +400,11 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
             mn_upstream_close(u);
             continue;
         }
-        return fail(u, err, 502, "upstream_bad_response",
-                    u->status ? "sent malformed response headers"
-                              : "closed the connection without a valid response");
+        if (u->status) {
+            return fail(u, err, 502, "upstream_bad_response", "sent malformed response headers");
+        }
+        return fail(u, err, 502, "upstream_reset",
+                    "closed the connection without a valid response");
     }
     return mn_error_set(err, 502, NULL, NULL, "upstream_unreachable",
                         "provider '%s' closed the connection twice", prov->name);
