@@ -11,6 +11,7 @@
 #include <apr_strings.h>
 #include <jansson.h>
 
+#include <http_core.h>
 #include "mod_maniac.h"
 #include "mn_echo.h"
 #include "mn_notes.h"
@@ -73,28 +74,44 @@ static int path_is_chat_completions(const char *uri)
     return len >= slen && !strcmp(uri + len - slen, suffix);
 }
 
+static int too_large(request_rec *r, apr_off_t limit, mn_error *err)
+{
+    /* the rest of the body stays unread: this connection cannot be reused */
+    r->connection->keepalive = AP_CONN_CLOSE;
+    return mn_error_set(err, 413, "invalid_request_error", NULL, "request_too_large",
+                        "The request body is larger than the %" APR_OFF_T_FMT
+                        " bytes this server accepts", limit);
+}
+
 /* Reads the request body, bounded by LimitRequestBody and our own cap. */
 static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err)
 {
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_bucket_brigade *all = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    apr_off_t total = 0;
-    int seen_eos = 0;
+    apr_off_t total = 0, limit = ap_get_limit_req_body(r), cl = 0;
+    const char *cls = apr_table_get(r->headers_in, "Content-Length");
+    int seen_eos = 0, saved_proxyreq = r->proxyreq, rc = 0;
 
+    if (limit <= 0 || limit > mn_conf->max_body) {
+        limit = mn_conf->max_body;
+    }
+    if (cls && ap_parse_strict_length(&cl, cls) && cl > limit) {
+        return too_large(r, limit, err);
+    }
+    /* HTTP_IN answers an over-limit body itself, with an HTML page, before we
+     * could say a word; it leaves the limit to us on proxy requests, so the
+     * read is marked as one and the limit enforced here instead. */
+    r->proxyreq = PROXYREQ_REVERSE;
     do {
         apr_bucket *e;
+        apr_off_t n = 0;
         apr_status_t rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                                          APR_BLOCK_READ, HUGE_STRING_LEN);
         if (rv != APR_SUCCESS) {
-            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
             r->connection->keepalive = AP_CONN_CLOSE;
-            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
-                return mn_error_set(err, 413, "invalid_request_error", NULL,
-                                    "request_too_large",
-                                    "The request body is larger than this server accepts");
-            }
-            return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
-                                "The request body could not be read");
+            rc = mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
+                              "The request body could not be read");
+            break;
         }
         for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
              e = APR_BUCKET_NEXT(e)) {
@@ -102,20 +119,20 @@ static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err
                 seen_eos = 1;
             }
         }
-        {
-            apr_off_t n = 0;
-            apr_brigade_length(bb, 1, &n);
-            total += n;
-        }
-        if (total > mn_conf->max_body) {
-            r->connection->keepalive = AP_CONN_CLOSE;
-            return mn_error_set(err, 413, "invalid_request_error", NULL, "request_too_large",
-                                "The request body is larger than %" APR_OFF_T_FMT " bytes",
-                                mn_conf->max_body);
+        apr_brigade_length(bb, 1, &n);
+        total += n;
+        if (total > limit) {
+            rc = too_large(r, limit, err);
+            break;
         }
         APR_BRIGADE_CONCAT(all, bb);
     } while (!seen_eos);
-
+    r->proxyreq = saved_proxyreq;
+    apr_brigade_cleanup(bb);
+    if (rc) {
+        apr_brigade_cleanup(all);
+        return rc;
+    }
     if (apr_brigade_pflatten(all, body, len, r->pool) != APR_SUCCESS) {
         return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
                             "The request body could not be read");
