@@ -59,6 +59,9 @@ typedef struct mn_wire {
     const char *name;
 
     /* req: the client body after policy (extensions removed, model intact).
+     * The same req is encoded again for each retry and fallback target, so an
+     * encoder may only overwrite members it alone reads and that every
+     * encoder takes from ctx instead (model, stream_options).
      * Returns 0, or -1 with err (400 naming the param for untranslatable input). */
     int (*encode_request)(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
                           mn_error *err);

@@ -510,7 +510,6 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     mn_wire_ctx ctx;
     mn_upstream_req up;
     mn_upstream *u;
-    json_t *copy;
     int rc;
 
     *sent = 0;
@@ -526,12 +525,8 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     ctx.created = (long)apr_time_sec(r->request_time);
     ctx.client_headers = r->headers_in;
 
-    /* encoders rewrite the body: each target gets the client's own */
-    copy = json_deep_copy(body);
     memset(&up, 0, sizeof(up));
-    rc = wire->encode_request(&ctx, copy, &up, err);
-    json_decref(copy);
-    if (rc) {
+    if (wire->encode_request(&ctx, body, &up, err)) {
         return MN_OUTCOME_CALLER;
     }
     if (mn_upstream_open(r, at->prov, &up, at->deadline, &u, err)) {
