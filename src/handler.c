@@ -7,6 +7,7 @@
  *           FLUSH per frame) and set the notes for mod_log_config.
  * Before the first byte reaches the client every failure is a JSON error
  * with a status; after it, a terminal error frame and `data: [DONE]`. */
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <jansson.h>
@@ -26,12 +27,23 @@ typedef struct mn_request {
     mn_usage usage;
 } mn_request;
 
+/* httpd knows no reason phrase for some statuses upstreams use (Anthropic's
+ * 529) and would turn them into 500: give those a status line of their own. */
+static const char *status_line(request_rec *r, int status)
+{
+    const char *known = ap_get_status_line(status);
+    if (known && atoi(known) == status) {
+        return NULL;
+    }
+    return apr_psprintf(r->pool, "%d %s", status, status == 529 ? "Overloaded" : "Unknown");
+}
+
 static int send_json(request_rec *r, int status, json_t *body)
 {
     char *s = json_dumps(body, JSON_COMPACT);
     apr_size_t len = s ? strlen(s) : 0;
     r->status = status;
-    r->status_line = NULL;
+    r->status_line = status_line(r, status);
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only && len) {
@@ -310,23 +322,36 @@ static int on_sse(void *baton, mn_sse_kind kind, const char *event, const char *
     return f->status != MN_STREAM_MORE;
 }
 
+#define MN_DRAIN_WAIT apr_time_from_msec(100)
+#define MN_DRAIN_MAX 65536
+
 static void drain_after_done(mn_upstream *u, apr_bucket_brigade *bb)
 {
     /* Reading to the end of the body lets the connection go back to the
-     * pool; an upstream that idles after [DONE] just loses it. */
-    int rounds;
-    for (rounds = 0; rounds < 4; rounds++) {
-        apr_status_t rv = mn_upstream_read(u, bb, APR_NONBLOCK_READ);
-        int empty = APR_BRIGADE_EMPTY(bb);
+     * pool.  The client already has [DONE]; an upstream that sends its
+     * final chunk a little later is waited for briefly, one that idles or
+     * keeps talking just loses the connection. */
+    apr_off_t drained = 0;
+    apr_read_type_e mode = APR_NONBLOCK_READ;
+    for (;;) {
+        apr_off_t n = 0;
+        apr_status_t rv = mn_upstream_read(u, bb, mode);
+        apr_brigade_length(bb, 1, &n);
         apr_brigade_cleanup(bb);
-        if (rv != APR_SUCCESS || empty) {
-            if (rv == APR_SUCCESS) {
-                mn_upstream_abandon(u);
-            }
+        drained += n;
+        if (rv == APR_EOF) {
             return;
         }
+        if (rv != APR_SUCCESS || drained > MN_DRAIN_MAX
+            || (mode == APR_BLOCK_READ && n == 0)) {
+            mn_upstream_abandon(u);
+            return;
+        }
+        if (n == 0) {
+            mn_upstream_set_timeout(u, MN_DRAIN_WAIT);
+            mode = APR_BLOCK_READ;
+        }
     }
-    mn_upstream_abandon(u);
 }
 
 /* Streaming 2xx.  0 when the client got a response (complete, or ended by an
