@@ -128,7 +128,9 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
     int inner_empty = 1;
 
     if (len < 2 || data[0] != '{' || data[len - 1] != '}'
-        || find(data, len, "\"error\"", 7)) {
+        || find(data, len, "\"error\"", 7) || find(data, len, "\"provider\"", 10)) {
+        /* errors need the JSON path, and an upstream's own "provider"
+         * (OpenRouter sends one) must be replaced, not shadowed */
         return 0;
     }
     u = find(data, len, "\"usage\"", 7);
