@@ -103,17 +103,26 @@ void mn_error_write_frame(const mn_error *e, const char *provider, mn_sink *out)
 
 void mn_error_scrub(mn_error *e, const char *secret)
 {
-    size_t slen;
-    char *hit;
-    if (!secret || !*secret) {
+    char out[sizeof(e->message)];
+    size_t slen, i = 0, o = 0;
+    if (!secret || !*secret || !strstr(e->message, secret)) {
         return;
     }
     slen = strlen(secret);
-    while ((hit = strstr(e->message, secret)) != NULL) {
-        size_t tail = strlen(hit + slen);
-        memcpy(hit, "***", 3);
-        memmove(hit + 3, hit + slen, tail + 1);
+    while (e->message[i] && o + 1 < sizeof(out)) {
+        if (!strncmp(e->message + i, secret, slen)) {
+            size_t k;
+            for (k = 0; k < 3 && o + 1 < sizeof(out); k++) {
+                out[o++] = '*';
+            }
+            i += slen;
+        }
+        else {
+            out[o++] = e->message[i++];
+        }
     }
+    out[o] = '\0';
+    memcpy(e->message, out, o + 1);
 }
 
 /* Takes the string member `name` of obj, or the integer as text. */

@@ -28,8 +28,8 @@ static void set_trace_note(apr_pool_t *p, apr_table_t *notes, json_t *trace,
         apr_table_setn(notes, note, apr_pstrdup(p, json_string_value(v)));
     }
     else if (json_is_integer(v)) {
-        apr_table_setn(notes, note, apr_psprintf(p, "%" JSON_INTEGER_FORMAT,
-                                                 json_integer_value(v)));
+        apr_table_setn(notes, note, apr_psprintf(p, "%" APR_INT64_T_FMT,
+                                                 (apr_int64_t)json_integer_value(v)));
     }
 }
 

@@ -47,10 +47,13 @@ static apr_interval_time_t parse_seconds(const char *s)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || *end || v <= 0 || v > 86400.0) {
+    apr_interval_time_t t;
+    /* !(v > 0) also refuses NaN */
+    if (end == s || *end || !(v > 0) || v > 86400.0) {
         return -1;
     }
-    return (apr_interval_time_t)(v * APR_USEC_PER_SEC);
+    t = (apr_interval_time_t)(v * APR_USEC_PER_SEC);
+    return t > 0 ? t : -1;
 }
 
 static const char *trim_key(apr_pool_t *p, const char *raw, apr_size_t len)
@@ -98,6 +101,14 @@ static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list,
         const char *key = NULL;
         if (from_env) {
             char *v = NULL;
+            const char *c;
+            for (c = name; *c; c++) {
+                if (!(apr_isalnum(*c) || *c == '_')) {
+                    /* a key pasted here by mistake must not reach a log */
+                    return "key-env= takes environment variable names (letters, digits, '_'), "
+                           "not a key";
+                }
+            }
             if (apr_env_get(&v, name, p) != APR_SUCCESS || !v || !*v) {
                 return apr_psprintf(p, "key-env=%s: environment variable %s is not set "
                                     "(export it in the environment httpd starts with, "
@@ -140,6 +151,10 @@ static const char *parse_url(apr_pool_t *p, mn_provider *prov, const char *url)
         prov->base_url = url;
         return NULL;
     }
+    if (strchr(url, '@')) {
+        /* never repeat what may be credentials back into a log */
+        return "bad base URL: credentials in the URL are not allowed (use key-env= or key-file=)";
+    }
     if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname
         || !*uri.hostname || (strcmp(uri.scheme, "http") && strcmp(uri.scheme, "https"))
         || uri.query || uri.fragment || uri.user) {
@@ -166,7 +181,7 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
 {
     mn_provider *prov;
     const char *err;
-    int i, have_format = 0;
+    int i, have_format = 0, is_echo;
 
     if (argc < 2) {
         return "ManiacProvider needs a name and a base URL";
@@ -184,6 +199,7 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
     if ((err = parse_url(p, prov, argv[1])) != NULL) {
         return err;
     }
+    is_echo = prov->format == MN_FORMAT_ECHO;
     for (i = 2; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
         const char *val;
@@ -262,7 +278,7 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
         }
 #undef KEY_IS
     }
-    if (prov->format == MN_FORMAT_ECHO && have_format) {
+    if (is_echo && have_format) {
         return "builtin:echo takes no format= option";
     }
     /* the split timeouts default to the general one */

@@ -116,45 +116,62 @@ static const char *find(const char *hay, size_t len, const char *needle, size_t 
     return memmem(hay, len, needle, nlen);
 }
 
-/* The common chunk needs only "provider" added (and, for a client that did
- * not ask for usage, the `"usage":null` we caused removed).  Doing that on the
- * bytes is exact and saves a parse and a serialisation per frame.  Anything
- * unusual -- an "error" member, a usage object, other spacing -- returns 0
- * and takes the JSON path. */
-static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+static int is_space(char c)
 {
-    const char *u;
-    size_t cut = 0, cut_len = 0, inner_start = 1, inner_end = len - 1, i;
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* A valid chunk (already parsed) usually needs only "provider" added and,
+ * for a client that did not ask for usage, the top-level `"usage":null` we
+ * caused removed.  Doing that on the upstream's bytes is exact and saves the
+ * serialisation per frame.  usage_null_drop: remove that member.  Returns 0
+ * when the bytes are not simple enough (multi-line data, an upstream
+ * "provider", `"usage":null` not found exactly once) and the caller must
+ * serialise the tree instead. */
+static int write_chunk_bytes(mn_stream *st, const char *data, size_t len, int usage_null_drop,
+                             mn_sink *out)
+{
+    size_t start = 0, end = len, cut = 0, cut_len = 0, i;
     int inner_empty = 1;
 
-    if (len < 2 || data[0] != '{' || data[len - 1] != '}'
-        || find(data, len, "\"error\"", 7) || find(data, len, "\"provider\"", 10)) {
-        /* errors need the JSON path, and an upstream's own "provider"
-         * (OpenRouter sends one) must be replaced, not shadowed */
+    while (start < end && is_space(data[start])) {
+        start++;
+    }
+    while (end > start && is_space(data[end - 1])) {
+        end--;
+    }
+    if (end - start < 2 || data[start] != '{' || memchr(data, '\n', len)
+        || find(data, len, "\"provider\"", 10)) {
         return 0;
     }
-    u = find(data, len, "\"usage\"", 7);
-    if (u) {
-        size_t at = (size_t)(u - data);
-        if (len - at < 12 || memcmp(u, "\"usage\":null", 12)
-            || find(u + 12, len - at - 12, "\"usage\"", 7)) {
+    if (usage_null_drop) {
+        const char *u = find(data, len, "\"usage\":null", 12);
+        size_t before, after;
+        if (!u || find(u + 12, len - (size_t)(u - data) - 12, "\"usage\"", 7)
+            || find(data, (size_t)(u - data), "\"usage\"", 7)) {
             return 0;
         }
-        if (!st->ctx->include_usage) {
-            cut = at;
-            cut_len = 12;
-            if (data[cut - 1] == ',') {
-                cut--;
-                cut_len++;
-            }
-            else if (data[cut + cut_len] == ',') {
-                cut_len++;
-            }
+        cut = (size_t)(u - data);
+        cut_len = 12;
+        /* take one neighbouring comma with it, whitespace allowed around */
+        before = cut;
+        while (before > start && is_space(data[before - 1])) {
+            before--;
+        }
+        after = cut + cut_len;
+        while (after < end && is_space(data[after])) {
+            after++;
+        }
+        if (data[before - 1] == ',') {
+            cut_len += cut - (before - 1);
+            cut = before - 1;
+        }
+        else if (data[after] == ',') {
+            cut_len = after + 1 - cut;
         }
     }
-    for (i = inner_start; i < inner_end; i++) {
-        if ((cut_len && i >= cut && i < cut + cut_len)
-            || data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r') {
+    for (i = start + 1; i < end - 1; i++) {
+        if ((cut_len && i >= cut && i < cut + cut_len) || is_space(data[i])) {
             continue;
         }
         inner_empty = 0;
@@ -166,11 +183,11 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
         out->write(out->baton, ",", 1);
     }
     if (cut_len) {
-        out->write(out->baton, data + 1, cut - 1);
-        out->write(out->baton, data + cut + cut_len, len - cut - cut_len);
+        out->write(out->baton, data + start + 1, cut - start - 1);
+        out->write(out->baton, data + cut + cut_len, end - cut - cut_len);
     }
     else {
-        out->write(out->baton, data + 1, len - 1);
+        out->write(out->baton, data + start + 1, end - start - 1);
     }
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
@@ -189,9 +206,6 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         mn_sse_write_done(out);
         st->status = MN_STREAM_DONE;
-        return st->status;
-    }
-    if (!event[0] && write_chunk_fast(st, data, len, out)) {
         return st->status;
     }
     chunk = json_loadb(data, len, 0, NULL);
@@ -220,6 +234,13 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
             json_decref(chunk);
             return st->status;
         }
+    }
+    if ((!usage || json_is_null(usage) || st->ctx->include_usage)
+        && write_chunk_bytes(st, data, len, usage && !st->ctx->include_usage, out)) {
+        json_decref(chunk);
+        return st->status;
+    }
+    if (!st->ctx->include_usage) {
         json_object_del(chunk, "usage");
     }
     json_object_set_new(chunk, "provider", json_string(st->ctx->provider_name));

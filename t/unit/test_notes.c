@@ -1,0 +1,263 @@
+/* Unit tests for src/notes.c: the maniac-* request notes for mod_log_config. */
+#include "harness.h"
+#include "mn_notes.h"
+
+static int setup_pool(void **state)
+{
+    apr_pool_t *p;
+    if (apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    *state = p;
+    return 0;
+}
+
+static int teardown_pool(void **state)
+{
+    apr_pool_destroy(*state);
+    return 0;
+}
+
+/* The table must hold exactly the NULL-terminated key/value pairs given:
+ * each once, with that value, and no other key. */
+static void assert_notes(apr_table_t *notes, ...)
+{
+    va_list ap;
+    const char *key;
+    int want = 0;
+    va_start(ap, notes);
+    while ((key = va_arg(ap, const char *)) != NULL) {
+        const char *value = va_arg(ap, const char *);
+        const char *got = apr_table_get(notes, key);
+        if (!got) {
+            fail_msg("note %s missing (want \"%s\")", key, value);
+        }
+        if (strcmp(got, value)) {
+            fail_msg("note %s = \"%s\", want \"%s\"", key, got, value);
+        }
+        want++;
+    }
+    va_end(ap);
+    if (apr_table_elts(notes)->nelts != want) {
+        const apr_array_header_t *arr = apr_table_elts(notes);
+        const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+        int i;
+        for (i = 0; i < arr->nelts; i++) {
+            print_message("  %s = %s\n", e[i].key, e[i].val);
+        }
+        fail_msg("%d notes, want %d", arr->nelts, want);
+    }
+}
+
+static json_t *load(const char *text)
+{
+    json_t *j = json_loads(text, JSON_DECODE_ANY, NULL);
+    assert_non_null(j);
+    return j;
+}
+
+/* ---- request notes -------------------------------------------------------------- */
+
+static void test_request_all(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    char provider[] = "together";
+    memset(&pol, 0, sizeof(pol));
+    pol.stream = 1;
+    pol.tags = load("[\"team-a\",\"batch\"]");
+    pol.metadata = load("{\"user\": \"u1\", \"n\": 3, \"deep\": {\"x\": [1, 2]}}");
+    pol.trace = load("{\"id\":\"4bf92f3577b34da6\",\"span_id\":\"00f067aa0ba902b7\","
+                     "\"parent_span_id\":\"a3ce929d0e0e4736\"}");
+    pol.dropped[0] = "logprobs";
+    pol.dropped[1] = "input_audio";
+    pol.ndropped = 2;
+
+    mn_notes_request(p, notes, &pol, provider, "meta-llama/Llama-3-70b");
+    /* the notes outlive the request body and the caller's buffers */
+    mn_policy_result_clear(&pol);
+    strcpy(provider, "XXXXXXXX");
+
+    assert_notes(notes,
+                 "maniac-provider", "together",
+                 "maniac-model", "meta-llama/Llama-3-70b",
+                 "maniac-stream", "1",
+                 "maniac-tags", "team-a,batch",
+                 "maniac-metadata", "{\"user\":\"u1\",\"n\":3,\"deep\":{\"x\":[1,2]}}",
+                 "maniac-trace-id", "4bf92f3577b34da6",
+                 "maniac-span-id", "00f067aa0ba902b7",
+                 "maniac-parent-span-id", "a3ce929d0e0e4736",
+                 "maniac-dropped", "logprobs,input_audio",
+                 NULL);
+}
+
+static void test_request_minimal(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    memset(&pol, 0, sizeof(pol));
+    mn_notes_request(p, notes, &pol, "echo", "x");
+    assert_notes(notes, "maniac-provider", "echo", "maniac-model", "x", "maniac-stream", "0",
+                 NULL);
+
+    notes = apr_table_make(p, 4);
+    mn_notes_request(p, notes, &pol, NULL, NULL);
+    assert_notes(notes, "maniac-stream", "0", NULL);
+}
+
+/* Empty extension values give no note rather than an empty one. */
+static void test_request_empty_extensions(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    memset(&pol, 0, sizeof(pol));
+    pol.tags = load("[]");
+    pol.trace = load("{\"id\":\"\",\"other\":\"x\"}");
+    mn_notes_request(p, notes, &pol, "p", "m");
+    assert_notes(notes, "maniac-provider", "p", "maniac-model", "m", "maniac-stream", "0",
+                 NULL);
+    mn_policy_result_clear(&pol);
+}
+
+static void test_request_trace_non_string(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    memset(&pol, 0, sizeof(pol));
+    pol.trace = load("{\"id\":\"t\",\"span_id\":true,\"parent_span_id\":null}");
+    pol.metadata = load("{}");
+    mn_notes_request(p, notes, &pol, NULL, NULL);
+    assert_notes(notes, "maniac-stream", "0", "maniac-trace-id", "t",
+                 "maniac-metadata", "{}", NULL);
+    mn_policy_result_clear(&pol);
+}
+
+/* notes.c formats integer trace ids on purpose (some tracers send numbers). */
+static void test_request_trace_integer_id(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    memset(&pol, 0, sizeof(pol));
+    pol.trace = load("{\"id\":12345,\"span_id\":-7}");
+    mn_notes_request(p, notes, &pol, NULL, NULL);
+    mn_policy_result_clear(&pol);
+    assert_notes(notes, "maniac-stream", "0", "maniac-trace-id", "12345",
+                 "maniac-span-id", "-7", NULL);
+}
+
+static void test_request_dropped_single(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_policy_result pol;
+    memset(&pol, 0, sizeof(pol));
+    pol.dropped[0] = "response_format.json_schema.strict";
+    pol.ndropped = 1;
+    mn_notes_request(p, notes, &pol, NULL, NULL);
+    assert_notes(notes, "maniac-stream", "0",
+                 "maniac-dropped", "response_format.json_schema.strict", NULL);
+}
+
+static void test_join_tags(void **state)
+{
+    apr_pool_t *p = *state;
+    json_t *tags = load("[\"a\",1,\"b\",null,\"c d\"]");
+    json_t *none = load("[1,2]");
+    json_t *empty = load("[]");
+    assert_string_equal(mn_notes_join_tags(p, tags), "a,b,c d");
+    assert_null(mn_notes_join_tags(p, none));
+    assert_null(mn_notes_join_tags(p, empty));
+    assert_null(mn_notes_join_tags(p, NULL));
+    json_decref(tags);
+    json_decref(none);
+    json_decref(empty);
+}
+
+/* ---- outcome notes ------------------------------------------------------------------ */
+
+static void test_outcome_all(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_usage u = { 1, 24, 19, 43 };
+    mn_notes_outcome(p, notes, 429, &u, "rate_limit_error");
+    assert_notes(notes,
+                 "maniac-upstream-status", "429",
+                 "maniac-prompt-tokens", "24",
+                 "maniac-completion-tokens", "19",
+                 "maniac-total-tokens", "43",
+                 "maniac-error", "rate_limit_error",
+                 NULL);
+}
+
+static void test_outcome_absent(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_usage none = { 0, 5, 5, 10 };
+    mn_notes_outcome(p, notes, 0, NULL, NULL);
+    assert_notes(notes, NULL);
+    mn_notes_outcome(p, notes, 0, &none, "");
+    assert_notes(notes, NULL);
+}
+
+/* Zero tokens is a real count and must be logged as such. */
+static void test_outcome_zero_usage(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_usage u = { 1, 0, 0, 0 };
+    mn_notes_outcome(p, notes, 200, &u, NULL);
+    assert_notes(notes, "maniac-upstream-status", "200", "maniac-prompt-tokens", "0",
+                 "maniac-completion-tokens", "0", "maniac-total-tokens", "0", NULL);
+}
+
+/* The glue may record an outcome after a first attempt: values replace,
+ * never duplicate. */
+static void test_outcome_overwrites(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_usage u1 = { 1, 1, 2, 3 };
+    mn_usage u2 = { 1, 10, 20, 30 };
+    char err[] = "server_error";
+    mn_notes_outcome(p, notes, 503, &u1, err);
+    mn_notes_outcome(p, notes, 200, &u2, "upstream_error");
+    strcpy(err, "XXXXXXXXXXXX");
+    assert_notes(notes,
+                 "maniac-upstream-status", "200",
+                 "maniac-prompt-tokens", "10",
+                 "maniac-completion-tokens", "20",
+                 "maniac-total-tokens", "30",
+                 "maniac-error", "upstream_error",
+                 NULL);
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_request_all),
+        T(test_request_minimal),
+        T(test_request_empty_extensions),
+        T(test_request_trace_non_string),
+        T(test_request_trace_integer_id),
+        T(test_request_dropped_single),
+        T(test_join_tags),
+        T(test_outcome_all),
+        T(test_outcome_absent),
+        T(test_outcome_zero_usage),
+        T(test_outcome_overwrites),
+    };
+    int rc;
+    apr_initialize();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}

@@ -1,0 +1,1033 @@
+/* Unit tests for src/wire_openai.c: OpenAI-compatible upstreams. */
+#include "harness.h"
+
+#define PROVIDER "openai-test"
+
+typedef struct {
+    apr_pool_t *pool;
+    mn_provider prov;
+    mn_wire_ctx ctx;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    if (!f || apr_pool_create(&f->pool, NULL) != APR_SUCCESS) {
+        return -1;
+    }
+    mn_t_ctx(&f->ctx, f->pool, &f->prov, PROVIDER, MN_FORMAT_OPENAI, 1, 1);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    apr_pool_destroy(f->pool);
+    free(f);
+    return 0;
+}
+
+static json_t *load(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    if (!j) {
+        fail_msg("bad test JSON (%s): %s", jerr.text, text);
+    }
+    return j;
+}
+
+static void assert_json_equal(json_t *got, json_t *want)
+{
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS);
+        fail_msg("JSON differs\n got: %s\nwant: %s", g, w);
+    }
+}
+
+/* ---- encode ---------------------------------------------------------------------- */
+
+/* Encodes req_text with the fixture's ctx; returns the upstream body parsed. */
+static json_t *encode(fixture *f, const char *req_text, mn_upstream_req *out)
+{
+    json_t *req = load(req_text);
+    json_t *body;
+    mn_error err;
+    mn_error_clear(&err);
+    memset(out, 0, sizeof(*out));
+    assert_int_equal(mn_wire_openai.encode_request(&f->ctx, req, out, &err), 0);
+    assert_false(mn_error_is_set(&err));
+    assert_non_null(out->body);
+    assert_int_equal(out->body_len, strlen(out->body));
+    body = json_loadb(out->body, out->body_len, 0, NULL);
+    assert_non_null(body);
+    json_decref(req);
+    return body;
+}
+
+static void test_encode_stream(void **state)
+{
+    fixture *f = *state;
+    mn_upstream_req out;
+    json_t *body = encode(f, "{\"model\":\"openai/gpt-4o-mini\",\"messages\":[{\"role\":\"user\","
+                             "\"content\":\"hi\"}],\"stream\":true,\"temperature\":0.5,"
+                             "\"stream_options\":{\"include_usage\":false,\"continuous\":1},"
+                             "\"top_k\":3}", &out);
+    json_t *want = load("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\","
+                        "\"content\":\"hi\"}],\"stream\":true,\"temperature\":0.5,"
+                        "\"stream_options\":{\"include_usage\":true,\"continuous\":1},"
+                        "\"top_k\":3}");
+    assert_json_equal(body, want);
+    assert_string_equal(out.path, "/chat/completions");
+    assert_string_equal(apr_table_get(out.headers, "Authorization"), "Bearer sk-test-key");
+    assert_string_equal(apr_table_get(out.headers, "Content-Type"), "application/json");
+    assert_string_equal(apr_table_get(out.headers, "Accept"), "text/event-stream");
+    json_decref(body);
+    json_decref(want);
+}
+
+/* Usage is always asked for upstream, so tokens can be logged even when the
+ * client did not ask. */
+static void test_encode_stream_adds_options(void **state)
+{
+    fixture *f = *state;
+    mn_upstream_req out;
+    json_t *body;
+    f->ctx.include_usage = 0;
+    body = encode(f, "{\"model\":\"p/m\",\"messages\":[],\"stream\":true}", &out);
+    assert_true(json_is_true(json_object_get(json_object_get(body, "stream_options"),
+                                             "include_usage")));
+    assert_int_equal(json_object_size(json_object_get(body, "stream_options")), 1);
+    json_decref(body);
+    body = encode(f, "{\"model\":\"p/m\",\"messages\":[],\"stream\":true,"
+                     "\"stream_options\":null}", &out);
+    assert_true(json_is_true(json_object_get(json_object_get(body, "stream_options"),
+                                             "include_usage")));
+    json_decref(body);
+}
+
+static void test_encode_fixture_request(void **state)
+{
+    fixture *f = *state;
+    mn_upstream_req out;
+    size_t len;
+    char *text = mn_t_fixture("requests/openai_text.json", &len);
+    json_t *body = encode(f, text, &out);
+    json_t *want = mn_t_fixture_json("requests/openai_text.json");
+    json_object_set_new(want, "model", json_string("test-model"));
+    assert_json_equal(body, want);
+    json_decref(body);
+    json_decref(want);
+    free(text);
+}
+
+static void test_encode_non_stream(void **state)
+{
+    fixture *f = *state;
+    mn_upstream_req out;
+    json_t *body, *want;
+    f->ctx.stream = 0;
+    f->ctx.include_usage = 0;
+    body = encode(f, "{\"model\":\"p/m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                     "\"stream_options\":{\"include_usage\":true},\"n\":1}", &out);
+    want = load("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                "\"n\":1}");
+    assert_json_equal(body, want);
+    assert_string_equal(apr_table_get(out.headers, "Accept"), "application/json");
+    assert_string_equal(out.path, "/chat/completions");
+    json_decref(body);
+    json_decref(want);
+}
+
+/* Keyless upstreams (local vLLM, Ollama) get no Authorization at all. */
+static void test_encode_no_key(void **state)
+{
+    fixture *f = *state;
+    mn_upstream_req out;
+    json_t *body;
+    f->prov.key = NULL;
+    body = encode(f, "{\"model\":\"p/m\",\"messages\":[]}", &out);
+    assert_null(apr_table_get(out.headers, "Authorization"));
+    json_decref(body);
+}
+
+/* ---- non-streaming answers ------------------------------------------------------- */
+
+static void check_response_fixture(fixture *f, const char *rel, long prompt, long completion,
+                                   long total)
+{
+    size_t len;
+    char *text = mn_t_fixture(rel, &len);
+    json_t *want = mn_t_fixture_json(rel);
+    json_t *out = NULL;
+    mn_usage u;
+    mn_error err;
+    memset(&u, 0, sizeof(u));
+    mn_error_clear(&err);
+    f->ctx.stream = 0;
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, text, len, &out, &u, &err), 0);
+    json_object_set_new(want, "provider", json_string(PROVIDER));
+    assert_json_equal(out, want);
+    assert_int_equal(u.have, 1);
+    assert_int_equal(u.prompt_tokens, prompt);
+    assert_int_equal(u.completion_tokens, completion);
+    assert_int_equal(u.total_tokens, total);
+    json_decref(out);
+    json_decref(want);
+    free(text);
+}
+
+static void test_decode_response_text(void **state)
+{
+    check_response_fixture(*state, "openai/response_text.json", 24, 19, 43);
+}
+
+static void test_decode_response_tool_call(void **state)
+{
+    json_t *j = mn_t_fixture_json("openai/response_tool_call.json");
+    json_t *usage = json_object_get(j, "usage");
+    check_response_fixture(*state, "openai/response_tool_call.json",
+                           (long)json_integer_value(json_object_get(usage, "prompt_tokens")),
+                           (long)json_integer_value(json_object_get(usage, "completion_tokens")),
+                           (long)json_integer_value(json_object_get(usage, "total_tokens")));
+    json_decref(j);
+}
+
+static void test_decode_response_without_usage(void **state)
+{
+    fixture *f = *state;
+    const char *body = "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[]}";
+    json_t *out = NULL;
+    mn_usage u;
+    mn_error err;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, body, strlen(body), &out, &u,
+                                                    &err), 0);
+    assert_int_equal(u.have, 0);
+    assert_string_equal(json_string_value(json_object_get(out, "provider")), PROVIDER);
+    json_decref(out);
+}
+
+/* A 2xx body that is not a completion: 502, and *out left alone. */
+static void expect_bad_response(fixture *f, const char *body, const char *code,
+                                const char *message)
+{
+    json_t *out = NULL;
+    mn_usage u;
+    mn_error err;
+    memset(&u, 0, sizeof(u));
+    mn_error_clear(&err);
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, body, strlen(body), &out, &u,
+                                                    &err), -1);
+    assert_null(out);
+    assert_int_equal(err.status, 502);
+    assert_string_equal(err.code, code);
+    if (message) {
+        assert_string_equal(err.message, message);
+    }
+    else {
+        assert_true(strlen(err.message) > 0);
+    }
+}
+
+static void test_decode_response_failures(void **state)
+{
+    fixture *f = *state;
+    expect_bad_response(f, "<html>502</html>", "upstream_bad_response", NULL);
+    expect_bad_response(f, "", "upstream_bad_response", NULL);
+    expect_bad_response(f, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\"}",
+                        "upstream_bad_response", NULL);
+    expect_bad_response(f, "{\"choices\":{}}", "upstream_bad_response", NULL);
+    expect_bad_response(f, "[1]", "upstream_bad_response", NULL);
+    expect_bad_response(f, "{\"error\":{\"message\":\"quota gone\",\"type\":\"insufficient_quota\","
+                           "\"param\":null,\"code\":\"insufficient_quota\"}}",
+                        "insufficient_quota", "quota gone");
+    expect_bad_response(f, "{\"error\":\"model is loading\"}", "", "model is loading");
+}
+
+/* ---- errors before the stream ------------------------------------------------------ */
+
+static void test_decode_error(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *body = mn_t_fixture("openai/error_429_rate_limit.json", &len);
+    mn_error err;
+    memset(&err, 0x5a, sizeof(err));
+    mn_wire_openai.decode_error(&f->ctx, 429, body, len, "17", &err);
+    assert_int_equal(err.status, 429);
+    assert_string_equal(err.type, "tokens");
+    assert_string_equal(err.code, "rate_limit_exceeded");
+    assert_string_equal(err.param, "");
+    assert_string_equal(err.retry_after, "17");
+    assert_non_null(strstr(err.message, "Rate limit reached"));
+
+    memset(&err, 0x5a, sizeof(err));
+    mn_wire_openai.decode_error(&f->ctx, 401, body, len, NULL, &err);
+    assert_int_equal(err.status, 401);
+    assert_string_equal(err.retry_after, "");
+
+    /* an over-long header is cut to fit, not overflowed */
+    mn_wire_openai.decode_error(&f->ctx, 503, "oops", 4,
+                                "123456789012345678901234567890123456789", &err);
+    assert_int_equal(err.status, 503);
+    assert_string_equal(err.type, "server_error");
+    assert_int_equal(strlen(err.retry_after), sizeof(err.retry_after) - 1);
+    free(body);
+}
+
+/* ---- streaming ---------------------------------------------------------------------- */
+
+/* What a client that did not ask for usage must see: the upstream frames
+ * with their usage members removed and the usage-only chunk gone. */
+static char *without_usage(const char *text, size_t len, size_t *out_len)
+{
+    json_t *frames = mn_t_data_frames(text, len);
+    mn_buf b;
+    size_t i;
+    mn_buf_init(&b);
+    for (i = 0; i < json_array_size(frames); i++) {
+        const char *payload = json_string_value(json_array_get(frames, i));
+        json_t *j = json_loads(payload, 0, NULL);
+        char *s;
+        if (!j) {
+            mn_buf_append(&b, "data: ", 6);
+            mn_buf_append(&b, payload, strlen(payload));
+            mn_buf_append(&b, "\n\n", 2);
+            continue;
+        }
+        if (json_is_object(json_object_get(j, "usage"))
+            && json_array_size(json_object_get(j, "choices")) == 0
+            && json_is_array(json_object_get(j, "choices"))) {
+            json_decref(j);
+            continue;
+        }
+        json_object_del(j, "usage");
+        s = json_dumps(j, JSON_COMPACT);
+        mn_buf_append(&b, "data: ", 6);
+        mn_buf_append(&b, s, strlen(s));
+        mn_buf_append(&b, "\n\n", 2);
+        free(s);
+        json_decref(j);
+    }
+    json_decref(frames);
+    *out_len = b.len;
+    return b.data;
+}
+
+/* Replays bytes whole and one byte at a time, checking the frames against
+ * want; then at every split offset (every 23rd under valgrind), where the
+ * output must be byte-identical to the whole feed's. */
+static void replay_all_splits(fixture *f, const char *bytes, size_t len, const char *want,
+                              size_t want_len, mn_stream_status want_status)
+{
+    size_t split, step = mn_t_quick() ? 23 : 1;
+    mn_buf whole, out;
+    mn_buf_init(&whole);
+    assert_int_equal(mn_t_replay_stream(&mn_wire_openai, &f->ctx, bytes, len, 0, &whole),
+                     want_status);
+    mn_t_assert_frames(whole.data, whole.len, want, want_len, PROVIDER, 0);
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream(&mn_wire_openai, &f->ctx, bytes, len, (size_t)-1, &out),
+                     want_status);
+    mn_t_assert_frames(out.data, out.len, want, want_len, PROVIDER, 0);
+    mn_buf_free(&out);
+
+    for (split = 1; split < len; split += step) {
+        mn_stream_status st;
+        mn_buf_init(&out);
+        st = mn_t_replay_stream(&mn_wire_openai, &f->ctx, bytes, len, split, &out);
+        if (st != want_status) {
+            fail_msg("split %zu: status %d, want %d", split, st, want_status);
+        }
+        if (out.len != whole.len || memcmp(out.data, whole.data, whole.len)) {
+            /* show the difference as frames */
+            mn_t_assert_frames(out.data, out.len, want, want_len, PROVIDER, 0);
+            fail_msg("split %zu: output differs from the whole feed", split);
+        }
+        mn_buf_free(&out);
+    }
+    mn_buf_free(&whole);
+}
+
+static void check_stream_fixture(fixture *f, const char *rel, int include_usage)
+{
+    size_t len, want_len;
+    char *text = mn_t_fixture(rel, &len);
+    char *want;
+    f->ctx.include_usage = include_usage;
+    if (include_usage) {
+        want = text;
+        want_len = len;
+    }
+    else {
+        want = without_usage(text, len, &want_len);
+    }
+    replay_all_splits(f, text, len, want, want_len, MN_STREAM_DONE);
+    if (want != text) {
+        free(want);
+    }
+    free(text);
+}
+
+static void test_stream_text_usage(void **state)
+{
+    check_stream_fixture(*state, "openai/stream_text.sse", 1);
+}
+
+static void test_stream_text_no_usage(void **state)
+{
+    check_stream_fixture(*state, "openai/stream_text.sse", 0);
+}
+
+static void test_stream_tool_call_usage(void **state)
+{
+    check_stream_fixture(*state, "openai/stream_tool_call.sse", 1);
+}
+
+static void test_stream_tool_call_no_usage(void **state)
+{
+    check_stream_fixture(*state, "openai/stream_tool_call.sse", 0);
+}
+
+/* The without-usage rewrite itself: it must really change something, or
+ * the no-usage tests above would prove nothing. */
+static void test_without_usage_sanity(void **state)
+{
+    size_t len, wlen;
+    char *text = mn_t_fixture("openai/stream_text.sse", &len);
+    char *w = without_usage(text, len, &wlen);
+    json_t *a = mn_t_data_frames(text, len);
+    json_t *b = mn_t_data_frames(w, wlen);
+    assert_int_equal(json_array_size(b), json_array_size(a) - 1);
+    assert_null(strstr(w, "\"usage\""));
+    assert_non_null(strstr(text, "\"usage\""));
+    json_decref(a);
+    json_decref(b);
+    free(w);
+    free(text);
+}
+
+/* A stream run whole that keeps the translator so its state can be read. */
+typedef struct {
+    mn_buf out;
+    mn_stream_status status;
+    mn_usage usage;
+    mn_error err;
+    int have_err;
+} run_result;
+
+static void run_stream(fixture *f, const char *bytes, size_t len, const mn_error *cause,
+                       run_result *r)
+{
+    mn_sse_parser p;
+    mn_sink sink;
+    mn_t_replay rp;
+    const mn_error *e;
+    mn_buf_init(&r->out);
+    sink = mn_buf_sink(&r->out);
+    rp.wire = &mn_wire_openai;
+    rp.out = &sink;
+    rp.st = mn_wire_openai.stream_create(&f->ctx);
+    rp.status = MN_STREAM_MORE;
+    mn_sse_init(&p, 1 << 20, mn_t_replay_cb, &rp);
+    mn_sse_feed(&p, bytes, len);
+    mn_sse_finish(&p);
+    mn_sse_free(&p);
+    if (rp.status == MN_STREAM_MORE) {
+        rp.status = mn_wire_openai.stream_end(rp.st, cause, &sink);
+    }
+    r->status = rp.status;
+    r->usage = *mn_wire_openai.stream_usage(rp.st);
+    e = mn_wire_openai.stream_error(rp.st);
+    r->have_err = e != NULL;
+    if (e) {
+        r->err = *e;
+    }
+    mn_wire_openai.stream_destroy(rp.st);
+}
+
+static void run_text(fixture *f, const char *text, const mn_error *cause, run_result *r)
+{
+    run_stream(f, text, strlen(text), cause, r);
+}
+
+static void test_stream_usage_recorded(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *text = mn_t_fixture("openai/stream_text.sse", &len);
+    run_result r;
+    int iu;
+    for (iu = 0; iu <= 1; iu++) {
+        f->ctx.include_usage = iu;
+        run_stream(f, text, len, NULL, &r);
+        assert_int_equal(r.status, MN_STREAM_DONE);
+        assert_false(r.have_err);
+        assert_int_equal(r.usage.have, 1);
+        assert_int_equal(r.usage.prompt_tokens, 24);
+        assert_int_equal(r.usage.completion_tokens, 19);
+        assert_int_equal(r.usage.total_tokens, 43);
+        mn_buf_free(&r.out);
+    }
+    free(text);
+    text = mn_t_fixture("openai/stream_tool_call.sse", &len);
+    f->ctx.include_usage = 0;
+    run_stream(f, text, len, NULL, &r);
+    assert_int_equal(r.usage.prompt_tokens, 88);
+    assert_int_equal(r.usage.completion_tokens, 52);
+    assert_int_equal(r.usage.total_tokens, 140);
+    mn_buf_free(&r.out);
+    free(text);
+}
+
+/* Some servers put usage on the finish chunk instead of a separate one:
+ * it is recorded, and removed for a client that did not ask. */
+static void test_stream_usage_on_content_chunk(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    const char *text =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
+        "data: [DONE]\n\n";
+    const char *want =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
+    f->ctx.include_usage = 0;
+    run_text(f, text, NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_DONE);
+    mn_t_assert_frames(r.out.data, r.out.len, want, strlen(want), PROVIDER, 0);
+    assert_int_equal(r.usage.have, 1);
+    assert_int_equal(r.usage.total_tokens, 7);
+    mn_buf_free(&r.out);
+}
+
+/* Parses frame i of an emitted stream. New reference. */
+static json_t *frame_at(const mn_buf *out, size_t i)
+{
+    json_t *frames = mn_t_data_frames(out->data, out->len);
+    json_t *j = json_loads(json_string_value(json_array_get(frames, i)), 0, NULL);
+    json_decref(frames);
+    assert_non_null(j);
+    return j;
+}
+
+static size_t frame_count(const mn_buf *out)
+{
+    json_t *frames = mn_t_data_frames(out->data, out->len);
+    size_t n = json_array_size(frames);
+    json_decref(frames);
+    return n;
+}
+
+/* The error frame: {"error":{message,type,param,code},"provider"} exactly. */
+static void assert_error_frame(json_t *frame, const char *message, const char *type,
+                               const char *code)
+{
+    json_t *e = json_object_get(frame, "error");
+    assert_int_equal(json_object_size(frame), 2);
+    assert_string_equal(json_string_value(json_object_get(frame, "provider")), PROVIDER);
+    assert_int_equal(json_object_size(e), 4);
+    if (message) {
+        assert_string_equal(json_string_value(json_object_get(e, "message")), message);
+    }
+    else {
+        assert_true(json_string_length(json_object_get(e, "message")) > 0);
+    }
+    if (type) {
+        assert_string_equal(json_string_value(json_object_get(e, "type")), type);
+    }
+    else {
+        assert_true(json_is_string(json_object_get(e, "type")));
+    }
+    assert_true(json_is_null(json_object_get(e, "param")));
+    if (code) {
+        assert_string_equal(json_string_value(json_object_get(e, "code")), code);
+    }
+    else {
+        assert_true(json_is_null(json_object_get(e, "code")));
+    }
+}
+
+/* Upstream error frame, then EOF: content, one error frame, [DONE]. */
+static void test_stream_error_midstream(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *text = mn_t_fixture("openai/stream_error_midstream.sse", &len);
+    /* the upstream's own frames, then [DONE] the upstream never sent */
+    mn_buf want;
+    run_result r;
+    json_t *ef;
+    mn_buf_init(&want);
+    mn_buf_append(&want, text, len);
+    mn_buf_append(&want, "data: [DONE]\n\n", 14);
+
+    f->ctx.include_usage = 1;
+    replay_all_splits(f, text, len, want.data, want.len, MN_STREAM_FAILED);
+
+    run_stream(f, text, len, NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    assert_int_equal(frame_count(&r.out), 9);
+    ef = frame_at(&r.out, 7);
+    assert_error_frame(ef, "The server had an error while processing your request. Sorry about that!",
+                       "server_error", NULL);
+    json_decref(ef);
+    assert_true(r.have_err);
+    assert_string_equal(r.err.message,
+                        "The server had an error while processing your request. Sorry about that!");
+    assert_string_equal(r.err.type, "server_error");
+    assert_string_equal(r.err.code, "");
+    mn_buf_free(&r.out);
+    mn_buf_free(&want);
+    free(text);
+}
+
+static void test_stream_error_midstream_no_usage(void **state)
+{
+    fixture *f = *state;
+    size_t len, wlen;
+    char *text = mn_t_fixture("openai/stream_error_midstream.sse", &len);
+    char *w = without_usage(text, len, &wlen);
+    mn_buf want;
+    mn_buf_init(&want);
+    mn_buf_append(&want, w, wlen);
+    mn_buf_append(&want, "data: [DONE]\n\n", 14);
+    f->ctx.include_usage = 0;
+    replay_all_splits(f, text, len, want.data, want.len, MN_STREAM_FAILED);
+    mn_buf_free(&want);
+    free(w);
+    free(text);
+}
+
+/* The upstream dies before [DONE]: its frames, then our own error frame. */
+static void test_stream_cut_before_done(void **state)
+{
+    fixture *f = *state;
+    size_t len;
+    char *text = mn_t_fixture("openai/stream_text.sse", &len);
+    const char *done = "data: [DONE]\n\n";
+    size_t cut = len - strlen(done);
+    run_result r;
+    json_t *ef;
+    size_t n;
+    assert_memory_equal(text + cut, done, strlen(done));
+
+    f->ctx.include_usage = 1;
+    run_stream(f, text, cut, NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    n = frame_count(&r.out);
+    assert_int_equal(n, 22);
+    /* everything before the error frame is the upstream's */
+    {
+        const char *err_frame = strstr(r.out.data, "data: {\"error\"");
+        assert_non_null(err_frame);
+        mn_t_assert_frames(r.out.data, (size_t)(err_frame - r.out.data), text, cut, PROVIDER, 0);
+    }
+    ef = frame_at(&r.out, n - 2);
+    assert_error_frame(ef, NULL, "upstream_error", "upstream_eof");
+    json_decref(ef);
+    assert_true(r.out.len >= 14);
+    assert_memory_equal(r.out.data + r.out.len - 14, "data: [DONE]\n\n", 14);
+    assert_true(r.have_err);
+    assert_string_equal(r.err.code, "upstream_eof");
+    assert_int_equal(r.err.status, 502);
+    /* usage was in the frames that did arrive */
+    assert_int_equal(r.usage.total_tokens, 43);
+
+    /* and at every split offset */
+    {
+        mn_buf want;
+        json_t *e = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", r.err.message,
+                              "type", "upstream_error", "param", "code", "upstream_eof");
+        char *es = json_dumps(e, JSON_COMPACT);
+        mn_buf_init(&want);
+        mn_buf_append(&want, text, cut);
+        mn_buf_append(&want, "data: ", 6);
+        mn_buf_append(&want, es, strlen(es));
+        mn_buf_append(&want, "\n\ndata: [DONE]\n\n", 16);
+        replay_all_splits(f, text, cut, want.data, want.len, MN_STREAM_FAILED);
+        mn_buf_free(&want);
+        free(es);
+        json_decref(e);
+    }
+    mn_buf_free(&r.out);
+    free(text);
+}
+
+/* Cut mid-frame (no blank line, half a JSON object): still one error frame. */
+static void test_stream_cut_mid_frame(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    json_t *ef;
+    const char *text =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"id\":\"c\",\"choi";
+    f->ctx.include_usage = 0;
+    run_text(f, text, NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    assert_int_equal(frame_count(&r.out), 3);
+    ef = frame_at(&r.out, 1);
+    assert_true(json_is_object(json_object_get(ef, "error")));
+    json_decref(ef);
+    assert_memory_equal(r.out.data + r.out.len - 14, "data: [DONE]\n\n", 14);
+    mn_buf_free(&r.out);
+}
+
+static void test_stream_end_with_cause(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    mn_error cause;
+    json_t *ef;
+    const char *text =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n";
+    mn_error_set(&cause, 504, "timeout_error", NULL, "upstream_timeout",
+                 "upstream sent nothing for 60 s");
+    run_text(f, text, &cause, &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    assert_int_equal(frame_count(&r.out), 3);
+    ef = frame_at(&r.out, 1);
+    assert_error_frame(ef, "upstream sent nothing for 60 s", "timeout_error", "upstream_timeout");
+    json_decref(ef);
+    assert_true(r.have_err);
+    assert_int_equal(r.err.status, 504);
+    assert_string_equal(r.err.code, "upstream_timeout");
+    mn_buf_free(&r.out);
+}
+
+/* Once finished, ending again (or feeding more) writes nothing. */
+static void test_stream_end_after_finish(void **state)
+{
+    fixture *f = *state;
+    mn_buf out;
+    mn_sink sink;
+    mn_error cause;
+    mn_stream *st = mn_wire_openai.stream_create(&f->ctx);
+    mn_buf_init(&out);
+    sink = mn_buf_sink(&out);
+    assert_int_equal(mn_wire_openai.stream_feed(st, MN_SSE_EVENT, "", "[DONE]", 6, &sink),
+                     MN_STREAM_DONE);
+    assert_int_equal(out.len, 14);
+    mn_error_set(&cause, 504, NULL, NULL, NULL, "late");
+    assert_int_equal(mn_wire_openai.stream_end(st, &cause, &sink), MN_STREAM_DONE);
+    assert_int_equal(mn_wire_openai.stream_end(st, NULL, &sink), MN_STREAM_DONE);
+    assert_int_equal(mn_wire_openai.stream_feed(st, MN_SSE_EVENT, "", "{\"id\":\"x\"}", 10,
+                                                &sink), MN_STREAM_DONE);
+    assert_int_equal(out.len, 14);
+    assert_null(mn_wire_openai.stream_error(st));
+    mn_wire_openai.stream_destroy(st);
+
+    /* after a failure too */
+    st = mn_wire_openai.stream_create(&f->ctx);
+    mn_buf_reset(&out);
+    assert_int_equal(mn_wire_openai.stream_end(st, NULL, &sink), MN_STREAM_FAILED);
+    {
+        size_t n = out.len;
+        assert_int_equal(mn_wire_openai.stream_end(st, &cause, &sink), MN_STREAM_FAILED);
+        assert_int_equal(mn_wire_openai.stream_feed(st, MN_SSE_EVENT, "", "[DONE]", 6, &sink),
+                         MN_STREAM_FAILED);
+        assert_int_equal(out.len, n);
+    }
+    assert_string_equal(mn_wire_openai.stream_error(st)->code, "upstream_eof");
+    mn_wire_openai.stream_destroy(st);
+    mn_buf_free(&out);
+}
+
+static void expect_bad_frame(fixture *f, const char *bad_frame)
+{
+    run_result r;
+    json_t *ef;
+    char text[512];
+    snprintf(text, sizeof(text),
+             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+             "data: %s\n\n"
+             "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n"
+             "data: [DONE]\n\n", bad_frame);
+    run_text(f, text, NULL, &r);
+    /* nothing after the failure is forwarded */
+    if (r.status != MN_STREAM_FAILED || frame_count(&r.out) != 3) {
+        print_error("frame %s: status %d, want FAILED; output:\n%s", bad_frame, r.status,
+                    r.out.data);
+        mn_buf_free(&r.out);
+        fail();
+    }
+    ef = frame_at(&r.out, 1);
+    assert_error_frame(ef, NULL, "upstream_error", "upstream_bad_response");
+    json_decref(ef);
+    assert_memory_equal(r.out.data + r.out.len - 14, "data: [DONE]\n\n", 14);
+    assert_string_equal(r.err.code, "upstream_bad_response");
+    mn_buf_free(&r.out);
+}
+
+static void test_stream_bad_frames(void **state)
+{
+    expect_bad_frame(*state, "not json");
+    expect_bad_frame(*state, "[1,2]");
+    expect_bad_frame(*state, "\"a string\"");
+    expect_bad_frame(*state, "{\"id\":\"c\",");
+}
+
+/* An `event: error` frame fails the stream even without an error member. */
+static void test_stream_named_error_event(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    json_t *ef;
+    run_text(f, "event: error\ndata: {\"message\":\"overloaded\",\"code\":\"busy\"}\n\n", NULL,
+             &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    assert_int_equal(frame_count(&r.out), 2);
+    ef = frame_at(&r.out, 0);
+    assert_error_frame(ef, "overloaded", NULL, "busy");
+    json_decref(ef);
+    mn_buf_free(&r.out);
+}
+
+/* "error": null/false is not an error; raw lines and comments are ignored. */
+static void test_stream_benign_frames(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    const char *text =
+        ": keep-alive\n\n"
+        "data: {\"id\":\"c\",\"choices\":[],\"error\":null}\n\n"
+        "stray line\n"
+        "data: {\"id\":\"c\",\"choices\":[],\"error\":false}\n\n"
+        "data: [DONE]\n\n"
+        "data: {\"id\":\"after\"}\n\n";
+    const char *want =
+        "data: {\"id\":\"c\",\"choices\":[],\"error\":null}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[],\"error\":false}\n\n"
+        "data: [DONE]\n\n";
+    run_text(f, text, NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_DONE);
+    assert_false(r.have_err);
+    mn_t_assert_frames(r.out.data, r.out.len, want, strlen(want), PROVIDER, 0);
+    mn_buf_free(&r.out);
+}
+
+/* The [DONE] we pass on is the exact terminator clients look for. */
+static void test_stream_done_bytes(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    run_text(f, "data: [DONE]\n\n", NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_DONE);
+    assert_int_equal(r.out.len, 14);
+    assert_memory_equal(r.out.data, "data: [DONE]\n\n", 14);
+    assert_int_equal(r.usage.have, 0);
+    mn_buf_free(&r.out);
+}
+
+/* ---- chunk shapes ------------------------------------------------------------ */
+
+/* Every emitted frame must parse as a JSON object without duplicate keys
+ * (clients keep the last of two "provider" members, so a duplicate is a
+ * wrong value, not a harmless repeat).  Returns NULL or a description
+ * (malloc'd) so callers can free their state before failing. */
+static char *frames_strict_problem(const mn_buf *out)
+{
+    json_t *frames = mn_t_data_frames(out->data, out->len);
+    char *problem = NULL;
+    size_t i;
+    for (i = 0; i < json_array_size(frames) && !problem; i++) {
+        const char *payload = json_string_value(json_array_get(frames, i));
+        json_error_t jerr;
+        json_t *j;
+        if (!strcmp(payload, "[DONE]")) {
+            continue;
+        }
+        j = json_loads(payload, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(j)) {
+            size_t n = strlen(payload) + 256;
+            problem = malloc(n);
+            snprintf(problem, n, "frame %zu is not a JSON object without duplicates (%s): %s",
+                     i, jerr.text, payload);
+        }
+        json_decref(j);
+    }
+    json_decref(frames);
+    return problem;
+}
+
+/* An SSE event carrying data, one data: line per line of data. */
+static void sse_event(char *buf, size_t size, const char *data)
+{
+    size_t o = (size_t)snprintf(buf, size, "data: ");
+    for (; *data && o + 8 < size; data++) {
+        if (*data == '\n') {
+            o += (size_t)snprintf(buf + o, size - o, "\ndata: ");
+        }
+        else {
+            buf[o++] = *data;
+        }
+    }
+    snprintf(buf + o, size - o, "\n\ndata: [DONE]\n\n");
+}
+
+/* One upstream chunk through the translator: the emitted frame must equal
+ * the chunk with "provider" set to ours and, for a client that did not ask
+ * for usage, its top-level "usage" member removed. */
+static void check_chunk(fixture *f, const char *chunk, int include_usage)
+{
+    run_result r;
+    char text[1024], *problem = NULL;
+    json_t *want, *got = NULL;
+    sse_event(text, sizeof(text), chunk);
+    f->ctx.include_usage = include_usage;
+    run_text(f, text, NULL, &r);
+    want = load(chunk);
+    if (!include_usage) {
+        json_object_del(want, "usage");
+    }
+    json_object_set_new(want, "provider", json_string(PROVIDER));
+    if (r.status != MN_STREAM_DONE || frame_count(&r.out) != 2) {
+        problem = strdup("not one frame and [DONE]");
+    }
+    else if ((problem = frames_strict_problem(&r.out)) == NULL) {
+        got = frame_at(&r.out, 0);
+        if (!json_equal(got, want)) {
+            problem = strdup("frame differs");
+        }
+    }
+    json_decref(got);
+    json_decref(want);
+    if (problem) {
+        print_error("chunk %s (include_usage %d): %s; output:\n%s", chunk, include_usage,
+                    problem, r.out.data);
+        free(problem);
+        mn_buf_free(&r.out);
+        fail();
+    }
+    mn_buf_free(&r.out);
+}
+
+/* Shapes seen from OpenAI-compatible servers: compact, member order varies,
+ * usage first/last/only, spaced JSON from Python's json.dumps. */
+static void test_chunk_shapes(void **state)
+{
+    static const char *const shapes[] = {
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"usage\":null}",
+        "{\"usage\":null,\"id\":\"c\",\"choices\":[]}",
+        "{\"id\":\"c\",\"usage\":null,\"choices\":[{\"index\":0,\"delta\":{}}]}",
+        "{\"usage\":null}",
+        "{}",
+        "{\"id\":\"c\"}",
+        "{\"id\": \"c\", \"choices\": [], \"usage\": null}",
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"say \\\"usage\\\":null\"}}]}",
+        "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"an error\"}}],\"usage\":null}",
+    };
+    size_t i;
+    for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        check_chunk(*state, shapes[i], 1);
+        check_chunk(*state, shapes[i], 0);
+    }
+}
+
+/* SSE lets one event's data span several data: lines (joined with "\n");
+ * what goes out must still be one well-formed frame. */
+static void test_chunk_multiline_data(void **state)
+{
+    check_chunk(*state, "{\n\"id\":\"c\",\n\"usage\":null\n}", 1);
+    check_chunk(*state, "{\"id\":\"c\",\n\"choices\":[]}", 0);
+}
+
+/* OpenRouter names the provider it routed to in a top-level "provider" of
+ * every chunk; the client must see ours, once. */
+static void test_chunk_upstream_provider_replaced(void **state)
+{
+    const char *chunk = "{\"id\":\"gen-1\",\"provider\":\"OpenAI\",\"model\":\"openai/gpt-4o\","
+                        "\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,"
+                        "\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}";
+    check_chunk(*state, chunk, 1);
+    check_chunk(*state, chunk, 0);
+}
+
+/* Non-streaming answers from the same upstream get ours as well. */
+static void test_response_upstream_provider_replaced(void **state)
+{
+    fixture *f = *state;
+    const char *body = "{\"id\":\"gen-1\",\"provider\":\"OpenAI\",\"object\":\"chat.completion\","
+                       "\"choices\":[]}";
+    json_t *out = NULL;
+    mn_usage u;
+    mn_error err;
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, body, strlen(body), &out, &u,
+                                                    &err), 0);
+    assert_string_equal(json_string_value(json_object_get(out, "provider")), PROVIDER);
+    json_decref(out);
+}
+
+/* A frame that merely looks like an object is still not JSON. */
+static void test_stream_bad_frames_braced(void **state)
+{
+    expect_bad_frame(*state, "{oops}");
+    expect_bad_frame(*state, "{\"id\":\"c\",}");
+}
+
+/* Python's separators=(", ", ":"): valid JSON in, valid JSON out. */
+static void test_chunk_comma_space_usage_last(void **state)
+{
+    check_chunk(*state, "{\"id\":\"c\", \"usage\":null}", 0);
+    check_chunk(*state, "{\"id\":\"c\", \"choices\":[], \"usage\":null}", 0);
+}
+
+/* Only the top-level usage is ours to remove. */
+static void test_chunk_nested_usage_kept(void **state)
+{
+    check_chunk(*state, "{\"id\":\"c\",\"x_meta\":{\"usage\":null}}", 0);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_encode_stream),
+        T(test_encode_stream_adds_options),
+        T(test_encode_fixture_request),
+        T(test_encode_non_stream),
+        T(test_encode_no_key),
+        T(test_decode_response_text),
+        T(test_decode_response_tool_call),
+        T(test_decode_response_without_usage),
+        T(test_decode_response_failures),
+        T(test_decode_error),
+        T(test_stream_text_usage),
+        T(test_stream_text_no_usage),
+        T(test_stream_tool_call_usage),
+        T(test_stream_tool_call_no_usage),
+        T(test_without_usage_sanity),
+        T(test_stream_usage_recorded),
+        T(test_stream_usage_on_content_chunk),
+        T(test_stream_error_midstream),
+        T(test_stream_error_midstream_no_usage),
+        T(test_stream_cut_before_done),
+        T(test_stream_cut_mid_frame),
+        T(test_stream_end_with_cause),
+        T(test_stream_end_after_finish),
+        T(test_stream_bad_frames),
+        T(test_stream_named_error_event),
+        T(test_stream_benign_frames),
+        T(test_stream_done_bytes),
+        T(test_chunk_shapes),
+        T(test_chunk_multiline_data),
+        T(test_chunk_upstream_provider_replaced),
+        T(test_response_upstream_provider_replaced),
+        T(test_stream_bad_frames_braced),
+        T(test_chunk_comma_space_usage_last),
+        T(test_chunk_nested_usage_kept),
+    };
+    int rc;
+    apr_initialize();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
