@@ -130,13 +130,21 @@ static void test_bad_urls(void **state)
 {
     static const char *const bad[] = {
         "ftp://x", "not a url", "https://", "http:///v1", "https://h/v1?x=1",
-        "https://h/v1#frag", "https://user:pw@h/v1", "h.example/v1", "",
+        "https://h/v1#frag", "h.example/v1", "",
     };
+    const char *creds[] = { "x", "https://user:pw@h/v1", NULL };
+    const char *err;
+    mn_provider *prov = NULL;
     size_t i;
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *argv[] = { "x", bad[i], NULL };
         parse_err(*state, argv, "bad base URL", bad[i], NULL);
     }
+    /* credentials are refused, and never repeated into a log */
+    err = mn_provider_parse(*state, 2, creds, &prov);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "credentials"));
+    assert_null(strstr(err, "pw"));
 }
 
 static void test_bad_port(void **state)
