@@ -66,9 +66,10 @@ apr_table_t *mn_upstream_headers(const mn_upstream *u);
 apr_status_t mn_upstream_read(mn_upstream *u, apr_bucket_brigade *bb,
                               apr_read_type_e block);
 
-/* Reads the whole body (bounded by max) into a pool string. */
-apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, char **body,
-                                  apr_size_t *len);
+/* Reads the whole body (bounded by max bytes, idle between reads and the
+ * deadline, 0 = none) into a pool string.  APR_TIMEUP when a limit hit. */
+apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, apr_interval_time_t idle,
+                                  apr_time_t deadline, char **body, apr_size_t *len);
 
 /* Returns the connection to the pool; it is closed instead unless the body
  * was read to its end.  Safe to call twice. */

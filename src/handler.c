@@ -232,7 +232,8 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
     const char *retry_after = apr_table_get(mn_upstream_headers(u), "Retry-After");
 
     at->retry_after = mn_parse_retry_after(retry_after, apr_time_now());
-    if (mn_upstream_read_all(u, 1024 * 1024, &body, &len) != APR_SUCCESS) {
+    if (mn_upstream_read_all(u, 1024 * 1024, at->prov->idle_timeout, at->deadline,
+                             &body, &len) != APR_SUCCESS) {
         body = NULL;
         len = 0;
     }
@@ -272,13 +273,11 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
     json_t *resp = NULL;
     apr_status_t rv;
 
-    int is_total;
-
-    mn_upstream_set_timeout(u, stream_timeout(at, 1, &is_total));
-    rv = mn_upstream_read_all(u, mn_conf->max_response, &body, &len);
+    rv = mn_upstream_read_all(u, mn_conf->max_response, at->prov->idle_timeout, at->deadline,
+                              &body, &len);
     mn_upstream_close(u);
     if (rv != APR_SUCCESS) {
-        if (APR_STATUS_IS_TIMEUP(rv) && is_total) {
+        if (APR_STATUS_IS_TIMEUP(rv) && at->deadline && apr_time_now() >= at->deadline) {
             return mn_error_set(err, 504, NULL, NULL, "upstream_total_timeout",
                                 "provider '%s' exceeded its total-timeout", at->prov->name);
         }
@@ -686,7 +685,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
                                        apr_time_now(), outcome, at.probe);
             log_breaker(r, prov, change);
             *(const char **)apr_array_push(attempts) =
-                at.upstream_status && (outcome != MN_OUTCOME_SUCCESS || sent)
+                at.upstream_status && (sent || at.upstream_status < 200 || at.upstream_status >= 300)
                     ? apr_psprintf(r->pool, "%s:%d", prov->name, at.upstream_status)
                     : apr_pstrcat(r->pool, prov->name, ":", attempt_label(r->pool, err), NULL);
             if (sent) {

@@ -445,8 +445,8 @@ apr_status_t mn_upstream_read(mn_upstream *u, apr_bucket_brigade *bb, apr_read_t
     return APR_SUCCESS;
 }
 
-apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, char **body,
-                                  apr_size_t *len)
+apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, apr_interval_time_t idle,
+                                  apr_time_t deadline, char **body, apr_size_t *len)
 {
     apr_bucket_brigade *all = apr_brigade_create(u->r->pool, u->r->connection->bucket_alloc);
     apr_bucket_brigade *bb = apr_brigade_create(u->r->pool, u->backend->connection->bucket_alloc);
@@ -454,6 +454,16 @@ apr_status_t mn_upstream_read_all(mn_upstream *u, apr_size_t max, char **body,
     apr_status_t rv;
 
     for (;;) {
+        apr_interval_time_t t = idle;
+        if (deadline) {
+            apr_interval_time_t left = deadline - apr_time_now();
+            if (left <= 0) {
+                apr_brigade_cleanup(all);
+                return APR_TIMEUP;
+            }
+            t = left < t ? left : t;
+        }
+        mn_upstream_set_timeout(u, t);
         rv = mn_upstream_read(u, bb, APR_BLOCK_READ);
         if (rv != APR_SUCCESS && rv != APR_EOF) {
             apr_brigade_cleanup(bb);
