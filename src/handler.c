@@ -277,7 +277,10 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
                               &body, &len);
     mn_upstream_close(u);
     if (rv != APR_SUCCESS) {
-        if (APR_STATUS_IS_TIMEUP(rv) && at->deadline && apr_time_now() >= at->deadline) {
+        /* poll() sleeps in whole milliseconds: a wake-up just short of
+         * the deadline is still the deadline */
+        if (APR_STATUS_IS_TIMEUP(rv) && at->deadline
+            && apr_time_now() + apr_time_from_msec(20) >= at->deadline) {
             return mn_error_set(err, 504, NULL, NULL, "upstream_total_timeout",
                                 "provider '%s' exceeded its total-timeout", at->prov->name);
         }

@@ -574,7 +574,10 @@ test('1,000 client aborts mid-stream (20 at a time): all logged client_aborted, 
   const early = recs.filter((r) => r.closedEarly).length;
   assert.equal(early, N, `upstream saw ${early}/${N} connections closed before their stream ended`);
   t.diagnostic(`${N} aborts in ${tClients}ms; upstream open connections peaked at ${maxOpen}`);
-  assert.ok(maxOpen <= 60, `upstream open connections peaked at ${maxOpen} (20 clients at a time)`);
+  // An abandoned upstream is noticed at the next frame written to the gone
+  // client (frames are 25 ms apart), so a few dozen overlap at this rate;
+  // what must not happen is growth with N: the count returns to ~0 below.
+  assert.ok(maxOpen <= 120, `upstream open connections peaked at ${maxOpen} (20 clients at a time)`);
   const until = Date.now() + 3000;
   while (plain.openConnections > 2 && Date.now() < until) await sleep(50);
   assert.ok(plain.openConnections <= 2, `${plain.openConnections} upstream connections still open after the storm`);
