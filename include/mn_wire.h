@@ -93,6 +93,28 @@ typedef struct mn_wire {
     void (*stream_destroy)(mn_stream *st);
 } mn_wire;
 
+/* What every stream translator keeps; it is the first member of each
+ * format's struct mn_stream, so the shared helpers below work on any. */
+typedef struct mn_stream_base {
+    mn_wire_ctx *ctx;
+    mn_stream_status status;
+    mn_usage usage;
+    mn_error err;            /* why the stream failed, once FAILED */
+} mn_stream_base;
+
+/* Ends the stream with base->err (keys scrubbed) as the terminal error frame
+ * and [DONE]. */
+mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out);
+
+/* stream_end for formats that mark their clean end with an event (`what`,
+ * e.g. "[DONE]"): reaching the end without it is an error. */
+mn_stream_status mn_stream_end_without(mn_stream_base *b, const mn_error *cause,
+                                       const char *what, mn_sink *out);
+
+/* stream_usage / stream_error for any translator built on mn_stream_base. */
+const mn_usage *mn_stream_base_usage(mn_stream *st);
+const mn_error *mn_stream_base_error(mn_stream *st);
+
 const mn_wire *mn_wire_for(mn_format f);
 
 extern const mn_wire mn_wire_openai;

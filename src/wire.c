@@ -38,3 +38,46 @@ json_t *mn_usage_to_openai(const mn_usage *u)
                      "completion_tokens", (json_int_t)u->completion_tokens,
                      "total_tokens", (json_int_t)u->total_tokens);
 }
+
+mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out)
+{
+    const mn_provider *prov = b->ctx->provider;
+    if (prov) {
+        int i;
+        mn_error_scrub(&b->err, prov->key);
+        for (i = 0; i < prov->nkeys; i++) {
+            mn_error_scrub(&b->err, prov->keys[i]);
+        }
+    }
+    mn_error_write_frame(&b->err, b->ctx->provider_name, out);
+    mn_sse_write_done(out);
+    b->status = MN_STREAM_FAILED;
+    return b->status;
+}
+
+mn_stream_status mn_stream_end_without(mn_stream_base *b, const mn_error *cause,
+                                       const char *what, mn_sink *out)
+{
+    if (b->status != MN_STREAM_MORE) {
+        return b->status;
+    }
+    if (cause) {
+        b->err = *cause;
+    }
+    else {
+        mn_error_set(&b->err, 502, NULL, NULL, "upstream_eof",
+                     "upstream closed the stream before %s", what);
+    }
+    return mn_stream_fail(b, out);
+}
+
+const mn_usage *mn_stream_base_usage(mn_stream *st)
+{
+    return &((mn_stream_base *)st)->usage;
+}
+
+const mn_error *mn_stream_base_error(mn_stream *st)
+{
+    const mn_stream_base *b = (const mn_stream_base *)st;
+    return b->status == MN_STREAM_FAILED ? &b->err : NULL;
+}

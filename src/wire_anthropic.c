@@ -1128,8 +1128,7 @@ typedef struct {
 } open_block;
 
 struct mn_stream {
-    mn_wire_ctx *ctx;
-    mn_stream_status status;
+    mn_stream_base b;          /* first: see mn_stream_base */
     json_t *id;              /* message id and model from message_start */
     json_t *model;
     int started;             /* message_start seen (role chunk sent) */
@@ -1137,31 +1136,25 @@ struct mn_stream {
     int ntools;              /* tool calls announced so far */
     open_block blocks[MAX_OPEN_BLOCKS];
     a_usage au;
-    mn_usage usage;
-    mn_error err;
 };
 
 static mn_stream *anthropic_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
     if (st) {
-        st->ctx = ctx;
+        st->b.ctx = ctx;
     }
     return st;
 }
 
 static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
 {
-    mn_error_scrub(&st->err, st->ctx->provider ? st->ctx->provider->key : NULL);
-    mn_error_write_frame(&st->err, st->ctx->provider_name, out);
-    mn_sse_write_done(out);
-    st->status = MN_STREAM_FAILED;
-    return st->status;
+    return mn_stream_fail(&st->b, out);
 }
 
 static mn_stream_status fail_bad(mn_stream *st, mn_sink *out, const char *what)
 {
-    mn_error_set(&st->err, 502, NULL, NULL, "upstream_bad_response",
+    mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
                  "upstream sent an invalid stream: %s", what);
     return fail_with(st, out);
 }
@@ -1174,7 +1167,7 @@ static json_t *chunk_new(mn_stream *st, json_t **delta, json_t **choice)
     *choice = json_object();
     json_object_set(c, "id", st->id);
     json_object_set_new(c, "object", json_string("chat.completion.chunk"));
-    json_object_set_new(c, "created", json_integer(st->ctx->created));
+    json_object_set_new(c, "created", json_integer(st->b.ctx->created));
     json_object_set(c, "model", st->model);
     json_object_set_new(*choice, "index", json_integer(0));
     json_object_set_new(*choice, "delta", *delta);
@@ -1182,10 +1175,10 @@ static json_t *chunk_new(mn_stream *st, json_t **delta, json_t **choice)
     json_object_set_new(*choice, "finish_reason", json_null());
     json_object_set_new(c, "choices", json_pack("[O]", *choice));
     json_decref(*choice);
-    if (st->ctx->include_usage) {
+    if (st->b.ctx->include_usage) {
         json_object_set_new(c, "usage", json_null());
     }
-    json_object_set_new(c, "provider", json_string(st->ctx->provider_name));
+    json_object_set_new(c, "provider", json_string(st->b.ctx->provider_name));
     return c;
 }
 
@@ -1257,7 +1250,7 @@ static mn_stream_status on_message_start(mn_stream *st, json_t *ev, mn_sink *out
     json_t *delta, *choice, *chunk;
 
     if (st->started) {
-        return st->status;     /* a repeated start must not repeat the role chunk */
+        return st->b.status;     /* a repeated start must not repeat the role chunk */
     }
     if (!json_is_object(msg)) {
         return fail_bad(st, out, "message_start without a message");
@@ -1266,12 +1259,12 @@ static mn_stream_status on_message_start(mn_stream *st, json_t *ev, mn_sink *out
     st->model = json_is_string(model) ? json_incref(model) : json_string("");
     st->started = 1;
     a_usage_merge(&st->au, json_object_get(msg, "usage"));
-    a_usage_to_mn(&st->au, &st->usage);
+    a_usage_to_mn(&st->au, &st->b.usage);
     chunk = chunk_new(st, &delta, &choice);
     json_object_set_new(delta, "role", json_string("assistant"));
     json_object_set_new(delta, "content", json_string(""));
     emit(out, chunk);
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status on_block_start(mn_stream *st, json_t *ev, mn_sink *out)
@@ -1328,14 +1321,14 @@ static mn_stream_status on_block_start(mn_stream *st, json_t *ev, mn_sink *out)
     }
     else if (!strcmp(type, "thinking")) {
         b->kind = BLOCK_THINKING;
-        if (st->ctx->provider && st->ctx->provider->reasoning_content) {
+        if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
             emit_text(st, out, "reasoning_content", json_object_get(cb, "thinking"));
         }
     }
     else {
         b->kind = BLOCK_OTHER;   /* redacted thinking, server tools: no OpenAI slot */
     }
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status on_block_delta(mn_stream *st, json_t *ev, mn_sink *out)
@@ -1345,7 +1338,7 @@ static mn_stream_status on_block_delta(mn_stream *st, json_t *ev, mn_sink *out)
     open_block *b = block_find(st, json_object_get(ev, "index"));
 
     if (!type) {
-        return st->status;
+        return st->b.status;
     }
     if (!strcmp(type, "text_delta")) {
         emit_text(st, out, "content", json_object_get(delta, "text"));
@@ -1362,21 +1355,21 @@ static mn_stream_status on_block_delta(mn_stream *st, json_t *ev, mn_sink *out)
         }
     }
     else if (!strcmp(type, "thinking_delta")) {
-        if (st->ctx->provider && st->ctx->provider->reasoning_content) {
+        if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
             emit_text(st, out, "reasoning_content", json_object_get(delta, "thinking"));
         }
     }
     /* signature_delta, citations_delta and future types: nothing to send */
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status on_message_delta(mn_stream *st, json_t *ev, mn_sink *out)
 {
     int i;
     a_usage_merge(&st->au, json_object_get(ev, "usage"));
-    a_usage_to_mn(&st->au, &st->usage);
+    a_usage_to_mn(&st->au, &st->b.usage);
     if (st->finished) {
-        return st->status;
+        return st->b.status;
     }
     /* a tool block left open must still end with parseable arguments, and
      * before the finish chunk */
@@ -1387,7 +1380,7 @@ static mn_stream_status on_message_delta(mn_stream *st, json_t *ev, mn_sink *out
     }
     emit_finish(st, out, finish_reason_for(json_object_get(json_object_get(ev, "delta"),
                                                            "stop_reason")));
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status on_message_stop(mn_stream *st, mn_sink *out)
@@ -1401,15 +1394,15 @@ static mn_stream_status on_message_stop(mn_stream *st, mn_sink *out)
         }
         emit_finish(st, out, st->ntools ? "tool_calls" : "stop");
     }
-    if (st->ctx->include_usage) {
+    if (st->b.ctx->include_usage) {
         json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
         json_object_set_new(chunk, "choices", json_array());
         json_object_set_new(chunk, "usage", a_usage_to_openai(&st->au));
         emit(out, chunk);
     }
     mn_sse_write_done(out);
-    st->status = MN_STREAM_DONE;
-    return st->status;
+    st->b.status = MN_STREAM_DONE;
+    return st->b.status;
 }
 
 static mn_stream_status on_error(mn_stream *st, json_t *ev, mn_sink *out)
@@ -1418,7 +1411,7 @@ static mn_stream_status on_error(mn_stream *st, json_t *ev, mn_sink *out)
     const char *type = json_string_value(json_object_get(e, "type"));
     const char *message = json_string_value(json_object_get(e, "message"));
 
-    mn_error_set(&st->err, 502, type && *type ? type : NULL, NULL, NULL, "%s",
+    mn_error_set(&st->b.err, 502, type && *type ? type : NULL, NULL, NULL, "%s",
                  message && *message ? message : "upstream reported an error mid-stream");
     return fail_with(st, out);
 }
@@ -1430,8 +1423,8 @@ static mn_stream_status anthropic_stream_feed(mn_stream *st, mn_sse_kind kind,
     json_t *ev;
     const char *type;
 
-    if (st->status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
-        return st->status;
+    if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->b.status;
     }
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         /* not Anthropic's, but some compatible servers end this way */
@@ -1483,33 +1476,13 @@ static mn_stream_status anthropic_stream_feed(mn_stream *st, mn_sse_kind kind,
     }
     /* unknown event types: Anthropic may add some, ignore them */
     json_decref(ev);
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status anthropic_stream_end(mn_stream *st, const mn_error *cause,
-                                             mn_sink *out)
+                                          mn_sink *out)
 {
-    if (st->status != MN_STREAM_MORE) {
-        return st->status;
-    }
-    if (cause) {
-        st->err = *cause;
-    }
-    else {
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_eof",
-                     "upstream closed the stream before message_stop");
-    }
-    return fail_with(st, out);
-}
-
-static const mn_usage *anthropic_stream_usage(mn_stream *st)
-{
-    return &st->usage;
-}
-
-static const mn_error *anthropic_stream_error(mn_stream *st)
-{
-    return st->status == MN_STREAM_FAILED ? &st->err : NULL;
+    return mn_stream_end_without(&st->b, cause, "message_stop", out);
 }
 
 static void anthropic_stream_destroy(mn_stream *st)
@@ -1530,7 +1503,7 @@ const mn_wire mn_wire_anthropic = {
     anthropic_stream_create,
     anthropic_stream_feed,
     anthropic_stream_end,
-    anthropic_stream_usage,
-    anthropic_stream_error,
+    mn_stream_base_usage,
+    mn_stream_base_error,
     anthropic_stream_destroy
 };

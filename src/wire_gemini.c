@@ -1495,16 +1495,13 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
 /* Streaming                                                                 */
 
 struct mn_stream {
-    mn_wire_ctx *ctx;
-    mn_stream_status status;
+    mn_stream_base b;          /* first: see mn_stream_base */
     int started;            /* role chunk sent */
     int finished;           /* finish chunk sent */
     long tool_index;        /* tool calls so far in this response */
     char id[256];           /* responseId of the first event that had one */
     char model[256];
     gm_usage gu;
-    mn_usage usage;
-    mn_error err;
     /* raw (non-SSE) lines: a JSON error object appended to the stream */
     mn_buf raw;
     int raw_depth;
@@ -1531,7 +1528,7 @@ static mn_stream *gemini_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
     if (st) {
-        st->ctx = ctx;
+        st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
         mn_buf_init(&st->raw);
     }
@@ -1540,11 +1537,7 @@ static mn_stream *gemini_stream_create(mn_wire_ctx *ctx)
 
 static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
 {
-    scrub_key(st->ctx, &st->err);
-    mn_error_write_frame(&st->err, st->ctx->provider_name, out);
-    mn_sse_write_done(out);
-    st->status = MN_STREAM_FAILED;
-    return st->status;
+    return mn_stream_fail(&st->b, out);
 }
 
 static void emit(mn_stream *st, json_t *chunk, mn_sink *out)
@@ -1552,7 +1545,7 @@ static void emit(mn_stream *st, json_t *chunk, mn_sink *out)
     if (!chunk) {
         return;
     }
-    json_object_set_new(chunk, "provider", json_string(st->ctx->provider_name));
+    json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
     mn_sse_write_json(out, chunk);
     json_decref(chunk);
 }
@@ -1560,7 +1553,7 @@ static void emit(mn_stream *st, json_t *chunk, mn_sink *out)
 static json_t *chunk_base(mn_stream *st)
 {
     json_t *c = json_pack("{s:s,s:s,s:I,s:s}", "id", st->id, "object", "chat.completion.chunk",
-                          "created", (json_int_t)st->ctx->created, "model", st->model);
+                          "created", (json_int_t)st->b.ctx->created, "model", st->model);
     return c;
 }
 
@@ -1571,7 +1564,7 @@ static void emit_delta(mn_stream *st, json_t *delta, const char *finish, mn_sink
     json_object_set_new(c, "choices",
                         json_pack("[{s:i,s:o,s:n,s:o}]", "index", 0, "delta", delta, "logprobs",
                                   "finish_reason", finish ? json_string(finish) : json_null()));
-    if (st->ctx->include_usage) {
+    if (st->b.ctx->include_usage) {
         json_object_set_new(c, "usage", json_null());
     }
     emit(st, c, out);
@@ -1585,8 +1578,8 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     size_t i;
 
     if (e && !json_is_null(e) && !json_is_false(e)) {
-        if (error_from_gemini(&st->err, 0, root)) {
-            mn_error_set(&st->err, 502, NULL, NULL, "upstream_error",
+        if (error_from_gemini(&st->b.err, 0, root)) {
+            mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_error",
                          "upstream sent an error in the stream");
         }
         return fail_with(st, out);
@@ -1601,14 +1594,14 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     }
     if (json_is_object(json_object_get(root, "usageMetadata"))) {
         gm_usage_read(&st->gu, json_object_get(root, "usageMetadata"));
-        gm_usage_counts(&st->gu, &st->usage);
+        gm_usage_counts(&st->gu, &st->b.usage);
     }
     if (!st->started) {
         st->started = 1;
         emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
     }
     if (st->finished) {
-        return st->status;      /* only usage may still change after the finish */
+        return st->b.status;      /* only usage may still change after the finish */
     }
     cands = json_object_get(root, "candidates");
     cand = json_array_get(cands, 0);
@@ -1618,7 +1611,7 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
             st->finished = 1;
             emit_delta(st, json_object(), "content_filter", out);
         }
-        return st->status;
+        return st->b.status;
     }
     parts = json_object_get(json_object_get(cand, "content"), "parts");
     json_array_foreach(parts, i, part) {
@@ -1628,7 +1621,7 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
             if (!part_is_thought(part)) {
                 emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
             }
-            else if (st->ctx->provider && st->ctx->provider->reasoning_content) {
+            else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
                 emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
             }
         }
@@ -1642,7 +1635,7 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
         st->finished = 1;
         emit_delta(st, json_object(), map_finish(fr, st->tool_index > 0), out);
     }
-    return st->status;
+    return st->b.status;
 }
 
 static void raw_reset(mn_stream *st)
@@ -1659,12 +1652,12 @@ static mn_stream_status raw_try(mn_stream *st, mn_sink *out)
 {
     json_t *root = json_loadb(st->raw.data, st->raw.len, 0, NULL);
     raw_reset(st);
-    if (root && error_from_gemini(&st->err, 0, root) == 0) {
+    if (root && error_from_gemini(&st->b.err, 0, root) == 0) {
         json_decref(root);
         return fail_with(st, out);
     }
     json_decref(root);
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status raw_line(mn_stream *st, const char *line, size_t len, mn_sink *out)
@@ -1677,13 +1670,13 @@ static mn_stream_status raw_line(mn_stream *st, const char *line, size_t len, mn
             skip++;
         }
         if (skip == len || (line[skip] != '{' && line[skip] != '[')) {
-            return st->status;  /* stray text, not the start of a JSON value */
+            return st->b.status;  /* stray text, not the start of a JSON value */
         }
     }
     if (st->raw.len + len + 1 > GM_RAW_MAX
         || mn_buf_append(&st->raw, line, len) || mn_buf_append(&st->raw, "\n", 1)) {
         raw_reset(st);
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_bad_response",
+        mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
                      "upstream appended more than %d bytes of non-SSE data to the stream",
                      GM_RAW_MAX);
         return fail_with(st, out);
@@ -1715,7 +1708,7 @@ static mn_stream_status raw_line(mn_stream *st, const char *line, size_t len, mn
             }
         }
     }
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status gemini_stream_feed(mn_stream *st, mn_sse_kind kind,
@@ -1725,14 +1718,14 @@ static mn_stream_status gemini_stream_feed(mn_stream *st, mn_sse_kind kind,
     json_t *root;
     mn_stream_status rc;
 
-    if (st->status != MN_STREAM_MORE) {
-        return st->status;
+    if (st->b.status != MN_STREAM_MORE) {
+        return st->b.status;
     }
     if (kind == MN_SSE_RAW_LINE) {
         return raw_line(st, data, len, out);
     }
     if (kind != MN_SSE_EVENT || (len == 6 && !memcmp(data, "[DONE]", 6))) {
-        return st->status;      /* Gemini has no [DONE]; EOF ends the stream */
+        return st->b.status;      /* Gemini has no [DONE]; EOF ends the stream */
     }
     root = json_loadb(data, len, 0, NULL);
     if (json_is_array(root) && json_array_size(root) == 1) {
@@ -1742,7 +1735,7 @@ static mn_stream_status gemini_stream_feed(mn_stream *st, mn_sse_kind kind,
     }
     if (!json_is_object(root)) {
         json_decref(root);
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_bad_response",
+        mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
                      "upstream sent a stream event that is not a JSON object");
         return fail_with(st, out);
     }
@@ -1753,40 +1746,30 @@ static mn_stream_status gemini_stream_feed(mn_stream *st, mn_sse_kind kind,
 
 static mn_stream_status gemini_stream_end(mn_stream *st, const mn_error *cause, mn_sink *out)
 {
-    if (st->status != MN_STREAM_MORE) {
-        return st->status;
+    if (st->b.status != MN_STREAM_MORE) {
+        return st->b.status;
     }
     if (cause) {
-        st->err = *cause;
+        st->b.err = *cause;
         return fail_with(st, out);
     }
     if (st->raw.len && raw_try(st, out) != MN_STREAM_MORE) {
-        return st->status;
+        return st->b.status;
     }
     if (!st->finished) {
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_eof",
+        mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_eof",
                      "upstream closed the stream before a finish reason");
         return fail_with(st, out);
     }
-    if (st->ctx->include_usage) {
+    if (st->b.ctx->include_usage) {
         json_t *c = chunk_base(st);
         json_object_set_new(c, "choices", json_array());
         json_object_set_new(c, "usage", gm_usage_json(&st->gu));
         emit(st, c, out);
     }
     mn_sse_write_done(out);
-    st->status = MN_STREAM_DONE;
-    return st->status;
-}
-
-static const mn_usage *gemini_stream_usage(mn_stream *st)
-{
-    return &st->usage;
-}
-
-static const mn_error *gemini_stream_error(mn_stream *st)
-{
-    return st->status == MN_STREAM_FAILED ? &st->err : NULL;
+    st->b.status = MN_STREAM_DONE;
+    return st->b.status;
 }
 
 static void gemini_stream_destroy(mn_stream *st)
@@ -1805,7 +1788,7 @@ const mn_wire mn_wire_gemini = {
     gemini_stream_create,
     gemini_stream_feed,
     gemini_stream_end,
-    gemini_stream_usage,
-    gemini_stream_error,
+    mn_stream_base_usage,
+    mn_stream_base_error,
     gemini_stream_destroy
 };

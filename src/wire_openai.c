@@ -78,11 +78,8 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 }
 
 struct mn_stream {
-    mn_wire_ctx *ctx;
+    mn_stream_base b;          /* first: see mn_stream_base */
     char *provider_json;        /* the provider name as a JSON string */
-    mn_stream_status status;
-    mn_usage usage;
-    mn_error err;
 };
 
 static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
@@ -92,7 +89,7 @@ static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
     if (!st) {
         return NULL;
     }
-    st->ctx = ctx;
+    st->b.ctx = ctx;
     name = json_string(ctx->provider_name);
     st->provider_json = json_dumps(name, JSON_ENCODE_ANY);
     json_decref(name);
@@ -105,10 +102,7 @@ static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
 
 static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
 {
-    mn_error_write_frame(&st->err, st->ctx->provider_name, out);
-    mn_sse_write_done(out);
-    st->status = MN_STREAM_FAILED;
-    return st->status;
+    return mn_stream_fail(&st->b, out);
 }
 
 static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
@@ -200,79 +194,59 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
 {
     json_t *chunk, *usage, *e;
 
-    if (st->status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
-        return st->status;
+    if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->b.status;
     }
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         mn_sse_write_done(out);
-        st->status = MN_STREAM_DONE;
-        return st->status;
+        st->b.status = MN_STREAM_DONE;
+        return st->b.status;
     }
     chunk = json_loadb(data, len, 0, NULL);
     if (!json_is_object(chunk)) {
         json_decref(chunk);
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_bad_response",
+        mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
                      "upstream sent a stream frame that is not a JSON object");
         return fail_with(st, out);
     }
     e = json_object_get(chunk, "error");
     if ((e && !json_is_null(e) && !json_is_false(e)) || !strcmp(event, "error")) {
         char *raw = json_dumps(chunk, JSON_COMPACT);
-        mn_error_from_openai_body(&st->err, 502, raw, raw ? strlen(raw) : 0);
+        mn_error_from_openai_body(&st->b.err, 502, raw, raw ? strlen(raw) : 0);
         free(raw);
         json_decref(chunk);
         return fail_with(st, out);
     }
     usage = json_object_get(chunk, "usage");
     if (json_is_object(usage)) {
-        mn_usage_from_openai(&st->usage, usage);
+        mn_usage_from_openai(&st->b.usage, usage);
     }
-    if (!st->ctx->include_usage && usage) {
+    if (!st->b.ctx->include_usage && usage) {
         json_t *choices = json_object_get(chunk, "choices");
         if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0) {
             /* the usage-only chunk we asked for on our own behalf */
             json_decref(chunk);
-            return st->status;
+            return st->b.status;
         }
     }
-    if ((!usage || json_is_null(usage) || st->ctx->include_usage)
-        && write_chunk_bytes(st, data, len, usage && !st->ctx->include_usage, out)) {
+    if ((!usage || json_is_null(usage) || st->b.ctx->include_usage)
+        && write_chunk_bytes(st, data, len, usage && !st->b.ctx->include_usage, out)) {
         json_decref(chunk);
-        return st->status;
+        return st->b.status;
     }
-    if (!st->ctx->include_usage) {
+    if (!st->b.ctx->include_usage) {
         json_object_del(chunk, "usage");
     }
-    json_object_set_new(chunk, "provider", json_string(st->ctx->provider_name));
+    json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
     mn_sse_write_json(out, chunk);
     json_decref(chunk);
-    return st->status;
+    return st->b.status;
 }
 
 static mn_stream_status openai_stream_end(mn_stream *st, const mn_error *cause,
-                                          mn_sink *out)
+                                       mn_sink *out)
 {
-    if (st->status != MN_STREAM_MORE) {
-        return st->status;
-    }
-    if (cause) {
-        st->err = *cause;
-    }
-    else {
-        mn_error_set(&st->err, 502, NULL, NULL, "upstream_eof",
-                     "upstream closed the stream before [DONE]");
-    }
-    return fail_with(st, out);
-}
-
-static const mn_usage *openai_stream_usage(mn_stream *st)
-{
-    return &st->usage;
-}
-
-static const mn_error *openai_stream_error(mn_stream *st)
-{
-    return st->status == MN_STREAM_FAILED ? &st->err : NULL;
+    return mn_stream_end_without(&st->b, cause, "[DONE]", out);
 }
 
 static void openai_stream_destroy(mn_stream *st)
@@ -289,7 +263,7 @@ const mn_wire mn_wire_openai = {
     openai_stream_create,
     openai_stream_feed,
     openai_stream_end,
-    openai_stream_usage,
-    openai_stream_error,
+    mn_stream_base_usage,
+    mn_stream_base_error,
     openai_stream_destroy
 };
