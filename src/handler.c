@@ -229,7 +229,9 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
     char *body = NULL;
     apr_size_t len = 0;
     int status = mn_upstream_status(u);
-    const char *retry_after = apr_table_get(mn_upstream_headers(u), "Retry-After");
+    /* the headers live with the upstream connection, closed below */
+    const char *retry_after = apr_pstrdup(req->r->pool,
+                                          apr_table_get(mn_upstream_headers(u), "Retry-After"));
 
     at->retry_after = mn_parse_retry_after(retry_after, apr_time_now());
     if (mn_upstream_read_all(u, 1024 * 1024, at->prov->idle_timeout, at->deadline,
