@@ -91,6 +91,13 @@ typedef struct mn_wire {
     const mn_usage *(*stream_usage)(mn_stream *st);
     const mn_error *(*stream_error)(mn_stream *st);
     void (*stream_destroy)(mn_stream *st);
+
+    /* Optional: decode_response for formats whose answer already is OpenAI
+     * JSON, giving the bytes for the client (from ctx->pool) instead of a
+     * tree to serialise.  NULL: the glue uses decode_response. */
+    int (*decode_response_bytes)(mn_wire_ctx *ctx, const char *body, size_t len,
+                                 const char **out, size_t *out_len, mn_usage *usage,
+                                 mn_error *err);
 } mn_wire;
 
 /* What every stream translator keeps; it is the first member of each
@@ -114,6 +121,21 @@ mn_stream_status mn_stream_end_without(mn_stream_base *b, const mn_error *cause,
 /* stream_usage / stream_error for any translator built on mn_stream_base. */
 const mn_usage *mn_stream_base_usage(mn_stream *st);
 const mn_error *mn_stream_base_error(mn_stream *st);
+
+/* A stream chunk whose delta carries one string member, prepared once per
+ * stream from a sample chunk (that member set to ""): per token only the
+ * string itself is encoded (by Jansson), the bytes around it are reused.
+ * Saves building and serialising a whole tree for every token. */
+typedef struct mn_delta_template {
+    char *json;              /* the sample chunk, serialised */
+    size_t head_len;         /* bytes before the string value */
+    size_t tail_off;         /* where the bytes after it start */
+} mn_delta_template;
+
+/* 0 on success; -1 when the sample does not have the expected shape. */
+int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const char *member);
+void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out);
+void mn_delta_template_free(mn_delta_template *t);
 
 const mn_wire *mn_wire_for(mn_format f);
 

@@ -38,17 +38,21 @@ static const char *status_line(request_rec *r, int status)
     return apr_psprintf(r->pool, "%d %s", status, status == 529 ? "Overloaded" : "Unknown");
 }
 
-static int send_json(request_rec *r, int status, json_t *body)
+static void send_bytes(request_rec *r, int status, const char *body, apr_size_t len)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
-    apr_size_t len = s ? strlen(s) : 0;
     r->status = status;
     r->status_line = status_line(r, status);
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)len);
     if (!r->header_only && len) {
-        ap_rwrite(s, (int)len, r);
+        ap_rwrite(body, (int)len, r);
     }
+}
+
+static int send_json(request_rec *r, int status, json_t *body)
+{
+    char *s = json_dumps(body, JSON_COMPACT);
+    send_bytes(r, status, s ? s : "", s ? strlen(s) : 0);
     free(s);
     return OK;
 }
@@ -298,6 +302,16 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
         }
         return mn_error_set(err, 502, NULL, NULL, "upstream_reset",
                             "provider '%s' broke off the response", at->prov->name);
+    }
+    if (wire->decode_response_bytes) {
+        const char *bytes;
+        size_t blen;
+        if (wire->decode_response_bytes(ctx, body, len, &bytes, &blen, &req->usage, err)) {
+            return -1;
+        }
+        set_usage_notes(req, NULL);
+        send_bytes(req->r, HTTP_OK, bytes, blen);
+        return 0;
     }
     if (wire->decode_response(ctx, body, len, &resp, &req->usage, err)) {
         return -1;

@@ -1,4 +1,6 @@
 /* mn_wire: format registry and helpers shared by the translators. */
+#include <stdlib.h>
+#include <string.h>
 #include "mn_wire.h"
 
 const mn_wire *mn_wire_for(mn_format f)
@@ -80,4 +82,58 @@ const mn_error *mn_stream_base_error(mn_stream *st)
 {
     const mn_stream_base *b = (const mn_stream_base *)st;
     return b->status == MN_STREAM_FAILED ? &b->err : NULL;
+}
+
+int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const char *member)
+{
+    char needle[96];
+    const char *at = NULL, *p;
+    size_t nlen;
+
+    memset(t, 0, sizeof(*t));
+    t->json = json_dumps(sample_chunk, JSON_COMPACT);
+    if (!t->json) {
+        return -1;
+    }
+    /* Quotes inside string values are escaped, so this byte sequence can only
+     * be the delta member itself. */
+    snprintf(needle, sizeof(needle), "\"delta\":{\"%s\":\"\"}", member);
+    nlen = strlen(needle);
+    for (p = strstr(t->json, needle); p; p = strstr(p + 1, needle)) {
+        if (at) {
+            at = NULL;          /* twice: not the shape we built */
+            break;
+        }
+        at = p;
+    }
+    if (!at) {
+        mn_delta_template_free(t);
+        return -1;
+    }
+    t->head_len = (size_t)(at - t->json) + nlen - 3;   /* up to the opening quote */
+    t->tail_off = t->head_len + 2;                      /* after the closing quote */
+    return 0;
+}
+
+static int dump_to_sink(const char *buffer, size_t size, void *data)
+{
+    mn_sink *out = data;
+    out->write(out->baton, buffer, size);
+    return 0;
+}
+
+void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out)
+{
+    out->write(out->baton, "data: ", 6);
+    out->write(out->baton, t->json, t->head_len);
+    json_dump_callback(text, dump_to_sink, out, JSON_COMPACT | JSON_ENCODE_ANY);
+    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+}
+
+void mn_delta_template_free(mn_delta_template *t)
+{
+    free(t->json);
+    t->json = NULL;
 }

@@ -1136,6 +1136,8 @@ struct mn_stream {
     int ntools;              /* tool calls announced so far */
     open_block blocks[MAX_OPEN_BLOCKS];
     a_usage au;
+    mn_delta_template content_tmpl;   /* text deltas, once id/model are known */
+    int content_tmpl_state;           /* 0 not yet, 1 ready, -1 unusable */
 };
 
 static mn_stream *anthropic_stream_create(mn_wire_ctx *ctx)
@@ -1193,6 +1195,16 @@ static void emit_text(mn_stream *st, mn_sink *out, const char *member, json_t *t
 {
     json_t *delta, *choice, *chunk;
     if (!json_is_string(text) || !json_string_length(text)) {
+        return;
+    }
+    if (!strcmp(member, "content") && st->content_tmpl_state == 0 && st->id && st->model) {
+        chunk = chunk_new(st, &delta, &choice);
+        json_object_set_new(delta, member, json_string(""));
+        st->content_tmpl_state = mn_delta_template_init(&st->content_tmpl, chunk, member) ? -1 : 1;
+        json_decref(chunk);
+    }
+    if (!strcmp(member, "content") && st->content_tmpl_state == 1) {
+        mn_delta_template_write(&st->content_tmpl, text, out);
         return;
     }
     chunk = chunk_new(st, &delta, &choice);
@@ -1492,6 +1504,7 @@ static void anthropic_stream_destroy(mn_stream *st)
     }
     json_decref(st->id);
     json_decref(st->model);
+    mn_delta_template_free(&st->content_tmpl);
     free(st);
 }
 
@@ -1505,5 +1518,6 @@ const mn_wire mn_wire_anthropic = {
     anthropic_stream_end,
     mn_stream_base_usage,
     mn_stream_base_error,
-    anthropic_stream_destroy
+    anthropic_stream_destroy,
+    NULL                        /* decode_response_bytes: the tree is new anyway */
 };

@@ -1790,5 +1790,6 @@ const mn_wire mn_wire_gemini = {
     gemini_stream_end,
     mn_stream_base_usage,
     mn_stream_base_error,
-    gemini_stream_destroy
+    gemini_stream_destroy,
+    NULL                        /* decode_response_bytes: the tree is new anyway */
 };

@@ -44,6 +44,11 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     return 0;
 }
 
+static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
+{
+    return memmem(hay, len, needle, nlen);
+}
+
 static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
                                   json_t **out, mn_usage *usage, mn_error *err)
 {
@@ -65,6 +70,62 @@ static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
     mn_usage_from_openai(usage, json_object_get(root, "usage"));
     json_object_set_new(root, "provider", json_string(ctx->provider_name));
     *out = root;
+    return 0;
+}
+
+/* The upstream's bytes with "provider" inserted after the opening brace:
+ * exact, and no serialisation of the whole answer. */
+static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
+                                        const char **out, size_t *out_len, mn_usage *usage,
+                                        mn_error *err)
+{
+    json_t *root = NULL;
+    const char *brace;
+    char *name, *buf;
+    size_t nlen, rest;
+
+    if (openai_decode_response(ctx, body, len, &root, usage, err)) {
+        return -1;
+    }
+    brace = memchr(body, '{', len);
+    if (json_object_size(root) < 2 || !brace) {
+        /* the answer had only our member: cannot happen for a completion */
+        return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                            "upstream answered 200 with a body that is not a chat completion");
+    }
+    json_decref(root);
+    if (find(body, len, "\"provider\"", 10)) {
+        /* an upstream's own "provider" (OpenRouter) must be replaced: take
+         * the tree path, which does that */
+        json_t *again = NULL;
+        char *dumped;
+        openai_decode_response(ctx, body, len, &again, usage, err);
+        dumped = json_dumps(again, JSON_COMPACT);
+        json_decref(again);
+        if (!dumped) {
+            return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                                "upstream answer could not be re-encoded");
+        }
+        *out_len = strlen(dumped);
+        *out = apr_pmemdup(ctx->pool, dumped, *out_len);
+        free(dumped);
+        return 0;
+    }
+    {
+        json_t *n = json_string(ctx->provider_name);
+        name = json_dumps(n, JSON_ENCODE_ANY);
+        json_decref(n);
+    }
+    nlen = strlen(name);
+    rest = len - (size_t)(brace + 1 - body);
+    buf = apr_palloc(ctx->pool, 12 + nlen + 1 + rest);
+    memcpy(buf, "{\"provider\":", 12);
+    memcpy(buf + 12, name, nlen);
+    buf[12 + nlen] = ',';
+    memcpy(buf + 13 + nlen, brace + 1, rest);
+    free(name);
+    *out = buf;
+    *out_len = 13 + nlen + rest;
     return 0;
 }
 
@@ -103,11 +164,6 @@ static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
 static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
 {
     return mn_stream_fail(&st->b, out);
-}
-
-static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
-{
-    return memmem(hay, len, needle, nlen);
 }
 
 static int is_space(char c)
@@ -265,5 +321,6 @@ const mn_wire mn_wire_openai = {
     openai_stream_end,
     mn_stream_base_usage,
     mn_stream_base_error,
-    openai_stream_destroy
+    openai_stream_destroy,
+    openai_decode_response_bytes
 };
