@@ -36,7 +36,8 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	    $(foreach f,$(WARN),-Wc,$(f)) -Wc,-O2 -I$(CURDIR)/include \
 	    $(notdir $(MOD_SRCS)) -ljansson >build.log 2>&1 || { cat build.log; exit 1; }
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
-	cp $(BUILD)/obj/.libs/mod_maniac.so $@
+	@# a new file, renamed over the old one: a running httpd keeps its mapping
+	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@sh t/deps.sh

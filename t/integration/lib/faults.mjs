@@ -15,7 +15,8 @@ import http from 'node:http';
 import https from 'node:https';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { APACHE_BIN, APACHE_MODULES, MODULE } from './paths.mjs';
+import { APACHE_BIN, APACHE_MODULES } from './paths.mjs';
+import { stageModule } from './apache.mjs';
 import { waitForPort, freePort, dechunk, parseResponse } from './http.mjs';
 
 // ---------------------------------------------------------------------------
@@ -254,7 +255,7 @@ export function faultConf({ dir, port, providers = [], models = [], caFile, mpm 
     mod('log_config_module', 'mod_log_config.so'),
     mod('proxy_module', 'mod_proxy.so'),
     mod('ssl_module', 'mod_ssl.so'),
-    `LoadModule maniac_module ${MODULE}`,
+    `LoadModule maniac_module ${stageModule(dir)}`,
     isRoot() ? 'User www-data' : '',
     isRoot() ? 'Group www-data' : '',
     `Listen 127.0.0.1:${port}`,
