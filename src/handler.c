@@ -388,7 +388,6 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
     mn_error cause;
     const mn_error *final_err;
     int committed = 0, client_gone = 0, got_bytes = 0, is_total = 0;
-    apr_read_type_e mode = APR_NONBLOCK_READ;
     long frames_sent = 0;
 
     feed.wire = wire;
@@ -407,10 +406,10 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
         apr_bucket *e;
         int parse_rc = 0;
 
-        if (mode == APR_BLOCK_READ) {
-            mn_upstream_set_timeout(u, stream_timeout(at, got_bytes, &is_total));
-        }
-        rv = mn_upstream_read(u, in, mode);
+        /* every read blocks until the upstream has something: what arrived
+         * is translated and flushed before the next read, so nothing waits */
+        mn_upstream_set_timeout(u, stream_timeout(at, got_bytes, &is_total));
+        rv = mn_upstream_read(u, in, APR_BLOCK_READ);
         for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
              e = APR_BUCKET_NEXT(e)) {
             const char *data;
@@ -476,11 +475,6 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
                 break;
             }
             apr_brigade_cleanup(cs.bb);
-            mode = APR_NONBLOCK_READ;
-        }
-        else if (rv == APR_SUCCESS) {
-            /* nothing to do until the upstream sends more */
-            mode = APR_BLOCK_READ;
         }
     }
     mn_sse_free(&parser);

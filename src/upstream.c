@@ -38,6 +38,7 @@ struct mn_upstream {
     int read_until_close;       /* no Content-Length, no chunked */
     int released;
     apr_bucket_brigade *tmp;
+    apr_interval_time_t timeout;   /* last set on the socket */
 };
 
 int mn_upstream_proxy_available(void)
@@ -309,8 +310,13 @@ static apr_interval_time_t first_byte_timeout(const mn_provider *prov, apr_time_
 
 void mn_upstream_set_timeout(mn_upstream *u, apr_interval_time_t t)
 {
-    if (u->backend && u->backend->sock) {
-        apr_socket_timeout_set(u->backend->sock, t > 0 ? t : 1);
+    if (t <= 0) {
+        t = 1;
+    }
+    /* per read on a stream: skip the call when nothing changes */
+    if (u->backend && u->backend->sock && t != u->timeout) {
+        apr_socket_timeout_set(u->backend->sock, t);
+        u->timeout = t;
     }
 }
 
@@ -370,7 +376,8 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: %s connection to %s (%s)",
                       reused ? "reusing" : "new", prov->name, prov->base_url);
-        apr_socket_timeout_set(u->backend->sock, first_byte_timeout(prov, deadline));
+        u->timeout = first_byte_timeout(prov, deadline);
+        apr_socket_timeout_set(u->backend->sock, u->timeout);
         u->tmp = apr_brigade_create(r->pool, u->backend->connection->bucket_alloc);
         u->rp = make_response_req(u->backend->connection, r);
         u->backend->r = u->rp;
