@@ -137,6 +137,12 @@ int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const cha
 void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out);
 void mn_delta_template_free(mn_delta_template *t);
 
+/* RFC 2397 data: URL with a base64 payload, data:<type>[;param]*;base64,<data>:
+ * the media type (lower-cased, into mime) and the payload.  Returns 0, or -1
+ * with *why saying what is wrong. */
+int mn_data_url(const char *url, char *mime, size_t mime_size, const char **payload,
+                const char **why);
+
 const mn_wire *mn_wire_for(mn_format f);
 
 extern const mn_wire mn_wire_openai;

@@ -1,6 +1,7 @@
 /* mn_wire: format registry and helpers shared by the translators. */
 #include <stdlib.h>
 #include <string.h>
+#include <apr_cstr.h>
 #include "mn_wire.h"
 
 const mn_wire *mn_wire_for(mn_format f)
@@ -136,4 +137,48 @@ void mn_delta_template_free(mn_delta_template *t)
 {
     free(t->json);
     t->json = NULL;
+}
+
+int mn_data_url(const char *url, char *mime, size_t mime_size, const char **payload,
+                const char **why)
+{
+    const char *meta, *comma;
+    size_t mlen, i;
+
+    if (apr_cstr_casecmpn(url, "data:", 5)) {
+        *why = "not a data: URL";
+        return -1;
+    }
+    meta = url + 5;
+    comma = strchr(meta, ',');
+    if (!comma) {
+        *why = "the data: URL has no ',' before its payload";
+        return -1;
+    }
+    /* the media type ends at the first ';' or ','; base64 must be the last
+     * parameter (extra ones such as charset are allowed before it) */
+    if ((size_t)(comma - meta) < 7 || apr_cstr_casecmpn(comma - 7, ";base64", 7)) {
+        *why = "data: URLs must be base64 encoded (;base64,)";
+        return -1;
+    }
+    mlen = strcspn(meta, ";,");
+    if (mlen == 0) {
+        *why = "the data: URL has no media type";
+        return -1;
+    }
+    if (!comma[1]) {
+        *why = "the data: URL has no data";
+        return -1;
+    }
+    if (mlen >= mime_size) {
+        *why = "the data: URL's media type is too long";
+        return -1;
+    }
+    for (i = 0; i < mlen; i++) {
+        char c = meta[i];
+        mime[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    mime[mlen] = '\0';
+    *payload = comma + 1;
+    return 0;
 }

@@ -252,8 +252,7 @@ static int media_block(const char *url, const char *param, json_t **out, mn_erro
     static const char *const images[] = {
         "image/jpeg", "image/png", "image/gif", "image/webp", NULL
     };
-    const char *mt, *comma;
-    size_t mlen, i;
+    const char *data, *why;
     char mtype[64];
     json_t *source, *block;
 
@@ -265,22 +264,8 @@ static int media_block(const char *url, const char *param, json_t **out, mn_erro
     if (!prefix_ci(url, "data:")) {
         return bad_request(err, param, "only data: and http(s) URLs are supported");
     }
-    mt = url + 5;
-    comma = strchr(mt, ',');
-    if (!comma || (size_t)(comma - mt) < 7 || !prefix_ci(comma - 7, ";base64")) {
-        return bad_request(err, param, "data: URLs must be base64 encoded (;base64,)");
-    }
-    mlen = strcspn(mt, ";,");
-    if (mlen >= sizeof(mtype)) {
-        mlen = sizeof(mtype) - 1;
-    }
-    for (i = 0; i < mlen; i++) {
-        char c = mt[i];
-        mtype[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    mtype[mlen] = '\0';
-    if (!comma[1]) {
-        return bad_request(err, param, "the data: URL has no data");
+    if (mn_data_url(url, mtype, sizeof(mtype), &data, &why)) {
+        return bad_request(err, param, why);
     }
     if (!strcmp(mtype, "application/pdf")) {
         block = json_string("document");
@@ -294,7 +279,7 @@ static int media_block(const char *url, const char *param, json_t **out, mn_erro
                             "image/gif, image/webp or application/pdf)", param, mtype);
     }
     source = json_pack("{s:s,s:s,s:s}", "type", "base64", "media_type", mtype,
-                       "data", comma + 1);
+                       "data", data);
     *out = json_object();
     json_object_set_new(*out, "type", block);
     json_object_set_new(*out, "source", source);

@@ -450,35 +450,14 @@ static const char *guess_image_mime(const char *url)
  * must be "base64". */
 static json_t *data_url_part(enc_state *es, const char *url, const char *param)
 {
-    const char *meta = url + 5;
-    const char *comma = strchr(meta, ',');
-    size_t mlen, metalen;
-    char *mime;
-    size_t i;
+    char mime[128];
+    const char *data, *why;
 
-    if (!comma) {
-        bad_param(es->err, param, "data: URL has no ',' before its payload");
+    if (mn_data_url(url, mime, sizeof(mime), &data, &why)) {
+        bad_param(es->err, param, "%s", why);
         return NULL;
     }
-    metalen = (size_t)(comma - meta);
-    if (metalen < 7 || ci_neq(comma - 7, ";base64", 7)) {
-        bad_param(es->err, param, "data: URL must be base64-encoded (;base64,)");
-        return NULL;
-    }
-    mlen = strcspn(meta, ";,");
-    if (mlen == 0) {
-        bad_param(es->err, param, "data: URL has no media type");
-        return NULL;
-    }
-    if (comma[1] == '\0') {
-        bad_param(es->err, param, "data: URL has an empty payload");
-        return NULL;
-    }
-    mime = apr_pstrmemdup(es->ctx->pool, meta, mlen);
-    for (i = 0; i < mlen; i++) {
-        mime[i] = (char)a_lower(mime[i]);
-    }
-    return json_pack("{s:{s:s,s:s}}", "inlineData", "mimeType", mime, "data", comma + 1);
+    return json_pack("{s:{s:s,s:s}}", "inlineData", "mimeType", mime, "data", data);
 }
 
 static json_t *image_part(enc_state *es, json_t *part, const char *pparam)

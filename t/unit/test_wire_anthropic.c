@@ -423,7 +423,7 @@ static void test_request_image_errors(void **state)
                  "messages[0].content[0].image_url", "base64");
     encode_fails(f, "{'model':'a/b','messages':[{'role':'user','content':["
                     "{'type':'image_url','image_url':{'url':'data:;base64,AAAA'}}]}]}",
-                 "messages[0].content[0].image_url", "not supported");
+                 "messages[0].content[0].image_url", "no media type");
     encode_fails(f, "{'model':'a/b','messages':[{'role':'user','content':["
                     "{'type':'image_url','image_url':{'url':'ftp://example.com/a.png'}}]}]}",
                  "messages[0].content[0].image_url", "URL");
