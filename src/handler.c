@@ -7,12 +7,16 @@
  *           FLUSH per frame) and set the notes for mod_log_config.
  * Before the first byte reaches the client every failure is a JSON error
  * with a status; after it, a terminal error frame and `data: [DONE]`. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <apr_strings.h>
 #include <jansson.h>
 
 #include <http_core.h>
+#include <http_connection.h>
+#include <apr_portable.h>
 #include "mod_maniac.h"
 #include "mn_echo.h"
 #include "mn_notes.h"
@@ -266,18 +270,50 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
 
 /* The read timeout that applies now: first-byte until the upstream sent
  * something, then idle; never past the total deadline. */
-static apr_interval_time_t stream_timeout(const mn_attempt *at, int got_bytes, int *is_total)
+/* While a stream is quiet we look at the client this often: a client that
+ * left is noticed within this time even when the model is thinking, so the
+ * upstream (and its token meter) is stopped. */
+#define MN_CLIENT_CHECK apr_time_from_sec(1)
+
+typedef enum { WAIT_LIMIT, WAIT_TOTAL, WAIT_SLICE } wait_kind;
+
+/* How long the next upstream read may block: until the first-byte or idle
+ * limit counted from the last upstream byte (since), the total deadline, or
+ * the next look at the client, whichever comes first. */
+static apr_interval_time_t stream_wait(const mn_attempt *at, apr_time_t since, int got_bytes,
+                                       int check_client, wait_kind *kind)
 {
-    apr_interval_time_t t = got_bytes ? at->prov->idle_timeout : at->prov->first_byte_timeout;
-    *is_total = 0;
-    if (at->deadline) {
-        apr_interval_time_t left = at->deadline - apr_time_now();
-        if (left <= t) {
-            *is_total = 1;
-            t = left > 0 ? left : 1;
-        }
+    apr_time_t now = apr_time_now();
+    apr_time_t wake = since + (got_bytes ? at->prov->idle_timeout : at->prov->first_byte_timeout);
+    *kind = WAIT_LIMIT;
+    if (at->deadline && at->deadline <= wake) {
+        wake = at->deadline;
+        *kind = WAIT_TOTAL;
     }
-    return t;
+    if (check_client && now + MN_CLIENT_CHECK < wake) {
+        wake = now + MN_CLIENT_CHECK;
+        *kind = WAIT_SLICE;
+    }
+    return wake > now ? wake - now : 1;
+}
+
+/* Has the client closed its connection?  Only a plain HTTP/1 connection can
+ * be asked (a peek at its socket); HTTP/2 streams are mod_http2's business. */
+static int client_has_left(conn_rec *c)
+{
+    apr_socket_t *sock;
+    apr_os_sock_t fd;
+    char b;
+    ssize_t n;
+
+    if (c->aborted) {
+        return 1;
+    }
+    if (c->master || !(sock = ap_get_conn_socket(c)) || apr_os_sock_get(&fd, sock) != APR_SUCCESS) {
+        return 0;
+    }
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 /* Non-streaming 2xx: 0 when the answer was sent, -1 with err otherwise. */
@@ -397,7 +433,9 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
     stream_feed feed;
     mn_error cause;
     const mn_error *final_err;
-    int committed = 0, client_gone = 0, got_bytes = 0, is_total = 0;
+    int committed = 0, client_gone = 0, got_bytes = 0;
+    apr_time_t since = apr_time_now();
+    wait_kind wait = WAIT_LIMIT;
     long frames_sent = 0;
 
     feed.wire = wire;
@@ -418,8 +456,15 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
 
         /* every read blocks until the upstream has something: what arrived
          * is translated and flushed before the next read, so nothing waits */
-        mn_upstream_set_timeout(u, stream_timeout(at, got_bytes, &is_total));
+        mn_upstream_set_timeout(u, stream_wait(at, since, got_bytes, 1, &wait));
         rv = mn_upstream_read(u, in, APR_BLOCK_READ);
+        if (APR_STATUS_IS_TIMEUP(rv) && wait == WAIT_SLICE) {
+            if (client_has_left(c)) {
+                client_gone = 1;
+                break;
+            }
+            continue;
+        }
         for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
              e = APR_BUCKET_NEXT(e)) {
             const char *data;
@@ -428,7 +473,10 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
                 rv = APR_EGENERAL;
                 break;
             }
-            got_bytes |= dlen > 0;
+            if (dlen) {
+                got_bytes = 1;
+                since = apr_time_now();
+            }
             parse_rc = mn_sse_feed(&parser, data, dlen);
         }
         apr_brigade_cleanup(in);
@@ -447,7 +495,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
                 }
             }
             else if (APR_STATUS_IS_TIMEUP(rv)) {
-                if (is_total) {
+                if (wait == WAIT_TOTAL) {
                     mn_error_set(&cause, 504, NULL, NULL, "upstream_total_timeout",
                                  "provider '%s' exceeded its total-timeout", at->prov->name);
                 }

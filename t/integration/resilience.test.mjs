@@ -552,6 +552,21 @@ test('client disconnects mid-stream: the upstream connection is closed, note cli
   assert.notEqual(reqs[0].conn, rec.conn, 'the abandoned connection is never reused');
 });
 
+test('client leaves while the upstream is silent (a model thinking): the upstream connection is closed within ~1 s, not at the next chunk', async () => {
+  // 2 frames, then 4 s of silence (timeout=5 keeps it legal): the gateway
+  // looks at the client once a second while it waits
+  m.respond('slowtls', sseReply([sse(c0), sse(chunk('chatcmpl-fault', { content: 'thinking' })), { data: sse(c2), delay: 4000 }, sse('[DONE]')]));
+  const id = tid('abort-quiet');
+  const r = await abortAfterFrames(gw.port, { model: 'slowtls/gpt-4o-mini', messages: MSGS, stream: true }, { headers: { 'X-Test-Id': id }, frames: 2 });
+  const tAbort = Date.now();
+  assert.equal(r.status, 200);
+  const rec = await upstreamDone(m.to('slowtls')[0], 6000);
+  assert.ok(rec.closedEarly, 'upstream saw its connection closed before the stream ended');
+  assert.ok(rec.tClose - tAbort < 1800, `upstream closed ${rec.tClose - tAbort}ms after the client left`);
+  assertLog(await gw.logFor(id), { status: '200', provider: 'slowtls', error: 'client_aborted', attempts: 'slowtls:200' });
+  await stillWorks(m, 'slowtls');
+});
+
 test('1,000 client aborts mid-stream (20 at a time): all logged client_aborted, every upstream connection closed, gateway still serves', { timeout: 90_000 }, async (t) => {
   const N = 1000;
   const frames = [sse(c0)];
