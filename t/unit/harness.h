@@ -70,6 +70,17 @@ static inline json_t *mn_t_fixture_json(const char *rel)
     return j;
 }
 
+/* Parses JSON written in a test; a typo fails the test, not the unit. */
+static inline json_t *mn_t_json(const char *text)
+{
+    json_error_t jerr;
+    json_t *j = json_loads(text, 0, &jerr);
+    if (!j) {
+        fail_msg("bad test JSON (%s): %s", jerr.text, text);
+    }
+    return j;
+}
+
 typedef struct {
     const mn_wire *wire;
     mn_stream *st;

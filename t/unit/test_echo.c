@@ -28,16 +28,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
-    if (!j) {
-        fail_msg("bad test JSON: %s", jerr.text);
-    }
-    return j;
-}
-
 /* A request whose last user message has the given content (JSON text). */
 static json_t *request_with(const char *content_json)
 {
@@ -48,7 +38,7 @@ static json_t *request_with(const char *content_json)
              "{\"role\":\"user\",\"content\":\"first question\"},"
              "{\"role\":\"assistant\",\"content\":\"an answer\"},"
              "{\"role\":\"user\",\"content\":%s}]}", content_json);
-    return load(buf);
+    return mn_t_json(buf);
 }
 
 static void assert_usage(const mn_usage *u, long prompt, long completion)
@@ -67,7 +57,7 @@ static void test_response_shape(void **state)
     json_t *req = request_with("\"hello  echo world\"");
     mn_usage u = { 0, 0, 0, 0 };
     json_t *resp = mn_echo_response(&f->ctx, req, &u);
-    json_t *want = load("{\"object\":\"chat.completion\",\"created\":1767225600,"
+    json_t *want = mn_t_json("{\"object\":\"chat.completion\",\"created\":1767225600,"
                         "\"model\":\"test-model\",\"choices\":[{\"index\":0,\"message\":"
                         "{\"role\":\"assistant\",\"content\":\"hello  echo world\","
                         "\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
@@ -131,11 +121,11 @@ static void test_response_names_from_ctx(void **state)
 static void test_response_last_user(void **state)
 {
     fixture *f = *state;
-    json_t *req = load("{\"model\":\"e/x\",\"messages\":["
+    json_t *req = mn_t_json("{\"model\":\"e/x\",\"messages\":["
                        "{\"role\":\"user\",\"content\":\"one\"},"
                        "{\"role\":\"user\",\"content\":\"two words\"},"
                        "{\"role\":\"assistant\",\"content\":\"not me\"}]}");
-    json_t *none = load("{\"model\":\"e/x\",\"messages\":["
+    json_t *none = mn_t_json("{\"model\":\"e/x\",\"messages\":["
                         "{\"role\":\"system\",\"content\":\"only system\"}]}");
     mn_usage u;
     json_t *resp = mn_echo_response(&f->ctx, req, &u);

@@ -28,16 +28,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *load(const char *text)
-{
-    json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
-    if (!j) {
-        fail_msg("bad test JSON (%s): %s", jerr.text, text);
-    }
-    return j;
-}
-
 static void assert_json_equal(json_t *got, json_t *want)
 {
     if (!json_equal(got, want)) {
@@ -52,7 +42,7 @@ static void assert_json_equal(json_t *got, json_t *want)
 /* Encodes req_text with the fixture's ctx; returns the upstream body parsed. */
 static json_t *encode(fixture *f, const char *req_text, mn_upstream_req *out)
 {
-    json_t *req = load(req_text);
+    json_t *req = mn_t_json(req_text);
     json_t *body;
     mn_error err;
     mn_error_clear(&err);
@@ -75,7 +65,7 @@ static void test_encode_stream(void **state)
                              "\"content\":\"hi\"}],\"stream\":true,\"temperature\":0.5,"
                              "\"stream_options\":{\"include_usage\":false,\"continuous\":1},"
                              "\"top_k\":3}", &out);
-    json_t *want = load("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\","
+    json_t *want = mn_t_json("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\","
                         "\"content\":\"hi\"}],\"stream\":true,\"temperature\":0.5,"
                         "\"stream_options\":{\"include_usage\":true,\"continuous\":1},"
                         "\"top_k\":3}");
@@ -132,7 +122,7 @@ static void test_encode_non_stream(void **state)
     f->ctx.include_usage = 0;
     body = encode(f, "{\"model\":\"p/m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                      "\"stream_options\":{\"include_usage\":true},\"n\":1}", &out);
-    want = load("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+    want = mn_t_json("{\"model\":\"test-model\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
                 "\"n\":1}");
     assert_json_equal(body, want);
     assert_string_equal(apr_table_get(out.headers, "Accept"), "application/json");
@@ -882,7 +872,7 @@ static void check_chunk(fixture *f, const char *chunk, int include_usage)
     sse_event(text, sizeof(text), chunk);
     f->ctx.include_usage = include_usage;
     run_text(f, text, NULL, &r);
-    want = load(chunk);
+    want = mn_t_json(chunk);
     if (!include_usage) {
         json_object_del(want, "usage");
     }
