@@ -595,6 +595,20 @@ static const char *attempt_label(apr_pool_t *p, const mn_error *err)
     return strncmp(c, "upstream_", 9) ? apr_pstrdup(p, c) : apr_pstrdup(p, c + 9);
 }
 
+static void wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *prov,
+                          const char *model, const mn_policy_result *pol)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->pool = r->pool;
+    ctx->provider = prov;
+    ctx->provider_name = prov->name;
+    ctx->model = model;
+    ctx->stream = pol->stream;
+    ctx->include_usage = pol->include_usage;
+    ctx->created = (long)apr_time_sec(r->request_time);
+    ctx->client_headers = r->headers_in;
+}
+
 /* One try: encode, exchange, answer.  Returns the outcome; *sent says whether
  * the client already got its response (then nothing else may be tried). */
 static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
@@ -610,15 +624,7 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     *sent = 0;
     at->upstream_status = 0;
     at->retry_after = -1;
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.pool = r->pool;
-    ctx.provider = at->prov;
-    ctx.provider_name = at->prov->name;
-    ctx.model = at->model;
-    ctx.stream = pol->stream;
-    ctx.include_usage = pol->include_usage;
-    ctx.created = (long)apr_time_sec(r->request_time);
-    ctx.client_headers = r->headers_in;
+    wire_ctx_init(&ctx, r, at->prov, at->model, pol);
 
     memset(&up, 0, sizeof(up));
     if (wire->encode_request(&ctx, body, &up, err)) {
@@ -704,14 +710,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
         apr_table_setn(r->notes, "maniac-model", targets[ti].model);
         if (prov->format == MN_FORMAT_ECHO) {
             mn_wire_ctx ctx;
-            memset(&ctx, 0, sizeof(ctx));
-            ctx.pool = r->pool;
-            ctx.provider = prov;
-            ctx.provider_name = prov->name;
-            ctx.model = targets[ti].model;
-            ctx.stream = pol->stream;
-            ctx.include_usage = pol->include_usage;
-            ctx.created = (long)apr_time_sec(r->request_time);
+            wire_ctx_init(&ctx, r, prov, targets[ti].model, pol);
             *(const char **)apr_array_push(attempts) = apr_pstrcat(r->pool, prov->name, ":200", NULL);
             apr_table_setn(r->notes, "maniac-attempts", apr_array_pstrcat(r->pool, attempts, ','));
             apr_table_setn(r->notes, "maniac-fallback", ti ? "1" : "0");
