@@ -101,11 +101,14 @@ static inline int mn_t_replay_cb(void *baton, mn_sse_kind kind, const char *even
 
 /* Replays an upstream SSE body through the wire's stream translator, fed in
  * pieces: split == 0 whole, split == (size_t)-1 one byte at a time, otherwise
- * two reads cut at that offset.  Output (all frames) is appended to out.
- * Returns the final stream status. */
-static inline mn_stream_status mn_t_replay_stream(const mn_wire *wire, mn_wire_ctx *ctx,
-                                                  const char *bytes, size_t len,
-                                                  size_t split, mn_buf *out)
+ * two reads cut at that offset.  Output (all frames) is appended to out;
+ * usage and the ending error are copied out when asked for.  Returns the
+ * final stream status. */
+static inline mn_stream_status mn_t_replay_stream_ex(const mn_wire *wire, mn_wire_ctx *ctx,
+                                                     const char *bytes, size_t len,
+                                                     size_t split, mn_buf *out,
+                                                     mn_usage *usage, mn_error *err,
+                                                     int *has_err)
 {
     mn_sse_parser p;
     mn_sink sink = mn_buf_sink(out);
@@ -132,9 +135,27 @@ static inline mn_stream_status mn_t_replay_stream(const mn_wire *wire, mn_wire_c
     if (r.status == MN_STREAM_MORE) {
         r.status = wire->stream_end(r.st, NULL, &sink);
     }
+    if (usage) {
+        *usage = *wire->stream_usage(r.st);
+    }
+    if (has_err) {
+        const mn_error *e = wire->stream_error(r.st);
+        *has_err = e != NULL;
+        if (e && err) {
+            *err = *e;
+        }
+    }
     mn_sse_free(&p);
     wire->stream_destroy(r.st);
     return r.status;
+}
+
+/* The same, when only the output and the final status matter. */
+static inline mn_stream_status mn_t_replay_stream(const mn_wire *wire, mn_wire_ctx *ctx,
+                                                  const char *bytes, size_t len,
+                                                  size_t split, mn_buf *out)
+{
+    return mn_t_replay_stream_ex(wire, ctx, bytes, len, split, out, NULL, NULL, NULL);
 }
 
 /* Splits an SSE text into its data payloads (strings, in order). */
@@ -206,6 +227,47 @@ static inline void mn_t_assert_frames(const char *got, size_t got_len,
     }
     json_decref(g);
     json_decref(w);
+}
+
+/* The stream a client that did not ask for include_usage must see, derived
+ * from an expected stream that assumes it did (fixtures README): every
+ * "usage" member removed and the usage-only chunk (choices: []) dropped;
+ * [DONE] and non-JSON frames kept as they are.  free() the result. */
+static inline char *mn_t_without_usage(const char *text, size_t len, size_t *out_len)
+{
+    json_t *frames = mn_t_data_frames(text, len);
+    mn_buf b;
+    size_t i;
+    json_t *fr;
+
+    mn_buf_init(&b);
+    json_array_foreach(frames, i, fr) {
+        const char *payload = json_string_value(fr);
+        json_t *j = json_loads(payload, 0, NULL);
+        json_t *choices = json_object_get(j, "choices");
+        char *d;
+        if (!json_is_object(j)) {
+            json_decref(j);
+            mn_buf_append(&b, "data: ", 6);
+            mn_buf_append(&b, payload, strlen(payload));
+            mn_buf_append(&b, "\n\n", 2);
+            continue;
+        }
+        if (json_is_array(choices) && json_array_size(choices) == 0) {
+            json_decref(j);
+            continue;
+        }
+        json_object_del(j, "usage");
+        d = json_dumps(j, JSON_COMPACT);
+        mn_buf_append(&b, "data: ", 6);
+        mn_buf_append(&b, d, strlen(d));
+        mn_buf_append(&b, "\n\n", 2);
+        free(d);
+        json_decref(j);
+    }
+    json_decref(frames);
+    *out_len = b.len;
+    return b.data;
 }
 
 /* A wire context for tests: provider named `name`, clock 1767225600. */

@@ -840,44 +840,6 @@ static void test_error_not_gemini(void **state)
 /* ------------------------------------------------------------------------ */
 /* Streaming                                                                 */
 
-/* The expected stream for a client without include_usage: no "usage"
- * members and no usage chunk, everything else identical. */
-static char *strip_usage(const char *want, size_t len, size_t *out_len)
-{
-    json_t *frames = mn_t_data_frames(want, len);
-    mn_buf b;
-    size_t i;
-    json_t *f;
-
-    mn_buf_init(&b);
-    json_array_foreach(frames, i, f) {
-        const char *s = json_string_value(f);
-        json_t *j;
-        char *d;
-        if (!strcmp(s, "[DONE]")) {
-            mn_buf_append(&b, "data: [DONE]\n\n", 14);
-            continue;
-        }
-        j = json_loads(s, 0, NULL);
-        assert_non_null(j);
-        if (json_is_array(json_object_get(j, "choices"))
-            && json_array_size(json_object_get(j, "choices")) == 0) {
-            json_decref(j);
-            continue;
-        }
-        json_object_del(j, "usage");
-        d = json_dumps(j, JSON_COMPACT);
-        mn_buf_append(&b, "data: ", 6);
-        mn_buf_append(&b, d, strlen(d));
-        mn_buf_append(&b, "\n\n", 2);
-        free(d);
-        json_decref(j);
-    }
-    json_decref(frames);
-    *out_len = b.len;
-    return b.data;
-}
-
 static void replay_all_splits(void **state, const char *in, size_t in_len, const char *want,
                               size_t want_len, int include_usage, mn_stream_status want_status)
 {
@@ -921,7 +883,7 @@ static void check_stream_fixture(void **state, const char *name, mn_stream_statu
     in = mn_t_fixture(rel, &in_len);
     snprintf(rel, sizeof(rel), "gemini/%s.expected_openai.sse", name);
     want = mn_t_fixture(rel, &want_len);
-    bare = strip_usage(want, want_len, &bare_len);
+    bare = mn_t_without_usage(want, want_len, &bare_len);
 
     replay_all_splits(state, in, in_len, want, want_len, 1, want_status);
     replay_all_splits(state, in, in_len, bare, bare_len, 0, want_status);

@@ -270,43 +270,6 @@ static void test_decode_error(void **state)
 
 /* ---- streaming ---------------------------------------------------------------------- */
 
-/* What a client that did not ask for usage must see: the upstream frames
- * with their usage members removed and the usage-only chunk gone. */
-static char *without_usage(const char *text, size_t len, size_t *out_len)
-{
-    json_t *frames = mn_t_data_frames(text, len);
-    mn_buf b;
-    size_t i;
-    mn_buf_init(&b);
-    for (i = 0; i < json_array_size(frames); i++) {
-        const char *payload = json_string_value(json_array_get(frames, i));
-        json_t *j = json_loads(payload, 0, NULL);
-        char *s;
-        if (!j) {
-            mn_buf_append(&b, "data: ", 6);
-            mn_buf_append(&b, payload, strlen(payload));
-            mn_buf_append(&b, "\n\n", 2);
-            continue;
-        }
-        if (json_is_object(json_object_get(j, "usage"))
-            && json_array_size(json_object_get(j, "choices")) == 0
-            && json_is_array(json_object_get(j, "choices"))) {
-            json_decref(j);
-            continue;
-        }
-        json_object_del(j, "usage");
-        s = json_dumps(j, JSON_COMPACT);
-        mn_buf_append(&b, "data: ", 6);
-        mn_buf_append(&b, s, strlen(s));
-        mn_buf_append(&b, "\n\n", 2);
-        free(s);
-        json_decref(j);
-    }
-    json_decref(frames);
-    *out_len = b.len;
-    return b.data;
-}
-
 /* Replays bytes whole and one byte at a time, checking the frames against
  * want; then at every split offset (every 23rd under valgrind), where the
  * output must be byte-identical to the whole feed's. */
@@ -354,7 +317,7 @@ static void check_stream_fixture(fixture *f, const char *rel, int include_usage)
         want_len = len;
     }
     else {
-        want = without_usage(text, len, &want_len);
+        want = mn_t_without_usage(text, len, &want_len);
     }
     replay_all_splits(f, text, len, want, want_len, MN_STREAM_DONE);
     if (want != text) {
@@ -389,7 +352,7 @@ static void test_without_usage_sanity(void **state)
 {
     size_t len, wlen;
     char *text = mn_t_fixture("openai/stream_text.sse", &len);
-    char *w = without_usage(text, len, &wlen);
+    char *w = mn_t_without_usage(text, len, &wlen);
     json_t *a = mn_t_data_frames(text, len);
     json_t *b = mn_t_data_frames(w, wlen);
     assert_int_equal(json_array_size(b), json_array_size(a) - 1);
@@ -582,7 +545,7 @@ static void test_stream_error_midstream_no_usage(void **state)
     fixture *f = *state;
     size_t len, wlen;
     char *text = mn_t_fixture("openai/stream_error_midstream.sse", &len);
-    char *w = without_usage(text, len, &wlen);
+    char *w = mn_t_without_usage(text, len, &wlen);
     mn_buf want;
     mn_buf_init(&want);
     mn_buf_append(&want, w, wlen);
