@@ -914,10 +914,13 @@ static unsigned targets_keep(const mn_target *targets, int ntargets)
 {
     unsigned keep = ~0u;
     int i;
+    if (!targets || ntargets < 1) {
+        return 0;
+    }
     for (i = 0; i < ntargets; i++) {
         keep &= targets[i].provider->keep;
     }
-    return ntargets ? keep : 0;
+    return keep;
 }
 
 static int serve(mn_request *req, json_t *body, mn_error *err)
