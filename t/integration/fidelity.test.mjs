@@ -141,11 +141,14 @@ test('404 model_not_found: provider named when the part before / is a known prov
   }
 });
 
-test('errors before a model is known carry no provider (as the README says): 404 path, 405, bad JSON, missing model', async () => {
+test('errors before a model is known carry no provider (as the README says): 404 path, 405, 413, bad JSON, missing model', async () => {
   assertJSONError(await post(undefined, tid('np'), { method: 'GET' }), { status: 405, code: 'method_not_allowed', provider: null });
   assertJSONError(await post({ model: 'up/x', messages: MSGS }, tid('np'), { path: '/v1/completions' }), { status: 404, provider: null });
   assertJSONError(await post('{"model":"up/x",', tid('np')), { status: 400, code: 'invalid_json', provider: null });
   assertJSONError(await post({ messages: MSGS }, tid('np')), { status: 400, param: 'model', provider: null });
+  // refused on its Content-Length, before the body (and its model) is read
+  const big = await post(JSON.stringify({ model: 'up/x', messages: MSGS }), tid('np'), { headers: { 'Content-Length': String(64 * 1024 * 1024) } });
+  assertJSONError(big, { status: 413, code: 'request_too_large', provider: null });
 });
 
 test('invalid message roles -> 400 messages[i].role for every format, nothing sent upstream', async () => {
