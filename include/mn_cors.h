@@ -38,4 +38,16 @@ int mn_cors_origin_allowed(const mn_cors *c, const char *origin);
  * other one. */
 int mn_cors_request_headers_ok(apr_pool_t *p, const char *list, const char **bad);
 
+typedef enum {
+    MN_CORS_GO_ON = 0,          /* not a preflight: serve it (headers_out may have gained some) */
+    MN_CORS_PREFLIGHT_OK,       /* answer 204 with headers_out as set */
+    MN_CORS_BAD_ORIGIN,         /* preflight from an origin not allowed: 403 */
+    MN_CORS_BAD_HEADER          /* preflight announcing another header (*bad): 403 */
+} mn_cors_verdict;
+
+/* Decides a request under c (NULL or off: MN_CORS_GO_ON, nothing set) and
+ * sets the Access-Control-* and Vary headers of its answer in out. */
+mn_cors_verdict mn_cors_apply(apr_pool_t *p, const mn_cors *c, int is_options,
+                              apr_table_t *in, apr_table_t *out, const char **bad);
+
 #endif

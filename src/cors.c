@@ -145,3 +145,36 @@ int mn_cors_request_headers_ok(apr_pool_t *p, const char *list, const char **bad
     }
     return 1;
 }
+
+mn_cors_verdict mn_cors_apply(apr_pool_t *p, const mn_cors *c, int is_options,
+                              apr_table_t *in, apr_table_t *out, const char **bad)
+{
+    const char *origin = apr_table_get(in, "Origin");
+    const char *acrh = apr_table_get(in, "Access-Control-Request-Headers");
+    int preflight = is_options && origin && apr_table_get(in, "Access-Control-Request-Method");
+
+    if (!c || (c->mode != MN_CORS_LIST && c->mode != MN_CORS_ANY)) {
+        return MN_CORS_GO_ON;
+    }
+    /* caches must keep answers to different origins apart */
+    apr_table_mergen(out, "Vary", "Origin");
+    if (!mn_cors_origin_allowed(c, origin)) {
+        return preflight ? MN_CORS_BAD_ORIGIN : MN_CORS_GO_ON;
+    }
+    apr_table_setn(out, "Access-Control-Allow-Origin",
+                   c->mode == MN_CORS_ANY ? "*" : apr_pstrdup(p, origin));
+    if (!preflight) {
+        apr_table_setn(out, "Access-Control-Expose-Headers", MN_CORS_EXPOSE_HEADERS);
+        return MN_CORS_GO_ON;
+    }
+    apr_table_mergen(out, "Vary", "Access-Control-Request-Headers");
+    if (!mn_cors_request_headers_ok(p, acrh, bad)) {
+        return MN_CORS_BAD_HEADER;
+    }
+    apr_table_setn(out, "Access-Control-Allow-Methods", MN_CORS_ALLOW_METHODS);
+    if (acrh && *acrh) {
+        apr_table_setn(out, "Access-Control-Allow-Headers", apr_pstrdup(p, acrh));
+    }
+    apr_table_setn(out, "Access-Control-Max-Age", MN_CORS_MAX_AGE);
+    return MN_CORS_PREFLIGHT_OK;
+}

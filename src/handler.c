@@ -124,47 +124,28 @@ static int cors(mn_request *req, mn_error *err)
 {
     request_rec *r = req->r;
     const mn_dir_config *dc = ap_get_module_config(r->per_dir_config, &maniac_module);
-    const char *origin = apr_table_get(r->headers_in, "Origin");
-    const char *acrm = apr_table_get(r->headers_in, "Access-Control-Request-Method");
-    const char *acrh = apr_table_get(r->headers_in, "Access-Control-Request-Headers");
-    int preflight = r->method_number == M_OPTIONS && origin && acrm;
-    const char *bad;
+    const char *bad = NULL;
 
-    if (!dc || (dc->cors.mode != MN_CORS_LIST && dc->cors.mode != MN_CORS_ANY)) {
+    switch (mn_cors_apply(r->pool, dc ? &dc->cors : NULL, r->method_number == M_OPTIONS,
+                          r->headers_in, r->headers_out, &bad)) {
+    case MN_CORS_GO_ON:
         return DECLINED;
-    }
-    /* caches must keep answers to different origins apart */
-    apr_table_mergen(r->headers_out, "Vary", "Origin");
-    if (!mn_cors_origin_allowed(&dc->cors, origin)) {
-        if (!preflight) {
-            return DECLINED;
-        }
+    case MN_CORS_PREFLIGHT_OK:
         ap_discard_request_body(r);
+        r->status = HTTP_NO_CONTENT;
+        return OK;
+    case MN_CORS_BAD_ORIGIN:
         mn_error_set(err, 403, "permission_error", NULL, "origin_not_allowed",
-                     "Origin %s is not allowed to call this endpoint (ManiacCORS)", origin);
-        return send_error(req, err);
-    }
-    apr_table_setn(r->headers_out, "Access-Control-Allow-Origin",
-                   dc->cors.mode == MN_CORS_ANY ? "*" : apr_pstrdup(r->pool, origin));
-    apr_table_setn(r->headers_out, "Access-Control-Expose-Headers", MN_CORS_EXPOSE_HEADERS);
-    if (!preflight) {
-        return DECLINED;
-    }
-    ap_discard_request_body(r);
-    apr_table_mergen(r->headers_out, "Vary", "Access-Control-Request-Headers");
-    if (!mn_cors_request_headers_ok(r->pool, acrh, &bad)) {
+                     "Origin %s is not allowed to call this endpoint (ManiacCORS)",
+                     apr_table_get(r->headers_in, "Origin"));
+        break;
+    case MN_CORS_BAD_HEADER:
         mn_error_set(err, 403, "permission_error", NULL, "header_not_allowed",
                      "Request header %s is not allowed from a browser (ManiacCORS)", bad);
-        return send_error(req, err);
+        break;
     }
-    apr_table_unset(r->headers_out, "Access-Control-Expose-Headers");
-    apr_table_setn(r->headers_out, "Access-Control-Allow-Methods", MN_CORS_ALLOW_METHODS);
-    if (acrh && *acrh) {
-        apr_table_setn(r->headers_out, "Access-Control-Allow-Headers", acrh);
-    }
-    apr_table_setn(r->headers_out, "Access-Control-Max-Age", MN_CORS_MAX_AGE);
-    r->status = HTTP_NO_CONTENT;
-    return OK;
+    ap_discard_request_body(r);
+    return send_error(req, err);
 }
 
 static int too_large(request_rec *r, apr_off_t limit, mn_error *err)

@@ -114,6 +114,109 @@ static void test_request_headers(void **state)
     assert_false(mn_cors_request_headers_ok(p, "cookie", &bad));
 }
 
+/* out must hold exactly the name/value pairs given (NULL-terminated). */
+static void assert_headers(apr_table_t *out, ...)
+{
+    va_list ap;
+    const char *k;
+    int n = 0;
+    va_start(ap, out);
+    while ((k = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+        const char *got = apr_table_get(out, k);
+        if (!got || strcmp(got, v)) {
+            fail_msg("header %s: got \"%s\", want \"%s\"", k, got ? got : "(none)", v);
+        }
+        n++;
+    }
+    va_end(ap);
+    assert_int_equal(apr_table_elts(out)->nelts, n);
+}
+
+static apr_table_t *req_headers(apr_pool_t *p, const char *origin, const char *acrm,
+                                const char *acrh)
+{
+    apr_table_t *in = apr_table_make(p, 4);
+    if (origin) apr_table_setn(in, "Origin", origin);
+    if (acrm) apr_table_setn(in, "Access-Control-Request-Method", acrm);
+    if (acrh) apr_table_setn(in, "Access-Control-Request-Headers", acrh);
+    return in;
+}
+
+static void test_apply_preflight(void **state)
+{
+    apr_pool_t *p = *state;
+    mn_cors c, any;
+    apr_table_t *out = apr_table_make(p, 4);
+    const char *bad = NULL;
+    assert_null(parse(p, &c, 1, "https://app.example.com"));
+    assert_null(parse(p, &any, 1, "*"));
+
+    assert_int_equal(mn_cors_apply(p, &c, 1, req_headers(p, "https://app.example.com", "POST",
+                     "authorization,content-type"), out, &bad), MN_CORS_PREFLIGHT_OK);
+    assert_headers(out, "Vary", "Origin, Access-Control-Request-Headers",
+                   "Access-Control-Allow-Origin", "https://app.example.com",
+                   "Access-Control-Allow-Methods", "POST",
+                   "Access-Control-Allow-Headers", "authorization,content-type",
+                   "Access-Control-Max-Age", "600", NULL);
+
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &any, 1, req_headers(p, "https://x.example", "GET", NULL),
+                                   out, &bad), MN_CORS_PREFLIGHT_OK);
+    assert_headers(out, "Vary", "Origin, Access-Control-Request-Headers",
+                   "Access-Control-Allow-Origin", "*", "Access-Control-Allow-Methods", "POST",
+                   "Access-Control-Max-Age", "600", NULL);
+
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &c, 1, req_headers(p, "https://evil.example", "POST",
+                                   "authorization"), out, &bad), MN_CORS_BAD_ORIGIN);
+    assert_headers(out, "Vary", "Origin", NULL);
+
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &c, 1, req_headers(p, "https://app.example.com", "POST",
+                                   "authorization, x-evil"), out, &bad), MN_CORS_BAD_HEADER);
+    assert_string_equal(bad, "x-evil");
+    assert_null(apr_table_get(out, "Access-Control-Allow-Methods"));
+    assert_null(apr_table_get(out, "Access-Control-Allow-Headers"));
+}
+
+static void test_apply_simple(void **state)
+{
+    apr_pool_t *p = *state;
+    mn_cors c, off;
+    apr_table_t *out = apr_table_make(p, 4);
+    const char *bad = NULL;
+    assert_null(parse(p, &c, 1, "https://app.example.com"));
+    assert_null(parse(p, &off, 1, "off"));
+
+    /* an answer to an allowed origin (POST, or an OPTIONS that is no preflight) */
+    assert_int_equal(mn_cors_apply(p, &c, 0, req_headers(p, "https://app.example.com", NULL,
+                                   NULL), out, &bad), MN_CORS_GO_ON);
+    assert_headers(out, "Vary", "Origin", "Access-Control-Allow-Origin", "https://app.example.com",
+                   "Access-Control-Expose-Headers", "Retry-After, x-should-retry, x-request-id",
+                   NULL);
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &c, 1, req_headers(p, "https://app.example.com", NULL,
+                                   NULL), out, &bad), MN_CORS_GO_ON);
+    assert_non_null(apr_table_get(out, "Access-Control-Allow-Origin"));
+    /* another origin, or none: only Vary */
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &c, 0, req_headers(p, "https://evil.example", NULL, NULL),
+                                   out, &bad), MN_CORS_GO_ON);
+    assert_headers(out, "Vary", "Origin", NULL);
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &c, 0, req_headers(p, NULL, NULL, NULL), out, &bad),
+                     MN_CORS_GO_ON);
+    assert_headers(out, "Vary", "Origin", NULL);
+    /* off, or never configured: nothing at all, preflight or not */
+    out = apr_table_make(p, 4);
+    assert_int_equal(mn_cors_apply(p, &off, 1, req_headers(p, "https://app.example.com", "POST",
+                                   NULL), out, &bad), MN_CORS_GO_ON);
+    assert_int_equal(mn_cors_apply(p, NULL, 1, req_headers(p, "https://app.example.com", "POST",
+                                   NULL), out, &bad), MN_CORS_GO_ON);
+    assert_headers(out, NULL);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
 int main(void)
@@ -124,6 +227,8 @@ int main(void)
         T(test_origin_allowed),
         T(test_merge),
         T(test_request_headers),
+        T(test_apply_preflight),
+        T(test_apply_simple),
     };
     int rc;
     apr_initialize();
