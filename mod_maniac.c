@@ -105,6 +105,48 @@ static const char *cmd_model(cmd_parms *cmd, void *dconf, int argc, char *const 
     return err ? apr_pstrcat(cmd->pool, "ManiacModel: ", err, NULL) : NULL;
 }
 
+static void *create_dir_config(apr_pool_t *p, char *dir)
+{
+    return apr_pcalloc(p, sizeof(mn_dir_config));
+}
+
+static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
+{
+    mn_dir_config *merged = apr_pcalloc(p, sizeof(*merged));
+    merged->cors = *mn_cors_merge(&((mn_dir_config *)basev)->cors,
+                                  &((mn_dir_config *)addv)->cors);
+    return merged;
+}
+
+static const char *cmd_cors(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    const char *err = mn_cors_parse(cmd->pool, argc, (const char *const *)argv,
+                                    &((mn_dir_config *)dconf)->cors);
+    return err ? apr_pstrcat(cmd->pool, "ManiacCORS: ", err, NULL) : NULL;
+}
+
+/* A field is kept for an alias only when every target keeps it (the
+ * handler ANDs them): say so when the targets disagree. */
+static void warn_alias_keep(apr_pool_t *ptemp, server_rec *s)
+{
+    apr_hash_index_t *hi;
+    for (hi = apr_hash_first(ptemp, mn_conf->providers->aliases); hi; hi = apr_hash_next(hi)) {
+        const mn_alias *a = apr_hash_this_val(hi);
+        unsigned all = ~0u, any = 0;
+        int i;
+        for (i = 0; i < a->targets->nelts; i++) {
+            const mn_provider *prov = APR_ARRAY_IDX(a->targets, i, mn_target).provider;
+            all &= prov->keep;
+            any |= prov->keep;
+        }
+        if (all != any) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "maniac: ManiacModel %s (%s:%d): its "
+                         "targets differ in keep=; the alias keeps only what every target keeps",
+                         a->name, a->conf_file ? a->conf_file : "?", a->conf_line);
+        }
+    }
+}
+
 static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
 {
     char *end;
@@ -155,6 +197,7 @@ static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "maniac: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    warn_alias_keep(ptemp, s);
 
     for (i = 0; i < https_uses->nelts; i++) {
         const https_use *h = &APR_ARRAY_IDX(https_uses, i, https_use);
@@ -215,10 +258,14 @@ static const command_rec maniac_cmds[] = {
                       "gemini] [key-env=VAR[,VAR...] | key-file=PATH[,PATH...]] [timeout=S] "
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
-                      "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off]"),
+                      "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] "
+                      "[keep=strict,logprobs,n,input_audio]"),
     AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),
+    AP_INIT_TAKE_ARGV("ManiacCORS", cmd_cors, NULL, RSRC_CONF | ACCESS_CONF,
+                      "ManiacCORS off | * | <origin> [<origin> ...]: browser origins whose "
+                      "requests get Access-Control-* answers (default off)"),
     AP_INIT_TAKE1("ManiacMaxRequestBody", cmd_size, NULL, RSRC_CONF,
                   "largest client request body in bytes (default 32 MiB)"),
     AP_INIT_TAKE1("ManiacMaxResponseBody", cmd_size, NULL, RSRC_CONF,
@@ -230,8 +277,8 @@ static const command_rec maniac_cmds[] = {
 
 AP_DECLARE_MODULE(maniac) = {
     STANDARD20_MODULE_STUFF,
-    NULL,                   /* per-directory config */
-    NULL,                   /* merge per-directory */
+    create_dir_config,      /* per-directory config */
+    merge_dir_config,       /* merge per-directory */
     NULL,                   /* per-server config */
     NULL,                   /* merge per-server */
     maniac_cmds,

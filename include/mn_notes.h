@@ -17,9 +17,11 @@ void mn_notes_request(apr_pool_t *p, apr_table_t *notes,
                       const mn_policy_result *pol, const char *provider,
                       const char *model);
 
-/* Notes known at the end: upstream status (0: none), usage, error type. */
+/* Notes known at the end, for the answer the client got: upstream status of
+ * the attempt that produced it (0: none), usage, error type and code (NULL
+ * or "": none).  Replaces status, error and code an earlier call set. */
 void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
-                      const mn_usage *usage, const char *error_type);
+                      const mn_usage *usage, const char *error_type, const char *error_code);
 
 /* Tags joined by ',' (strings only); NULL when tags is NULL or empty. */
 const char *mn_notes_join_tags(apr_pool_t *p, json_t *tags);

@@ -8,10 +8,18 @@
 #ifndef MN_POLICY_H
 #define MN_POLICY_H
 
+#include <apr_pools.h>
 #include <jansson.h>
 #include "mn_error.h"
 
 #define MN_POLICY_MAX_DROPPED 8
+
+/* What a provider's `keep=` lets through instead of the default
+ * map-or-reject (only an OpenAI-format upstream can carry these). */
+#define MN_KEEP_STRICT      0x1u   /* response_format.json_schema.strict */
+#define MN_KEEP_LOGPROBS    0x2u   /* logprobs and top_logprobs */
+#define MN_KEEP_N           0x4u   /* n > 1 */
+#define MN_KEEP_INPUT_AUDIO 0x8u   /* input_audio content parts */
 
 typedef struct mn_policy_result {
     const char *model;          /* borrowed from the request body */
@@ -24,9 +32,18 @@ typedef struct mn_policy_result {
     int ndropped;
 } mn_policy_result;
 
-/* Validates and rewrites req in place.  Returns 0, or -1 with err set (400,
+/* Validates and rewrites req in place; keep (MN_KEEP_*) names what the
+ * target(s) carry as is.  Returns 0, or -1 with err set (400,
  * invalid_request_error, param naming the offending field). */
-int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err);
+int mn_policy_apply(json_t *req, unsigned keep, mn_policy_result *res, mn_error *err);
+
+/* Parses a `keep=` list ("strict,logprobs,n,input_audio") into MN_KEEP_*
+ * bits.  NULL, or a message (from p) naming what is wrong. */
+const char *mn_policy_parse_keep(apr_pool_t *p, const char *list, unsigned *keep);
+
+/* The message roles a request may use (system, developer, user, assistant,
+ * tool, function). */
+int mn_policy_role_valid(const char *role);
 
 /* Releases the extension references held by res. */
 void mn_policy_result_clear(mn_policy_result *res);

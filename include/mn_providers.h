@@ -42,6 +42,7 @@ typedef struct mn_provider {
     int index;                   /* position in the table (breaker slot) */
     long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
     int reasoning_content;       /* emit thinking as delta.reasoning_content */
+    unsigned keep;               /* keep=: MN_KEEP_* fields passed as is (openai only) */
     const char *conf_file;       /* where it was configured, for messages */
     int conf_line;
 } mn_provider;

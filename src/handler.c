@@ -26,8 +26,9 @@
 
 typedef struct mn_request {
     request_rec *r;
-    const mn_provider *prov;
-    int upstream_status;
+    const mn_provider *prov;     /* the provider the model names, once known */
+    int upstream_status;         /* of the attempt whose answer the client gets */
+    int tries;                   /* exchanges with upstreams (retries included) */
     mn_usage usage;
 } mn_request;
 
@@ -78,7 +79,12 @@ static int send_error(mn_request *req, mn_error *e)
     if (e->status == HTTP_METHOD_NOT_ALLOWED) {
         apr_table_setn(r->headers_out, "Allow", "POST");
     }
-    mn_notes_outcome(r->pool, r->notes, req->upstream_status, &req->usage, e->type);
+    if (req->tries > 1) {
+        /* the gateway has retried already: an SDK retrying on top would
+         * multiply the load on a failing upstream (the openai SDKs obey) */
+        apr_table_setn(r->headers_out, "x-should-retry", "false");
+    }
+    mn_notes_outcome(r->pool, r->notes, req->upstream_status, &req->usage, e->type, e->code);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: answered %d %s (%s)", e->status,
                   e->type, e->code[0] ? e->code : "-");
     body = mn_error_to_json(e, req->prov ? req->prov->name : NULL);
@@ -92,6 +98,54 @@ static int path_is_chat_completions(const char *uri)
     static const char suffix[] = "/chat/completions";
     size_t len = strlen(uri), slen = sizeof(suffix) - 1;
     return len >= slen && !strcmp(uri + len - slen, suffix);
+}
+
+/* GET .../models/{id}, as the SDKs' models.retrieve sends it: the provider
+ * the id names (the id's '/' may arrive as %2F, with AllowEncodedSlashes
+ * NoDecode), or NULL. */
+static const mn_provider *models_path_provider(const char *uri)
+{
+    const char *id = strstr(uri, "/models/");
+    size_t len;
+    if (!id) {
+        return NULL;
+    }
+    id += 8;
+    len = strcspn(id, "/%");
+    if (!len || (id[len] != '/' && ap_cstr_casecmpn(id + len, "%2F", 3))) {
+        return NULL;
+    }
+    return mn_providers_get(mn_conf->providers, id, len);
+}
+
+/* ManiacCORS: Access-Control-* on every answer to an allowed origin, and
+ * the preflight.  Returns DECLINED to go on, or the preflight's answer. */
+static int cors(mn_request *req, mn_error *err)
+{
+    request_rec *r = req->r;
+    const mn_dir_config *dc = ap_get_module_config(r->per_dir_config, &maniac_module);
+    const char *bad = NULL;
+
+    switch (mn_cors_apply(r->pool, dc ? &dc->cors : NULL, r->method_number == M_OPTIONS,
+                          r->headers_in, r->headers_out, &bad)) {
+    case MN_CORS_GO_ON:
+        return DECLINED;
+    case MN_CORS_PREFLIGHT_OK:
+        ap_discard_request_body(r);
+        r->status = HTTP_NO_CONTENT;
+        return OK;
+    case MN_CORS_BAD_ORIGIN:
+        mn_error_set(err, 403, "permission_error", NULL, "origin_not_allowed",
+                     "Origin %s is not allowed to call this endpoint (ManiacCORS)",
+                     apr_table_get(r->headers_in, "Origin"));
+        break;
+    case MN_CORS_BAD_HEADER:
+        mn_error_set(err, 403, "permission_error", NULL, "header_not_allowed",
+                     "Request header %s is not allowed from a browser (ManiacCORS)", bad);
+        break;
+    }
+    ap_discard_request_body(r);
+    return send_error(req, err);
 }
 
 static int too_large(request_rec *r, apr_off_t limit, mn_error *err)
@@ -203,10 +257,10 @@ static void start_event_stream(request_rec *r)
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
 }
 
-static void set_usage_notes(mn_request *req, const char *error_type)
+static void set_usage_notes(mn_request *req, const char *error_type, const char *error_code)
 {
     mn_notes_outcome(req->r->pool, req->r->notes, req->upstream_status, &req->usage,
-                     error_type);
+                     error_type, error_code);
 }
 
 static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
@@ -217,13 +271,13 @@ static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
         mn_sink sink = { client_write, client_frame_end, &cs };
         start_event_stream(r);
         mn_echo_stream(ctx, body, &sink, &req->usage);
-        set_usage_notes(req, NULL);
+        set_usage_notes(req, NULL, NULL);
         client_flush(&cs);
         return OK;
     }
     else {
         json_t *resp = mn_echo_response(ctx, body, &req->usage);
-        set_usage_notes(req, NULL);
+        set_usage_notes(req, NULL, NULL);
         send_json(r, HTTP_OK, resp);
         json_decref(resp);
         return OK;
@@ -355,14 +409,14 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
         if (wire->decode_response_bytes(ctx, body, len, &bytes, &blen, &req->usage, err)) {
             return -1;
         }
-        set_usage_notes(req, NULL);
+        set_usage_notes(req, NULL, NULL);
         send_bytes(req->r, HTTP_OK, bytes, blen);
         return 0;
     }
     if (wire->decode_response(ctx, body, len, &resp, &req->usage, err)) {
         return -1;
     }
-    set_usage_notes(req, NULL);
+    set_usage_notes(req, NULL, NULL);
     send_json(req->r, HTTP_OK, resp);
     json_decref(resp);
     return 0;
@@ -545,7 +599,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
         mn_upstream_close(u);
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "maniac: client went away after %ld frames", frames_sent);
-        set_usage_notes(req, "client_aborted");
+        set_usage_notes(req, "client_aborted", NULL);
         wire->stream_destroy(feed.st);
         return 0;
     }
@@ -563,7 +617,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
     }
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: stream from %s ended %s after %ld frames",
                   at->prov->name, final_err ? final_err->type : "cleanly", frames_sent);
-    set_usage_notes(req, final_err ? final_err->type : NULL);
+    set_usage_notes(req, final_err ? final_err->type : NULL, final_err ? final_err->code : NULL);
     wire->stream_destroy(feed.st);
     return 0;
 }
@@ -622,7 +676,7 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     int rc;
 
     *sent = 0;
-    at->upstream_status = 0;
+    at->upstream_status = req->upstream_status = 0;
     at->retry_after = -1;
     wire_ctx_init(&ctx, r, at->prov, at->model, pol);
 
@@ -694,7 +748,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
 {
     request_rec *r = req->r;
     apr_array_header_t *attempts = apr_array_make(r->pool, 4, sizeof(const char *));
-    int ti, have_err = 0;
+    int ti, have_err = 0, last_status = 0;
     mn_error last;
 
     mn_error_clear(&last);
@@ -714,6 +768,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
             *(const char **)apr_array_push(attempts) = apr_pstrcat(r->pool, prov->name, ":200", NULL);
             apr_table_setn(r->notes, "maniac-attempts", apr_array_pstrcat(r->pool, attempts, ','));
             apr_table_setn(r->notes, "maniac-fallback", ti ? "1" : "0");
+            req->upstream_status = 0;
             return serve_echo(req, &ctx, body);
         }
         if (slot && prov->nkeys > 1) {
@@ -735,6 +790,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
                     /* this request's own failures opened it: report those */
                     break;
                 }
+                last_status = 0;
                 mn_error_set(&last, 503, "server_error", NULL, "circuit_open",
                              "provider '%s' is unavailable after repeated failures; "
                              "retry later", prov->name);
@@ -750,6 +806,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
             at.model = targets[ti].model;
             at.deadline = prov->total_timeout ? apr_time_now() + prov->total_timeout : 0;
             mn_error_clear(err);
+            req->tries++;
             outcome = try_target(req, &at, body, pol, &sent, err);
             change = mn_breaker_record(slot, prov->breaker_failures, prov->breaker_cooldown,
                                        apr_time_now(), outcome, at.probe);
@@ -765,6 +822,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
                 return OK;
             }
             last = *err;
+            last_status = at.upstream_status;
             have_err = 1;
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: try %d at %s failed: %s (%s)",
                           try_no + 1, prov->name, err->type, err->code[0] ? err->code : "-");
@@ -794,6 +852,7 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
         }
     }
     apr_table_setn(r->notes, "maniac-attempts", apr_array_pstrcat(r->pool, attempts, ','));
+    req->upstream_status = last_status;
     if (!have_err) {
         mn_error_set(&last, 502, NULL, NULL, "upstream_unreachable", "no provider answered");
     }
@@ -801,42 +860,79 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
     return send_error(req, err);
 }
 
+/* What the request's model names: an alias (its targets), or a known
+ * provider and a model.  NULL when neither; req->prov is set whenever a
+ * provider is named, so that even the errors before routing say which. */
+static const mn_target *route(mn_request *req, const char *model, mn_target *single,
+                              int *ntargets, int *is_alias)
+{
+    const mn_alias *alias = mn_alias_get(mn_conf->providers, model);
+    const char *slash;
+
+    *is_alias = alias != NULL;
+    if (alias) {
+        *ntargets = alias->targets->nelts;
+        req->prov = APR_ARRAY_IDX(alias->targets, 0, mn_target).provider;
+        return (const mn_target *)alias->targets->elts;
+    }
+    slash = strchr(model, '/');
+    if (slash) {
+        req->prov = mn_providers_get(mn_conf->providers, model, (size_t)(slash - model));
+    }
+    if (!req->prov || !slash[1]) {
+        return NULL;
+    }
+    memset(single, 0, sizeof(*single));
+    single->provider = req->prov;
+    single->model = apr_pstrdup(req->r->pool, slash + 1);
+    *ntargets = 1;
+    return single;
+}
+
+/* What every target keeps (keep=): a field may only pass when whichever
+ * target serves the request can carry it. */
+static unsigned targets_keep(const mn_target *targets, int ntargets)
+{
+    unsigned keep = ~0u;
+    int i;
+    if (!targets || ntargets < 1) {
+        return 0;
+    }
+    for (i = 0; i < ntargets; i++) {
+        keep &= targets[i].provider->keep;
+    }
+    return keep;
+}
+
 static int serve(mn_request *req, json_t *body, mn_error *err)
 {
     request_rec *r = req->r;
     mn_policy_result pol;
-    const mn_alias *alias;
-    const mn_target *targets;
-    int ntargets, rc;
+    const mn_target *targets = NULL;
+    const char *model = json_string_value(json_object_get(body, "model"));
+    int ntargets = 0, is_alias = 0, rc;
     mn_target single;
 
-    if (mn_policy_apply(body, &pol, err)) {
+    if (model && *model) {
+        targets = route(req, model, &single, &ntargets, &is_alias);
+    }
+    if (req->prov) {
+        apr_table_setn(r->notes, "maniac-provider", req->prov->name);
+    }
+    if (mn_policy_apply(body, targets_keep(targets, ntargets), &pol, err)) {
         return send_error(req, err);
     }
-    alias = mn_alias_get(mn_conf->providers, pol.model);
-    if (alias) {
-        targets = (const mn_target *)alias->targets->elts;
-        ntargets = alias->targets->nelts;
-    }
-    else {
-        const char *pname;
-        size_t plen;
-        memset(&single, 0, sizeof(single));
-        if (mn_route_split(r->pool, pol.model, &pname, &plen, &single.model)
-            || !(single.provider = mn_providers_get(mn_conf->providers, pname, plen))) {
-            mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
-            mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
-                         "The model '%s' does not exist: use \"provider/model\" with a provider "
-                         "configured by ManiacProvider, or a ManiacModel alias", pol.model);
-            mn_policy_result_clear(&pol);
-            return send_error(req, err);
-        }
-        targets = &single;
-        ntargets = 1;
+    if (!targets) {
+        mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
+        mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%s' does not exist: use \"provider/model\" with a provider "
+                     "configured by ManiacProvider, or a ManiacModel alias", pol.model);
+        mn_policy_result_clear(&pol);
+        return send_error(req, err);
     }
     mn_notes_request(r->pool, r->notes, &pol, targets[0].provider->name, targets[0].model);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
-                  pol.model, targets[0].provider->name, alias ? " via alias" : "", ntargets,
+                  pol.model, targets[0].provider->name, is_alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);
     rc = serve_targets(req, body, &pol, targets, ntargets, err);
     mn_policy_result_clear(&pol);
@@ -860,9 +956,14 @@ int mn_handler(request_rec *r)
     req.r = r;
     mn_error_clear(&err);
 
+    if ((rc = cors(&req, &err)) != DECLINED) {
+        return rc;
+    }
     if (!path_is_chat_completions(r->uri)) {
+        req.prov = models_path_provider(r->uri);
         mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
-                     "Invalid URL (%s %s): this endpoint serves POST .../chat/completions",
+                     "Invalid URL (%s %s): this endpoint serves POST .../chat/completions "
+                     "(a model is named provider/model in the request body)",
                      r->method, r->uri);
         ap_discard_request_body(r);
         return send_error(&req, &err);

@@ -70,10 +70,15 @@ void mn_notes_request(apr_pool_t *p, apr_table_t *notes, const mn_policy_result 
 }
 
 void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
-                      const mn_usage *usage, const char *error_type)
+                      const mn_usage *usage, const char *error_type, const char *error_code)
 {
+    /* the last call describes the answer the client got: what an earlier
+     * attempt recorded must not survive it */
     if (upstream_status > 0) {
         apr_table_setn(notes, "maniac-upstream-status", apr_itoa(p, upstream_status));
+    }
+    else {
+        apr_table_unset(notes, "maniac-upstream-status");
     }
     if (usage && usage->have) {
         apr_table_setn(notes, "maniac-prompt-tokens", apr_ltoa(p, usage->prompt_tokens));
@@ -82,5 +87,14 @@ void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
     }
     if (error_type && *error_type) {
         apr_table_setn(notes, "maniac-error", apr_pstrdup(p, error_type));
+    }
+    else {
+        apr_table_unset(notes, "maniac-error");
+    }
+    if (error_type && *error_type && error_code && *error_code) {
+        apr_table_setn(notes, "maniac-error-code", apr_pstrdup(p, error_code));
+    }
+    else {
+        apr_table_unset(notes, "maniac-error-code");
     }
 }

@@ -1,5 +1,6 @@
 /* mn_policy: validation and the map-or-reject policy (see include/mn_policy.h). */
 #include <string.h>
+#include <apr_strings.h>
 #include "mn_policy.h"
 
 static int bad(mn_error *err, const char *param, const char *what)
@@ -68,7 +69,21 @@ static const char *type_name(type_rule t)
     return "wrong type";
 }
 
-static int check_messages(json_t *messages, mn_policy_result *res, mn_error *err)
+int mn_policy_role_valid(const char *role)
+{
+    static const char *const roles[] = { "system", "developer", "user", "assistant", "tool",
+                                         "function", NULL };
+    int i;
+    for (i = 0; roles[i]; i++) {
+        if (!strcmp(role, roles[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int check_messages(json_t *messages, unsigned keep, mn_policy_result *res,
+                          mn_error *err)
 {
     size_t i;
     json_t *msg;
@@ -90,6 +105,14 @@ static int check_messages(json_t *messages, mn_policy_result *res, mn_error *err
             return mn_error_set(err, 400, "invalid_request_error", param, NULL,
                                 "Invalid value for '%s': expected a role string", param);
         }
+        /* refused here, for every format alike: an OpenAI upstream would
+         * refuse it with its own wording, a translator might guess */
+        if (!mn_policy_role_valid(json_string_value(role))) {
+            snprintf(param, sizeof(param), "messages[%zu].role", i);
+            return mn_error_set(err, 400, "invalid_request_error", param, NULL,
+                                "Invalid value for '%s': expected one of system, developer, "
+                                "user, assistant, tool, function", param);
+        }
         if (content && !json_is_null(content) && !json_is_string(content)
             && !json_is_array(content)) {
             snprintf(param, sizeof(param), "messages[%zu].content", i);
@@ -108,7 +131,8 @@ static int check_messages(json_t *messages, mn_policy_result *res, mn_error *err
                                         "Invalid value for '%s': expected a part object with a type",
                                         param);
                 }
-                if (!strcmp(json_string_value(ptype), "input_audio")) {
+                if (!(keep & MN_KEEP_INPUT_AUDIO)
+                    && !strcmp(json_string_value(ptype), "input_audio")) {
                     json_array_remove(content, j);
                     note_dropped(res, "input_audio");
                     continue;
@@ -157,7 +181,7 @@ static int take_extensions(json_t *req, mn_policy_result *res, mn_error *err)
     return 0;
 }
 
-int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err)
+int mn_policy_apply(json_t *req, unsigned keep, mn_policy_result *res, mn_error *err)
 {
     json_t *model, *v, *so, *rf;
     size_t i;
@@ -171,7 +195,7 @@ int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err)
     if (!json_is_string(model) || json_string_length(model) == 0) {
         return bad(err, "model", "expected a non-empty string such as \"provider/model\"");
     }
-    if (check_messages(json_object_get(req, "messages"), res, err)) {
+    if (check_messages(json_object_get(req, "messages"), keep, res, err)) {
         return -1;
     }
     for (i = 0; i < sizeof(typed_fields) / sizeof(typed_fields[0]); i++) {
@@ -181,7 +205,7 @@ int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err)
         }
     }
     v = json_object_get(req, "n");
-    if (json_is_integer(v) && json_integer_value(v) > 1) {
+    if (json_is_integer(v) && json_integer_value(v) > 1 && !(keep & MN_KEEP_N)) {
         return mn_error_set(err, 400, "invalid_request_error", "n", NULL,
                             "n > 1 is not supported: request one choice per call");
     }
@@ -192,11 +216,11 @@ int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err)
         mn_policy_result_clear(res);
         return -1;
     }
-    if (json_object_get(req, "logprobs")) {
+    if (!(keep & MN_KEEP_LOGPROBS) && json_object_get(req, "logprobs")) {
         json_object_del(req, "logprobs");
         note_dropped(res, "logprobs");
     }
-    if (json_object_get(req, "top_logprobs")) {
+    if (!(keep & MN_KEEP_LOGPROBS) && json_object_get(req, "top_logprobs")) {
         json_object_del(req, "top_logprobs");
         note_dropped(res, "top_logprobs");
     }
@@ -213,7 +237,7 @@ int mn_policy_apply(json_t *req, mn_policy_result *res, mn_error *err)
         }
     }
     rf = json_object_get(req, "response_format");
-    if (json_is_object(rf)) {
+    if (json_is_object(rf) && !(keep & MN_KEEP_STRICT)) {
         json_t *js = json_object_get(rf, "json_schema");
         if (json_is_object(js) && json_object_get(js, "strict")) {
             json_object_del(js, "strict");
@@ -233,4 +257,32 @@ void mn_policy_result_clear(mn_policy_result *res)
     json_decref(res->metadata);
     json_decref(res->trace);
     res->tags = res->metadata = res->trace = NULL;
+}
+
+const char *mn_policy_parse_keep(apr_pool_t *p, const char *list, unsigned *keep)
+{
+    static const struct { const char *name; unsigned bit; } names[] = {
+        { "strict", MN_KEEP_STRICT }, { "logprobs", MN_KEEP_LOGPROBS },
+        { "n", MN_KEEP_N }, { "input_audio", MN_KEEP_INPUT_AUDIO },
+    };
+    char *copy = apr_pstrdup(p, list), *last = NULL, *word;
+
+    *keep = 0;
+    for (word = apr_strtok(copy, ",", &last); word; word = apr_strtok(NULL, ",", &last)) {
+        size_t i;
+        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (!strcmp(word, names[i].name)) {
+                *keep |= names[i].bit;
+                break;
+            }
+        }
+        if (i == sizeof(names) / sizeof(names[0])) {
+            return apr_psprintf(p, "bad keep value '%s' (known: strict, logprobs, n, "
+                                "input_audio)", word);
+        }
+    }
+    if (!*keep) {
+        return "keep= needs at least one of strict, logprobs, n, input_audio";
+    }
+    return NULL;
 }

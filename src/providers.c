@@ -7,6 +7,7 @@
 #include <apr_file_io.h>
 #include <apr_env.h>
 #include "mn_providers.h"
+#include "mn_policy.h"
 
 mn_provider_table *mn_providers_create(apr_pool_t *p)
 {
@@ -270,16 +271,27 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
             else if (!strcmp(val, "off")) prov->reasoning_content = 0;
             else return apr_psprintf(p, "bad reasoning '%s': expected on or off", val);
         }
+        else if (KEY_IS("keep")) {
+            if ((err = mn_policy_parse_keep(p, val, &prov->keep)) != NULL) {
+                return err;
+            }
+        }
         else {
             return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
                                 "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
                                 "total-timeout, retries, breaker-failures, breaker-cooldown, "
-                                "max-tokens, reasoning)", (int)klen, argv[i]);
+                                "max-tokens, reasoning, keep)", (int)klen, argv[i]);
         }
 #undef KEY_IS
     }
     if (is_echo && have_format) {
         return "builtin:echo takes no format= option";
+    }
+    if (prov->keep && prov->format != MN_FORMAT_OPENAI) {
+        /* only an OpenAI-format upstream has a place for these fields */
+        return apr_psprintf(p, "keep= needs format=openai: format %s cannot carry n > 1, "
+                            "logprobs, input_audio or json_schema.strict",
+                            mn_format_name(prov->format));
     }
     /* the split timeouts default to the general one */
     if (!prov->connect_timeout) prov->connect_timeout = prov->timeout;

@@ -25,7 +25,6 @@
 #pragma weak ap_proxy_get_worker_ex
 #pragma weak ap_proxy_define_worker_ex
 
-#define MN_PROXY_FN "MANIAC"
 
 struct mn_upstream {
     request_rec *r;
@@ -39,6 +38,10 @@ struct mn_upstream {
     int released;
     apr_bucket_brigade *tmp;
     apr_interval_time_t timeout;   /* last set on the socket */
+    /* mod_proxy names its caller in its log lines ("AH00957: MANIAC:openai:
+     * attempt to connect ... failed"): the provider in it tells an admin
+     * which upstream failed */
+    const char *proxy_fn;          /* "MANIAC:<provider>" */
 };
 
 int mn_upstream_proxy_available(void)
@@ -113,7 +116,7 @@ void mn_upstream_close(mn_upstream *u)
         u->backend->close = 1;
     }
     if (u->backend) {
-        ap_proxy_release_connection(MN_PROXY_FN, u->backend, u->r->server);
+        ap_proxy_release_connection(u->proxy_fn, u->backend, u->r->server);
         u->backend = NULL;
     }
     apr_pool_cleanup_kill(u->r->pool, u, upstream_cleanup);
@@ -338,6 +341,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
 
         u->r = r;
         u->prov = prov;
+        u->proxy_fn = apr_pstrcat(r->pool, "MANIAC:", prov->name, NULL);
         u->worker = ap_proxy_get_worker_ex(r->pool, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
         if (!u->worker) {
             u->released = 1;
@@ -346,7 +350,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
                          prov->name);
             return -1;
         }
-        if (ap_proxy_acquire_connection(MN_PROXY_FN, &u->backend, u->worker, r->server) != OK) {
+        if (ap_proxy_acquire_connection(u->proxy_fn, &u->backend, u->worker, r->server) != OK) {
             u->backend = NULL;
             u->released = 1;
             r->status_line = NULL;
@@ -360,17 +364,17 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
                                           NULL, 0, portstr, sizeof(portstr)) != OK) {
             return fail(u, err, 502, "upstream_unreachable", "cannot be resolved");
         }
-        if (ap_proxy_check_connection(MN_PROXY_FN, u->backend, r->server, 0,
+        if (ap_proxy_check_connection(u->proxy_fn, u->backend, r->server, 0,
                                       PROXY_CHECK_CONN_EMPTY) == APR_SUCCESS) {
             reused = 1;
         }
-        else if (ap_proxy_connect_backend(MN_PROXY_FN, u->backend, u->worker, r->server) != OK) {
+        else if (ap_proxy_connect_backend(u->proxy_fn, u->backend, u->worker, r->server) != OK) {
             if (apr_time_now() - t0 >= prov->connect_timeout) {
                 return fail(u, err, 504, "upstream_timeout", "did not accept a connection in time");
             }
             return fail(u, err, 502, "upstream_unreachable", "is unreachable");
         }
-        if (ap_proxy_connection_create_ex(MN_PROXY_FN, u->backend, r) != OK) {
+        if (ap_proxy_connection_create_ex(u->proxy_fn, u->backend, r) != OK) {
             return fail(u, err, 502, "upstream_tls_error",
                         "connection could not be set up (TLS not enabled? check SSLProxyEngine)");
         }

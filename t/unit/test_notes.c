@@ -185,13 +185,14 @@ static void test_outcome_all(void **state)
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
     mn_usage u = { 1, 24, 19, 43 };
-    mn_notes_outcome(p, notes, 429, &u, "rate_limit_error");
+    mn_notes_outcome(p, notes, 429, &u, "rate_limit_error", "rate_limit_exceeded");
     assert_notes(notes,
                  "maniac-upstream-status", "429",
                  "maniac-prompt-tokens", "24",
                  "maniac-completion-tokens", "19",
                  "maniac-total-tokens", "43",
                  "maniac-error", "rate_limit_error",
+                 "maniac-error-code", "rate_limit_exceeded",
                  NULL);
 }
 
@@ -200,9 +201,12 @@ static void test_outcome_absent(void **state)
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
     mn_usage none = { 0, 5, 5, 10 };
-    mn_notes_outcome(p, notes, 0, NULL, NULL);
+    mn_notes_outcome(p, notes, 0, NULL, NULL, NULL);
     assert_notes(notes, NULL);
-    mn_notes_outcome(p, notes, 0, &none, "");
+    mn_notes_outcome(p, notes, 0, &none, "", "");
+    assert_notes(notes, NULL);
+    /* a code without a type is no error */
+    mn_notes_outcome(p, notes, 0, NULL, NULL, "upstream_eof");
     assert_notes(notes, NULL);
 }
 
@@ -212,7 +216,7 @@ static void test_outcome_zero_usage(void **state)
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
     mn_usage u = { 1, 0, 0, 0 };
-    mn_notes_outcome(p, notes, 200, &u, NULL);
+    mn_notes_outcome(p, notes, 200, &u, NULL, NULL);
     assert_notes(notes, "maniac-upstream-status", "200", "maniac-prompt-tokens", "0",
                  "maniac-completion-tokens", "0", "maniac-total-tokens", "0", NULL);
 }
@@ -226,8 +230,8 @@ static void test_outcome_overwrites(void **state)
     mn_usage u1 = { 1, 1, 2, 3 };
     mn_usage u2 = { 1, 10, 20, 30 };
     char err[] = "server_error";
-    mn_notes_outcome(p, notes, 503, &u1, err);
-    mn_notes_outcome(p, notes, 200, &u2, "upstream_error");
+    mn_notes_outcome(p, notes, 503, &u1, err, "x");
+    mn_notes_outcome(p, notes, 200, &u2, "upstream_error", "upstream_eof");
     strcpy(err, "XXXXXXXXXXXX");
     assert_notes(notes,
                  "maniac-upstream-status", "200",
@@ -235,7 +239,27 @@ static void test_outcome_overwrites(void **state)
                  "maniac-completion-tokens", "20",
                  "maniac-total-tokens", "30",
                  "maniac-error", "upstream_error",
+                 "maniac-error-code", "upstream_eof",
                  NULL);
+}
+
+/* A fallback that succeeded (by the echo provider: no upstream status)
+ * after a failed attempt: the notes describe the serving attempt only. */
+static void test_outcome_serving_attempt_wins(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_table_t *notes = apr_table_make(p, 4);
+    mn_usage u = { 1, 1, 1, 2 };
+    mn_notes_outcome(p, notes, 529, NULL, "overloaded_error", "overloaded");
+    mn_notes_outcome(p, notes, 0, &u, NULL, NULL);
+    assert_notes(notes, "maniac-prompt-tokens", "1", "maniac-completion-tokens", "1",
+                 "maniac-total-tokens", "2", NULL);
+    /* an error without a code clears an earlier code */
+    mn_notes_outcome(p, notes, 502, NULL, "upstream_error", "upstream_eof");
+    mn_notes_outcome(p, notes, 400, NULL, "invalid_request_error", NULL);
+    assert_null(apr_table_get(notes, "maniac-error-code"));
+    assert_string_equal(apr_table_get(notes, "maniac-error"), "invalid_request_error");
+    assert_string_equal(apr_table_get(notes, "maniac-upstream-status"), "400");
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
@@ -254,6 +278,7 @@ int main(void)
         T(test_outcome_absent),
         T(test_outcome_zero_usage),
         T(test_outcome_overwrites),
+        T(test_outcome_serving_attempt_wins),
     };
     int rc;
     apr_initialize();

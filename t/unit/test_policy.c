@@ -37,12 +37,13 @@ static void assert_json_is(json_t *got, const char *squoted)
 
 /* Applies the policy to body; on success the rewritten body is compared with
  * want_body (NULL: not compared). Returns the body (caller decrefs). */
-static json_t *accept_body(const char *body, const char *want_body, mn_policy_result *res)
+static json_t *accept_keep(const char *body, unsigned keep, const char *want_body,
+                           mn_policy_result *res)
 {
     json_t *req = load(body);
     mn_error err;
     mn_error_clear(&err);
-    if (mn_policy_apply(req, res, &err) != 0) {
+    if (mn_policy_apply(req, keep, res, &err) != 0) {
         fail_msg("rejected (%s): %s", err.param, err.message);
     }
     assert_false(mn_error_is_set(&err));
@@ -50,6 +51,11 @@ static json_t *accept_body(const char *body, const char *want_body, mn_policy_re
         assert_json_is(req, want_body);
     }
     return req;
+}
+
+static json_t *accept_body(const char *body, const char *want_body, mn_policy_result *res)
+{
+    return accept_keep(body, 0, want_body, res);
 }
 
 /* The body must be refused with 400 invalid_request_error naming param
@@ -60,7 +66,7 @@ static void expect_reject(const char *body, const char *param)
     mn_policy_result res;
     mn_error err;
     mn_error_clear(&err);
-    assert_int_equal(mn_policy_apply(req, &res, &err), -1);
+    assert_int_equal(mn_policy_apply(req, 0, &res, &err), -1);
     assert_int_equal(err.status, 400);
     assert_string_equal(err.type, "invalid_request_error");
     if (strcmp(err.param, param)) {
@@ -112,7 +118,7 @@ static void test_fixture_request_ok(void **state)
     json_t *want = mn_t_fixture_json("requests/openai_text.json");
     json_t *req = json_deep_copy(want);
     mn_error err;
-    assert_int_equal(mn_policy_apply(req, &res, &err), 0);
+    assert_int_equal(mn_policy_apply(req, 0, &res, &err), 0);
     assert_true(json_equal(req, want));
     assert_int_equal(res.stream, 1);
     assert_int_equal(res.include_usage, 1);
@@ -320,6 +326,123 @@ static void test_message_fields(void **state)
                   "messages[0].content[0]");
 }
 
+static void test_roles(void **state)
+{
+    static const char *const ok[] = { "system", "developer", "user", "assistant", "tool",
+                                      "function" };
+    size_t i;
+    char body[256];
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        mn_policy_result res;
+        json_t *req;
+        snprintf(body, sizeof(body), "{'model':'p/m','messages':[{'role':'%s','content':'x'}]}",
+                 ok[i]);
+        req = accept_body(body, body, &res);
+        mn_policy_result_clear(&res);
+        json_decref(req);
+    }
+    expect_reject("{'model':'p/m','messages':[{'role':'robot','content':'hi'}]}",
+                  "messages[0].role");
+    expect_reject("{'model':'p/m','messages':[{'role':'user','content':'a'},"
+                  "{'role':'User','content':'b'}]}", "messages[1].role");
+    expect_reject("{'model':'p/m','messages':[{'role':'user ','content':'hi'}]}",
+                  "messages[0].role");
+    assert_true(mn_policy_role_valid("tool"));
+    assert_false(mn_policy_role_valid(""));
+    assert_false(mn_policy_role_valid("model"));
+}
+
+/* ---- keep= ---------------------------------------------------------------- */
+
+#define ALL_DROPPABLE                                                                   \
+    "{'model':'p/m','n':3,'logprobs':true,'top_logprobs':2,"                            \
+    "'response_format':{'type':'json_schema','json_schema':{'name':'x','strict':true}}," \
+    "'messages':[{'role':'user','content':[{'type':'text','text':'a'},"                 \
+    "{'type':'input_audio','input_audio':{'data':'AA','format':'wav'}}]}]}"
+
+static void test_keep_all(void **state)
+{
+    mn_policy_result res;
+    json_t *req = accept_keep(ALL_DROPPABLE, MN_KEEP_STRICT | MN_KEEP_LOGPROBS | MN_KEEP_N
+                              | MN_KEEP_INPUT_AUDIO, ALL_DROPPABLE, &res);
+    assert_int_equal(res.ndropped, 0);
+    mn_policy_result_clear(&res);
+    json_decref(req);
+}
+
+static void test_keep_each(void **state)
+{
+    mn_policy_result res;
+    json_t *req;
+    static const char *const no_logprobs[] = { "input_audio",
+                                               "response_format.json_schema.strict" };
+    static const char *const no_strict[] = { "logprobs", "top_logprobs", "input_audio" };
+    static const char *const only_strict[] = { "response_format.json_schema.strict" };
+
+    /* n is refused without its bit, whatever else is kept */
+    expect_reject(ALL_DROPPABLE, "n");
+    req = load(ALL_DROPPABLE);
+    {
+        mn_error err;
+        mn_error_clear(&err);
+        assert_int_equal(mn_policy_apply(req, MN_KEEP_STRICT | MN_KEEP_LOGPROBS
+                                         | MN_KEEP_INPUT_AUDIO, &res, &err), -1);
+        assert_string_equal(err.param, "n");
+    }
+    json_decref(req);
+
+    req = accept_keep(ALL_DROPPABLE, MN_KEEP_N | MN_KEEP_LOGPROBS, NULL, &res);
+    assert_dropped(&res, no_logprobs, 2);
+    assert_true(json_is_true(json_object_get(req, "logprobs")));
+    assert_int_equal(json_integer_value(json_object_get(req, "top_logprobs")), 2);
+    mn_policy_result_clear(&res);
+    json_decref(req);
+
+    req = accept_keep(ALL_DROPPABLE, MN_KEEP_N | MN_KEEP_STRICT, NULL, &res);
+    assert_dropped(&res, no_strict, 3);
+    mn_policy_result_clear(&res);
+    json_decref(req);
+
+    req = accept_keep(ALL_DROPPABLE, MN_KEEP_N | MN_KEEP_LOGPROBS | MN_KEEP_INPUT_AUDIO, NULL,
+                      &res);
+    assert_dropped(&res, only_strict, 1);
+    assert_int_equal(json_array_size(json_object_get(
+        json_array_get(json_object_get(req, "messages"), 0), "content")), 2);
+    mn_policy_result_clear(&res);
+    json_decref(req);
+
+    /* n < 1 stays an error even when n is kept */
+    req = load("{'model':'p/m'," MSGS ",'n':0}");
+    {
+        mn_error err;
+        mn_error_clear(&err);
+        assert_int_equal(mn_policy_apply(req, MN_KEEP_N, &res, &err), -1);
+        assert_string_equal(err.param, "n");
+    }
+    json_decref(req);
+}
+
+static void test_parse_keep(void **state)
+{
+    apr_pool_t *p;
+    unsigned keep = 99;
+    const char *err;
+    apr_pool_create(&p, NULL);
+    assert_null(mn_policy_parse_keep(p, "strict,logprobs,n", &keep));
+    assert_int_equal(keep, MN_KEEP_STRICT | MN_KEEP_LOGPROBS | MN_KEEP_N);
+    assert_null(mn_policy_parse_keep(p, "input_audio", &keep));
+    assert_int_equal(keep, MN_KEEP_INPUT_AUDIO);
+    assert_null(mn_policy_parse_keep(p, "n,n,,", &keep));
+    assert_int_equal(keep, MN_KEEP_N);
+    err = mn_policy_parse_keep(p, "strict,top_logprobs", &keep);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "'top_logprobs'"));
+    assert_non_null(mn_policy_parse_keep(p, "", &keep));
+    assert_non_null(mn_policy_parse_keep(p, ",", &keep));
+    assert_non_null(mn_policy_parse_keep(p, "Strict", &keep));
+    apr_pool_destroy(p);
+}
+
 /* ---- types ----------------------------------------------------------------- */
 
 static void test_wrong_types(void **state)
@@ -397,6 +520,10 @@ int main(void)
         cmocka_unit_test(test_model_required),
         cmocka_unit_test(test_messages_required),
         cmocka_unit_test(test_message_fields),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_keep_all),
+        cmocka_unit_test(test_keep_each),
+        cmocka_unit_test(test_parse_keep),
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_right_types),
         cmocka_unit_test(test_non_object_body),
