@@ -266,10 +266,15 @@ static const char *tls_scope_problem(apr_pool_t *p)
     for (i = 0; i < vhosts->nelts; i++) {
         const tls_scope *v = &APR_ARRAY_IDX(vhosts, i, tls_scope);
         if (v->mount && !v->ssl_proxy && !main_sc.ssl_proxy) {
-            return apr_psprintf(p, "'SSLProxyEngine on' is not set for <VirtualHost %s> (%s:%d), "
+            const char *args = v->vhost->args ? v->vhost->args : "";
+            size_t alen = strlen(args);
+            if (alen && args[alen - 1] == '>') {
+                alen--;   /* the tree keeps the section's closing '>' */
+            }
+            return apr_psprintf(p, "'SSLProxyEngine on' is not set for <VirtualHost %.*s> (%s:%d), "
                                 "which mounts SetHandler maniac (%s:%d): set it in that "
                                 "virtual host or in the main server config",
-                                v->vhost->args, v->vhost->filename, v->vhost->line_num,
+                                (int)alen, args, v->vhost->filename, v->vhost->line_num,
                                 v->mount->filename, v->mount->line_num);
         }
     }
