@@ -1,8 +1,8 @@
 /* mn_providers: the provider table.
  *
  * Parses `ManiacProvider <name> <base-url> [key=value ...]` arguments into a
- * provider entry (reading keys from the environment or a file once, at
- * startup), keeps entries by name, and routes a client `model` of the form
+ * provider entry (reading keys from the environment or a file each time the
+ * configuration is read), keeps entries by name, and routes a client `model` of the form
  * `provider/model` to an entry and the upstream model name.  No httpd
  * dependency: the directive handler only passes the words through. */
 #ifndef MN_PROVIDERS_H
