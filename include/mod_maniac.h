@@ -13,6 +13,7 @@
 #include <http_request.h>
 #include <apr_buckets.h>
 
+#include "mn_auth.h"
 #include "mn_error.h"
 #include "mn_providers.h"
 #include "mn_wire.h"
@@ -38,6 +39,11 @@ typedef struct mn_config {
 } mn_config;
 
 extern mn_config *mn_conf;
+
+/* Per-directory (and per-server default) configuration. */
+typedef struct mn_dir_config {
+    mn_auth_dir auth;                   /* ManiacKeyFile, ManiacKeyQuery */
+} mn_dir_config;
 
 /* src/handler.c */
 int mn_handler(request_rec *r);
