@@ -455,15 +455,60 @@ static int check_authn(request_rec *r)
 static int preflight(request_rec *r)
 {
     const core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+    const char *handler = core->handler, *err = NULL;
     if (r->method_number != M_OPTIONS || !is_maniac_auth(r)
         || !apr_table_get(r->headers_in, "Origin")
         || !apr_table_get(r->headers_in, "Access-Control-Request-Method")
         || apr_table_get(r->headers_in, "Authorization")
-        || apr_table_get(r->headers_in, "x-api-key")
-        || !core->handler || strcmp(core->handler, MN_HANDLER_NAME)) {
+        || apr_table_get(r->headers_in, "x-api-key")) {
         return DECLINED;
     }
+    if (core->expr_handler) {       /* SetHandler */
+        handler = ap_expr_str_exec(r, core->expr_handler, &err);
+    }
+    return handler && !err && !strcmp(handler, MN_HANDLER_NAME) ? OK : DECLINED;
+}
+
+/* An authz module (Require user ...) refused an authenticated key: httpd
+ * answers 401 itself; make it the same JSON shape as ours. */
+static int note_auth_failure(request_rec *r, const char *type)
+{
+    mn_error e;
+    json_t *body;
+    char *s;
+    if (ap_cstr_casecmp(type, MN_AUTH_TYPE)) {
+        return DECLINED;
+    }
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
+    mn_error_set(&e, HTTP_UNAUTHORIZED, "invalid_request_error", NULL, "key_not_allowed",
+                 "This API key is not allowed to use this endpoint.");
+    mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type);
+    body = mn_error_to_json(&e, NULL);
+    s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (s) {
+        ap_custom_response(r, HTTP_UNAUTHORIZED, apr_pstrdup(r->pool, s));
+        apr_table_setn(r->notes, "maniac-json-error", "1");
+        free(s);
+    }
     return OK;
+}
+
+#define MN_JSON_ERROR_FILTER "MANIAC_JSON_ERROR"
+
+/* httpd labels a custom error response text/html: ours is JSON. */
+static apr_status_t json_error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    ap_set_content_type(f->r, "application/json");
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void insert_error_filter(request_rec *r)
+{
+    if (apr_table_get(r->notes, "maniac-json-error")) {
+        ap_add_output_filter(MN_JSON_ERROR_FILTER, NULL, r, r->connection);
+    }
 }
 
 const mn_client_key *mn_auth_key(request_rec *r)
@@ -496,5 +541,8 @@ void mn_auth_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_authn(check_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_access_ex(preflight, NULL, NULL, APR_HOOK_FIRST, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_output_filter(MN_JSON_ERROR_FILTER, json_error_filter, NULL, AP_FTYPE_RESOURCE);
     ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
 }
