@@ -262,12 +262,13 @@ static lookup_result sql_lookup(request_rec *r, const mn_auth_dir *d, const char
                       "on this connection (is DBDriver set for this virtual host?)");
         return STORE_DOWN;
     }
-    if ((rv = apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 0, hash, NULL))) {
+    /* random access: the pgsql driver reports a dead connection only then
+     * (a sequential select "succeeds" and just yields no row) */
+    if ((rv = apr_dbd_pvselect(db->driver, r->pool, db->handle, &res, stmt, 1, hash, NULL))) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "maniac: ManiacKeyQuery failed: %s",
                       apr_dbd_error(db->driver, db->handle, rv));
         return STORE_DOWN;
     }
-    /* read to the end: a sequential result set is only released there */
     while (apr_dbd_get_row(db->driver, r->pool, res, &row, -1) == 0) {
         if (!name) {
             name = apr_pstrdup(r->pool, apr_dbd_get_entry(db->driver, row, 0));
