@@ -87,7 +87,7 @@ function suite(kind) {
       extra: [
         AUTH_MODULES, DBD_MODULE, ...dbd,
         'DBDMin 0', 'DBDKeep 2', 'DBDMax 4', 'DBDExptime 300',
-        'LogFormat "%{X-Test-Id}i %u %>s" users',
+        'LogFormat "%{X-Test-Id}i %u %>s %{maniac-key}n" users',
         'CustomLog users.log users',
         '<Location /nocache>',
         '    SetHandler maniac',
@@ -120,7 +120,7 @@ function suite(kind) {
     const log = await gw.logFor(id);
     assert.equal(log.tags, 'db,sql');
     const users = fs.readFileSync(path.join(gw.dir, 'users.log'), 'utf8');
-    assert.match(users, new RegExp(`^${id} team-a 200$`, 'm'));
+    assert.match(users, new RegExp(`^${id} team-a 200 team-a$`, 'm'));
   });
 
   test(`${kind}: unknown key -> 401 exact body; NULL and empty options are no options; expired -> 401; a bad row -> 500`, async () => {

@@ -39,7 +39,7 @@ before(async () => {
       AUTH_MODULES,
       'ManiacModel fast plain/gpt-4o-mini',
       'ManiacModel mixed plain/gpt-4o-mini echo/demo',
-      'LogFormat "%{X-Test-Id}i %u %>s" users',
+      'LogFormat "%{X-Test-Id}i %u %>s %{maniac-key}n" users',
       'CustomLog users.log users',
       '<Location /v2>',
       '    SetHandler maniac',
@@ -87,7 +87,7 @@ test('SDK with a minted key: 200; r->user is the key name (%u); the upstream see
   assert.equal(h.authorization, `Bearer ${FILE_KEY}`);
   assert.equal(h['x-api-key'], undefined);
   assertNoKeys('upstream request', JSON.stringify(ctx.plain.requests[0].headers) + ctx.plain.requests[0].text, [K.a.key]);
-  assert.equal(await userFor(id), `${id} team-a 200`);
+  assert.equal(await userFor(id), `${id} team-a 200 team-a`);
 });
 
 test('no key, an empty Bearer, a malformed key: 401 invalid_api_key, exact body, WWW-Authenticate: Bearer, nothing upstream', async () => {
@@ -99,7 +99,7 @@ test('no key, an empty Bearer, a malformed key: 401 invalid_api_key, exact body,
     assert.equal(res.headers['www-authenticate'], 'Bearer');
     assert.equal(res.headers['content-type'], 'application/json');
     assert.equal(res.text, NO_KEY_BODY, JSON.stringify(headers));
-    assert.equal(await userFor(id), `${id} - 401`);
+    assert.equal(await userFor(id), `${id} - 401 -`);
     const log = await ctx.gw.logFor(id);
     assert.equal(log.error, 'invalid_request_error');
   }
@@ -130,7 +130,7 @@ test('x-api-key (Anthropic SDK, Claude Code) is accepted like Bearer; Bearer is 
       { headers: { 'X-Test-Id': id, ...headers } });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json.provider, 'echo');
-    assert.equal(await userFor(id), `${id} team-b 200`);
+    assert.equal(await userFor(id), `${id} team-b 200 team-b`);
   }
 });
 
@@ -153,7 +153,7 @@ test('Require user team-a: team-a passes, team-b is refused by mod_authz_user', 
   assert.equal(no.headers['www-authenticate'], 'Bearer');
   assert.equal(no.headers['content-type'], 'application/json');
   assert.equal(no.text, '{"error":{"message":"This API key is not allowed to use this endpoint.","type":"invalid_request_error","param":null,"code":"key_not_allowed"}}');
-  assert.equal(await userFor(id), `${id} team-b 401`);
+  assert.equal(await userFor(id), `${id} team-b 401 team-b`);
 });
 
 test('models=: outside the allow-list -> 404 model_not_found, nothing upstream; globs and aliases inside it pass', async () => {
