@@ -88,6 +88,16 @@ test('SDK with a minted key: 200; r->user is the key name (%u); the upstream see
   assert.equal(h['x-api-key'], undefined);
   assertNoKeys('upstream request', JSON.stringify(ctx.plain.requests[0].headers) + ctx.plain.requests[0].text, [K.a.key]);
   assert.equal(await userFor(id), `${id} team-a 200 team-a`);
+
+  // x-api-key (and a stray Bearer of another key next to it) travel no further either
+  ctx.plain.respond(jsonReply(fixture('openai/response_text.json')));
+  const res = await request(ctx.gw.port, '/v1/chat/completions', { model: 'plain/gpt-4o-mini', messages: MSGS },
+    { headers: { 'x-api-key': K.b.key } });
+  assert.equal(res.status, 200, res.text);
+  const h2 = ctx.plain.requests[1].headers;
+  assert.equal(h2.authorization, `Bearer ${FILE_KEY}`);
+  assert.equal(h2['x-api-key'], undefined);
+  assertNoKeys('upstream request', JSON.stringify(h2) + ctx.plain.requests[1].text, [K.b.key]);
 });
 
 test('no key, an empty Bearer, a malformed key: 401 invalid_api_key, exact body, WWW-Authenticate: Bearer, nothing upstream', async () => {

@@ -149,6 +149,21 @@ static void test_line_errors(void **state)
     parse_err(*state, "team-a " H1 " expires=2026/01/01", "expires: expected a date");
 }
 
+static void test_options_alone(void **state)
+{
+    /* an SQL row's options column: NULL, empty, blanks, or key-file options */
+    mn_client_key k;
+    memset(&k, 0, sizeof(k));
+    assert_null(mn_key_parse_options(*state, NULL, &k));
+    assert_null(mn_key_parse_options(*state, "", &k));
+    assert_null(mn_key_parse_options(*state, "  \t ", &k));
+    assert_null(k.models);
+    assert_null(mn_key_parse_options(*state, "models=a/* tpm=9", &k));
+    assert_int_equal(k.tpm, 9);
+    assert_string_equal(APR_ARRAY_IDX(k.models, 0, const char *), "a/*");
+    assert_non_null(mn_key_parse_options(*state, "tpm=9 tpm=10", &k));
+}
+
 static void test_expiry(void **state)
 {
     mn_client_key *k = parse_ok(*state, "a " H1 " expires=2026-03-01");
@@ -283,6 +298,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_line_budget_forms, setup_pool, teardown_pool),
         cmocka_unit_test_setup_teardown(test_line_blank_and_comment, setup_pool, teardown_pool),
         cmocka_unit_test_setup_teardown(test_line_errors, setup_pool, teardown_pool),
+        cmocka_unit_test_setup_teardown(test_options_alone, setup_pool, teardown_pool),
         cmocka_unit_test_setup_teardown(test_expiry, setup_pool, teardown_pool),
         cmocka_unit_test(test_glob),
         cmocka_unit_test_setup_teardown(test_model_allowed, setup_pool, teardown_pool),
