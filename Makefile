@@ -15,6 +15,10 @@ APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --
 # Units that need httpd; everything else in src/ is pure (APR + Jansson) and unit-tested.
 GLUE_SRCS := src/handler.c src/upstream.c
 PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
+# new code goes in folders: src/core (pure), src/httpd (glue); apxs copies
+# sources flat into build/obj, so basenames stay unique
+GLUE_SRCS += src/httpd/auth.c
+PURE_SRCS += src/core/keys.c
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
 
@@ -34,7 +38,7 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	@cp $(MOD_SRCS) $(BUILD)/obj/
 	cd $(BUILD)/obj && $(APXS) -c -o mod_maniac.la \
 	    $(foreach f,$(WARN),-Wc,$(f)) -Wc,-O2 -I$(CURDIR)/include \
-	    $(notdir $(MOD_SRCS)) -ljansson >build.log 2>&1 || { cat build.log; exit 1; }
+	    $(notdir $(MOD_SRCS)) -ljansson -lcrypto >build.log 2>&1 || { cat build.log; exit 1; }
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
 	@# a new file, renamed over the old one: a running httpd keeps its mapping
 	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@

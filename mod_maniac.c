@@ -173,7 +173,9 @@ static const char *cmd_model(cmd_parms *cmd, void *dconf, int argc, char *const 
 
 static void *create_dir_config(apr_pool_t *p, char *dir)
 {
-    return apr_pcalloc(p, sizeof(mn_dir_config));
+    mn_dir_config *dc = apr_pcalloc(p, sizeof(*dc));
+    mn_auth_dir_init(&dc->auth);
+    return dc;
 }
 
 static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
@@ -181,6 +183,8 @@ static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
     mn_dir_config *merged = apr_pcalloc(p, sizeof(*merged));
     merged->cors = *mn_cors_merge(&((mn_dir_config *)basev)->cors,
                                   &((mn_dir_config *)addv)->cors);
+    mn_auth_dir_merge(&((mn_dir_config *)basev)->auth, &((mn_dir_config *)addv)->auth,
+                      &merged->auth);
     return merged;
 }
 
@@ -211,6 +215,16 @@ static void warn_alias_keep(apr_pool_t *ptemp, server_rec *s)
                          a->name, a->conf_file ? a->conf_file : "?", a->conf_line);
         }
     }
+}
+
+static const char *cmd_key_file(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return mn_auth_cmd_key_file(cmd, &((mn_dir_config *)dconf)->auth, arg);
+}
+
+static const char *cmd_key_query(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
+{
+    return mn_auth_cmd_key_query(cmd, &((mn_dir_config *)dconf)->auth, argc, argv);
 }
 
 static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
@@ -390,6 +404,7 @@ static void maniac_register_hooks(apr_pool_t *p)
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mn_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    mn_auth_register_hooks(p);
 }
 
 static const command_rec maniac_cmds[] = {
@@ -406,6 +421,12 @@ static const command_rec maniac_cmds[] = {
     AP_INIT_TAKE_ARGV("ManiacCORS", cmd_cors, NULL, RSRC_CONF | ACCESS_CONF,
                       "ManiacCORS off | * | <origin> [<origin> ...]: browser origins whose "
                       "requests get Access-Control-* answers (default off)"),
+    AP_INIT_TAKE1("ManiacKeyFile", cmd_key_file, NULL, RSRC_CONF | ACCESS_CONF,
+                  "ManiacKeyFile PATH: client keys for AuthType maniac, one per line "
+                  "(NAME SHA256HEX [options]); read at startup and on graceful restart"),
+    AP_INIT_TAKE_ARGV("ManiacKeyQuery", cmd_key_query, NULL, RSRC_CONF | ACCESS_CONF,
+                      "ManiacKeyQuery \"SELECT name, options FROM ... WHERE key_sha256 = %s\" "
+                      "[cache=SECONDS]: client keys from SQL through mod_dbd"),
     AP_INIT_TAKE1("ManiacMaxRequestBody", cmd_size, NULL, RSRC_CONF,
                   "largest client request body in bytes (default 32 MiB)"),
     AP_INIT_TAKE1("ManiacMaxResponseBody", cmd_size, NULL, RSRC_CONF,

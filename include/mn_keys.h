@@ -38,4 +38,42 @@ typedef struct mn_client_key {
     apr_array_header_t *tags;         /* const char *, added to the request's tags */
 } mn_client_key;
 
+/* A set of keys by hash (one key file). */
+typedef struct mn_key_table mn_key_table;
+
+/* Parses one key-file line.  Returns NULL and *out (NULL for a blank or
+ * comment line), or an error message (without file and line). */
+const char *mn_key_parse_line(apr_pool_t *p, const char *line, mn_client_key **out);
+
+/* Parses whitespace-separated options (key-file syntax, e.g. an SQL row's
+ * options column) into k.  NULL or an error message. */
+const char *mn_key_parse_options(apr_pool_t *p, const char *opts, mn_client_key *k);
+
+/* Parses a whole key file.  On error returns "FILE:LINE: message". */
+const char *mn_key_table_load(apr_pool_t *p, const char *fname, const char *text,
+                              mn_key_table **out);
+
+/* The key whose hash is sha256_hex (64 lower-case hex digits), or NULL.  The
+ * final comparison is in constant time. */
+const mn_client_key *mn_key_table_find(const mn_key_table *t, const char *sha256_hex);
+int mn_key_table_count(const mn_key_table *t);
+
+/* Shell-style glob: `*` any run of characters (`/` included), `?` one. */
+int mn_glob_match(const char *pattern, const char *s);
+
+/* May k use model (the name the client asked for)?  No models= means any. */
+int mn_key_model_allowed(const mn_client_key *k, const char *model);
+
+/* Has k expired at now? */
+int mn_key_expired(const mn_client_key *k, apr_time_t now);
+
+/* Constant-time equality of n bytes. */
+int mn_ct_equal(const void *a, const void *b, size_t n);
+
+/* Deep copy into p (the SQL cache hands out copies: its entries are replaced). */
+mn_client_key *mn_key_copy(apr_pool_t *p, const mn_client_key *k);
+
+/* Lower-case hex of 32 bytes into out[65]. */
+void mn_hex32(const unsigned char *bytes, char *out);
+
 #endif

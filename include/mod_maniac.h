@@ -14,6 +14,7 @@
 #include <apr_buckets.h>
 
 #include "mn_cors.h"
+#include "mn_auth.h"
 #include "mn_error.h"
 #include "mn_providers.h"
 #include "mn_wire.h"
@@ -43,6 +44,7 @@ extern mn_config *mn_conf;
 /* Per-directory (and per-server default) configuration. */
 typedef struct mn_dir_config {
     mn_cors cors;                       /* ManiacCORS */
+    mn_auth_dir auth;                   /* ManiacKeyFile, ManiacKeyQuery */
 } mn_dir_config;
 
 /* src/handler.c */

@@ -914,6 +914,25 @@ static unsigned targets_keep(const mn_target *targets, int ntargets)
     return keep;
 }
 
+/* The client key's models= (AuthType maniac): the name asked for matches, or
+ * it is an alias whose every target's provider/model matches. */
+static int key_allows(request_rec *r, const char *model, const mn_alias *alias)
+{
+    const mn_client_key *k = mn_auth_key(r);
+    int i;
+    if (!k || !k->models || mn_key_model_allowed(k, model)) {
+        return 1;
+    }
+    for (i = 0; alias && i < alias->targets->nelts; i++) {
+        const mn_target *t = &APR_ARRAY_IDX(alias->targets, i, mn_target);
+        if (!mn_key_model_allowed(k, apr_pstrcat(r->pool, t->provider->name, "/", t->model,
+                                                 NULL))) {
+            return 0;
+        }
+    }
+    return alias != NULL;
+}
+
 static int serve(mn_request *req, json_t *body, mn_error *err)
 {
     request_rec *r = req->r;
@@ -932,8 +951,18 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
     if (mn_policy_apply(body, targets_keep(targets, ntargets), &pol, err)) {
         return send_error(req, err);
     }
+    if (!key_allows(r, pol.model, is_alias ? mn_alias_get(mn_conf->providers, pol.model) : NULL)) {
+        mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
+        mn_auth_add_tags(r);
+        mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
+                     "The model '%s' does not exist or you do not have access to it.",
+                     pol.model);
+        mn_policy_result_clear(&pol);
+        return send_error(req, err);
+    }
     if (!targets) {
         mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
+        mn_auth_add_tags(r);
         mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
                      "The model '%s' does not exist: use \"provider/model\" with a provider "
                      "configured by ManiacProvider, or a ManiacModel alias", pol.model);
@@ -941,6 +970,7 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
         return send_error(req, err);
     }
     mn_notes_request(r->pool, r->notes, &pol, targets[0].provider->name, targets[0].model);
+    mn_auth_add_tags(r);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
                   pol.model, targets[0].provider->name, is_alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);

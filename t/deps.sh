@@ -4,6 +4,7 @@
 # nodejs package already bundles npm, and the two conflict.
 set -e
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev libjansson-dev libcmocka-dev \
+libssl-dev libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql sqlite3 postgresql \
 openssl curl valgrind cppcheck make gcc pkg-config ca-certificates"
 missing=""
 for p in $PKGS; do
