@@ -12,15 +12,15 @@ APR_INC   := $(shell apr-1-config --includes 2>/dev/null) $(shell apu-1-config -
 APR_CPP   := $(shell apr-1-config --cppflags 2>/dev/null)
 APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --link-ld 2>/dev/null)
 
-# Units that need httpd; everything else in src/ is pure (APR + Jansson) and unit-tested.
-GLUE_SRCS := src/handler.c src/upstream.c
-PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
-# new code goes in folders: src/core (pure), src/httpd (glue); apxs copies
-# sources flat into build/obj, so basenames stay unique
-GLUE_SRCS += src/httpd/auth.c
-PURE_SRCS += src/core/keys.c
+# The layers are folders: src/httpd/ is the only code that includes httpd or
+# mod_proxy headers; src/core/ and src/wire/ are pure (APR + Jansson) and
+# unit-tested without a server.  apxs compiles a flat copy in build/obj, so
+# basenames stay unique across folders (checked below).
+GLUE_SRCS := $(wildcard src/httpd/*.c)
+PURE_SRCS := $(wildcard src/core/*.c src/wire/*.c)
 HEADERS   := $(wildcard include/*.h)
-MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
+MOD_SRCS   = mod_maniac.c $(sort $(GLUE_SRCS)) $(sort $(PURE_SRCS))
+PURE_LIST  = $(sort $(PURE_SRCS))
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -33,6 +33,8 @@ UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXT
 all: $(BUILD)/mod_maniac.so
 
 $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
+	@dups=$$(for f in $(notdir $(MOD_SRCS)); do echo $$f; done | sort | uniq -d); \
+	  if [ -n "$$dups" ]; then echo "same file name in two folders: $$dups" >&2; exit 1; fi
 	@mkdir -p $(BUILD)/obj
 	@rm -rf $(BUILD)/obj/*
 	@cp $(MOD_SRCS) $(BUILD)/obj/
@@ -46,14 +48,30 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 deps:
 	@sh t/deps.sh
 
-$(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
+# The pure units are compiled once per flavour into a static library that
+# every unit test links (not once per test binary).
+$(BUILD)/obj-asan/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) $(SAN) -c -o $@ $<
+
+$(BUILD)/obj-vg/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libpure-asan.a: $(patsubst %.c,$(BUILD)/obj-asan/%.o,$(PURE_LIST))
+	@rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libpure-vg.a: $(patsubst %.c,$(BUILD)/obj-vg/%.o,$(PURE_LIST))
+	@rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/unit/%: t/unit/%.c $(BUILD)/libpure-asan.a $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpure-asan.a -ljansson -lcmocka $(APR_LIBS)
 
 # valgrind cannot run ASan binaries: a second, plain build of the same tests
-$(BUILD)/unit-vg/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
+$(BUILD)/unit-vg/%: t/unit/%.c $(BUILD)/libpure-vg.a $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit-vg
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(BUILD)/libpure-vg.a -ljansson -lcmocka $(APR_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -84,6 +102,9 @@ bench: deps
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --std=c11 -Iinclude --suppress=missingIncludeSystem mod_maniac.c src
+	@# the pure layers never include httpd or mod_proxy headers
+	@if grep -lE '#include [<"](httpd|http_|ap_|mod_proxy|mod_maniac)' src/core/*.c src/wire/*.c; then \
+	  echo "pure units above include httpd headers" >&2; exit 1; fi
 
 clean:
 	rm -rf $(BUILD)

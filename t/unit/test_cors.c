@@ -1,4 +1,4 @@
-/* Unit tests for src/cors.c: the ManiacCORS directive and its decisions. */
+/* Unit tests for src/core/cors.c: the ManiacCORS directive and its decisions. */
 #include "harness.h"
 #include "mn_cors.h"
 

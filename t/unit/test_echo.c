@@ -1,4 +1,4 @@
-/* Unit tests for src/echo.c: the offline builtin:echo provider. */
+/* Unit tests for src/wire/echo.c: the offline builtin:echo provider. */
 #include "harness.h"
 #include "mn_echo.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for src/error.c: OpenAI-shaped errors, normalising and writing. */
+/* Unit tests for src/core/error.c: OpenAI-shaped errors, normalising and writing. */
 #include "harness.h"
 #include "mn_error.h"
 

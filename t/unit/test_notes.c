@@ -1,4 +1,4 @@
-/* Unit tests for src/notes.c: the maniac-* request notes for mod_log_config. */
+/* Unit tests for src/core/notes.c: the maniac-* request notes for mod_log_config. */
 #include "harness.h"
 #include "mn_notes.h"
 

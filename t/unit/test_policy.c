@@ -1,4 +1,4 @@
-/* Unit tests for src/policy.c: validation and the map-or-reject policy. */
+/* Unit tests for src/core/policy.c: validation and the map-or-reject policy. */
 #include "harness.h"
 #include "mn_policy.h"
 

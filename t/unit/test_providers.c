@@ -1,4 +1,4 @@
-/* Unit tests for src/providers.c: ManiacProvider parsing, the table, routing. */
+/* Unit tests for src/core/providers.c: ManiacProvider parsing, the table, routing. */
 #include "harness.h"
 #include <unistd.h>
 #include <apr_strings.h>

@@ -1,4 +1,4 @@
-/* Retry policy and circuit breaker (src/resilience.c). */
+/* Retry policy and circuit breaker (src/core/resilience.c). */
 #include "harness.h"
 #include "mn_resilience.h"
 #include <apr_date.h>

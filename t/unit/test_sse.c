@@ -1,4 +1,4 @@
-/* Unit tests for src/sse.c: the incremental SSE parser and the frame writers. */
+/* Unit tests for src/core/sse.c: the incremental SSE parser and the frame writers. */
 #include "harness.h"
 #include <dirent.h>
 

@@ -1,4 +1,4 @@
-/* Unit tests for src/wire_gemini.c: every gemini/ fixture against its
+/* Unit tests for src/wire/gemini.c: every gemini/ fixture against its
  * expected partner (streams replayed split at every byte offset, with and
  * without include_usage), plus one small case per mapping rule. */
 #include "harness.h"

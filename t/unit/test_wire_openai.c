@@ -1,4 +1,4 @@
-/* Unit tests for src/wire_openai.c: OpenAI-compatible upstreams. */
+/* Unit tests for src/wire/openai.c: OpenAI-compatible upstreams. */
 #include "harness.h"
 
 #define PROVIDER "openai-test"
