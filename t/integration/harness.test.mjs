@@ -3,13 +3,19 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
+import http from 'node:http';
 import path from 'node:path';
 import { makePKI } from './lib/ca.mjs';
 import { MockUpstream, sseReply, jsonReply } from './lib/mock.mjs';
 import { parseResponse, dechunk, freePort } from './lib/http.mjs';
-import { unescapeLogItem, buildConf, configtest } from './lib/apache.mjs';
-import { fixture, sseDataOf, expectedClientFrames } from './lib/fixtures.mjs';
-import { makeTmpDir, removeTmpDir } from './lib/setup.mjs';
+import fs from 'node:fs';
+import { unescapeLogItem, buildConf, configtest, Gateway, startGateway, crashReport, sanitizerPrefix, GRACEFUL_SHUTDOWN_S } from './lib/apache.mjs';
+import { fixture, sseDataOf, sseEventsRaw, expectedClientFrames } from './lib/fixtures.mjs';
+import { makeTmpDir, removeTmpDir, UPSTREAM_KEY } from './lib/setup.mjs';
+import { childrenOf } from './lib/faults.mjs';
+import { streamRequest, request as rawRequest } from './lib/http.mjs';
+import { SANITIZED, LIBASAN } from './lib/paths.mjs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let dir, pki, mock;
 before(async () => {
@@ -126,4 +132,126 @@ test('apache2 starts, logs one tab-separated line per request, stops (config wit
     assert.deepEqual(gw.crashLines(), []);
     assert.equal(exit.signal, null, JSON.stringify(exit));
   }
+});
+
+// ---------------------------------------------------------------------------
+// The crash check (crashReport, behind every gw.crashLines()) must be able to fail.
+
+/** A gateway that never ran, over an error log of our own. */
+function logOnly(name, errorLog) {
+  const gdir = path.join(dir, name);
+  fs.mkdirSync(gdir, { recursive: true });
+  fs.writeFileSync(path.join(gdir, 'error.log'), errorLog);
+  return new Gateway({ dir: gdir, port: 9, conf: '', env: {} });
+}
+
+test('crash check: quiet log -> []; crash, sanitizer and unclean-stop lines are reported', () => {
+  const quiet = '[Mon Dec 07 01:00:00.000000 2026] [mpm_event:notice] [pid 10:tid 1] AH00489: Apache/2.4 configured -- resuming normal operations\n'
+    + '[Mon Dec 07 01:00:01.000000 2026] [mpm_event:notice] [pid 10:tid 1] AH00491: caught SIGWINCH, shutting down gracefully\n';
+  assert.deepEqual(crashReport(logOnly('quiet', quiet)), []);
+  const bad = [
+    '[Mon Dec 07 01:00:02.000000 2026] [core:notice] [pid 10:tid 1] AH00052: child pid 4242 exit signal Segmentation fault (11)',
+    '[Mon Dec 07 01:00:02.000000 2026] [core:notice] [pid 10:tid 1] AH00052: child pid 4243 exit signal Aborted (6)',
+    'src/sse.c:42:7: runtime error: signed integer overflow: 9223372036854775807 + 1 cannot be represented in type \'long int\'',
+    '==4244==ERROR: AddressSanitizer: heap-use-after-free on address 0x602000000010',
+  ];
+  assert.deepEqual(crashReport(logOnly('bad', quiet + bad.join('\n') + '\n')), bad);
+  const stopped = logOnly('unclean', quiet);
+  stopped.stopped = { code: 0, signal: null, ms: 15_000, graceful: false, forced: 'SIGTERM' };
+  assert.deepEqual(crashReport(stopped), [`harness: apache2 did not stop gracefully: ${JSON.stringify(stopped.stopped)}`]);
+});
+
+test('crash check: a sanitizer report file of the gateway is reported, another gateway\'s is not', () => {
+  const gw = logOnly('asan-file', '');
+  const other = logOnly('asan-other', '');
+  const report = '=================================================================\n'
+    + '==4245==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6020000000f1\n'
+    + '    #0 0x7f in mn_sse_feed src/sse.c:10\n'
+    + 'SUMMARY: AddressSanitizer: heap-buffer-overflow src/sse.c:10 in mn_sse_feed\n';
+  const file = `${sanitizerPrefix(gw.dir)}.asan.4245`;
+  fs.writeFileSync(file, report);
+  try {
+    const base = path.basename(file);
+    assert.deepEqual(crashReport(gw), [
+      `${base}: ==4245==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6020000000f1`,
+      `${base}: SUMMARY: AddressSanitizer: heap-buffer-overflow src/sse.c:10 in mn_sse_feed`,
+    ]);
+    assert.deepEqual(crashReport(other), []);
+  } finally {
+    fs.rmSync(file);
+  }
+});
+
+test('crash check: a child killed by SIGSEGV is reported with its pid; a graceful stop adds nothing', async () => {
+  const gw = await startGateway({ dir: path.join(dir, 'segv'), providers: ['echo builtin:echo'], sslProxyEngine: false });
+  let victim;
+  try {
+    const r = await rawRequest(gw.port, '/v1/chat/completions', { model: 'echo/x', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(gw.crashLines(), [], 'no crash before the kill');
+    const kids = childrenOf(gw.proc.pid);
+    assert.ok(kids.length >= 1, `apache2 children: ${kids}`);
+    victim = kids[0];
+    process.kill(victim, 'SIGSEGV');
+    // the parent notices at its next maintenance tick (once a second)
+    const until = Date.now() + 10_000;
+    while (!gw.crashLines().some((l) => l.includes(String(victim))) && Date.now() < until) await sleep(50);
+  } finally {
+    await gw.stop();
+  }
+  const lines = gw.crashLines();
+  assert.ok(lines.some((l) => l.includes(String(victim))), `no report of child ${victim}:\n${lines.join('\n')}\n${gw.errorLog().slice(-2000)}`);
+  if (!SANITIZED) assert.ok(lines.some((l) => l.includes(`AH00052: child pid ${victim} exit signal Segmentation fault`)), lines.join('\n'));
+  assert.equal(gw.stopped.graceful, true, JSON.stringify(gw.stopped));
+  assert.throws(() => assert.deepEqual(gw.crashLines(), []), /AssertionError|Expected values to be/);
+});
+
+test('graceful stop: an idle keep-alive client and an unfinished stream; the stream ends whole, no SIGTERM', async () => {
+  mock.reset();
+  const events = sseEventsRaw(fixture('openai/stream_text.sse'));
+  mock.respond(sseReply(events, { interval: 300 }));
+  const gw = await startGateway({
+    dir: path.join(dir, 'graceful'), env: { UPSTREAM_KEY }, caFile: pki.caCert,
+    providers: [`up ${mock.url('/v1')} key-env=UPSTREAM_KEY retries=0 breaker-failures=0`],
+  });
+  let stop;
+  try {
+    const idle = new http.Agent({ keepAlive: true });
+    await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: gw.port, path: '/nothing', agent: idle }, (res) => { res.resume(); res.on('end', resolve); });
+      req.on('error', reject); req.end();
+    });
+    const streaming = streamRequest(gw.port, '/v1/chat/completions', { model: 'up/gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    while (mock.requests.length < 1) await sleep(20);
+    const t0 = Date.now();
+    stop = gw.stop();
+    const s = await streaming;
+    assert.equal(s.status, 200);
+    const want = expectedClientFrames(fixture('openai/stream_text.sse'), { provider: 'up', includeUsage: false });
+    assert.deepEqual(s.frames.map((f) => (f.data === '[DONE]' ? '[DONE]' : JSON.parse(f.data))), want);
+    assert.ok(Date.now() - t0 >= 300 * (events.length - 2), 'the stream was still running when the stop began');
+  } finally {
+    await (stop || gw.stop());
+  }
+  assert.equal(gw.stopped.graceful, true, JSON.stringify(gw.stopped));
+  assert.ok(gw.stopped.ms < GRACEFUL_SHUTDOWN_S * 1000, JSON.stringify(gw.stopped));
+  assert.equal(gw.stopped.signal, null);
+  assert.match(gw.errorLog(), /caught SIGWINCH, shutting down gracefully/);
+  assert.deepEqual(gw.crashLines(), []);
+});
+
+test(`children of a gateway ${SANITIZED ? 'map' : 'do not map'} the ASan runtime (module: ${SANITIZED ? 'ASan/UBSan build' : 'plain build'})`, async () => {
+  const gw = await startGateway({ dir: path.join(dir, 'maps'), providers: ['echo builtin:echo'], sslProxyEngine: false });
+  try {
+    const kids = childrenOf(gw.proc.pid);
+    assert.ok(kids.length >= 1);
+    for (const pid of [gw.proc.pid, ...kids]) {
+      const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
+      assert.ok(maps.includes(path.join(gw.dir, 'mod_maniac.so')), `${pid} maps the private copy of the module`);
+      assert.equal(/libasan\.so/.test(maps), SANITIZED, `${pid}: libasan mapped = ${SANITIZED} (${LIBASAN})`);
+    }
+  } finally {
+    await gw.stop();
+  }
+  assert.deepEqual(gw.crashLines(), []);
 });
