@@ -24,7 +24,7 @@ SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 FIXTURES  ?= $(CURDIR)/t/fixtures
 UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXTURES='"$(FIXTURES)"'
 
-.PHONY: all deps test unit unit-valgrind integration run bench clean lint
+.PHONY: all deps test unit unit-valgrind integration run bench clean lint test-asan
 
 all: $(BUILD)/mod_maniac.so
 
@@ -76,6 +76,29 @@ run: deps
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
+
+# The integration suite against an ASan/UBSan build of the module (build/asan/,
+# beside the plain build/mod_maniac.so).  apache2 is not instrumented: the
+# harness preloads libasan into it and sends every report to build/asan/logs;
+# any report fails the run.  UBSan goes on after a report, so one run shows all.
+ASAN_MOD_FLAGS := -g -O1 -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
+
+$(BUILD)/asan/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
+	@mkdir -p $(BUILD)/asan/obj
+	@rm -rf $(BUILD)/asan/obj/*
+	@cp $(MOD_SRCS) $(BUILD)/asan/obj/
+	cd $(BUILD)/asan/obj && $(APXS) -c -o mod_maniac.la \
+	    $(foreach f,$(WARN) $(ASAN_MOD_FLAGS),-Wc,$(f)) -I$(CURDIR)/include \
+	    $(notdir $(MOD_SRCS)) -ljansson -lasan -lubsan >build.log 2>&1 || { cat build.log; exit 1; }
+	@if grep -i 'warning:' $(BUILD)/asan/obj/build.log; then exit 1; fi
+	cp $(BUILD)/asan/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
+
+test-asan: $(BUILD)/asan/mod_maniac.so
+	@rm -rf $(BUILD)/asan/logs && mkdir -p $(BUILD)/asan/logs && chmod 1777 $(BUILD)/asan/logs
+	cd t/integration && MANIAC_MODULE=$(CURDIR)/$(BUILD)/asan/mod_maniac.so \
+	  MANIAC_SANITIZER_LOGS=$(CURDIR)/$(BUILD)/asan/logs node --test --test-concurrency=1 *.test.mjs
+	@if [ -n "$$(ls -A $(BUILD)/asan/logs)" ]; then head -n 60 $(BUILD)/asan/logs/*; \
+	  echo "test-asan: sanitizer reports in $(BUILD)/asan/logs"; exit 1; fi; echo "test-asan: no sanitizer report"
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -14,6 +14,7 @@ import { fixture, sseDataOf, sseEventsRaw, expectedClientFrames } from './lib/fi
 import { makeTmpDir, removeTmpDir, UPSTREAM_KEY } from './lib/setup.mjs';
 import { childrenOf } from './lib/faults.mjs';
 import { streamRequest, request as rawRequest } from './lib/http.mjs';
+import { spawnSync } from 'node:child_process';
 import { SANITIZED, LIBASAN } from './lib/paths.mjs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -168,7 +169,7 @@ test('crash check: a sanitizer report file of the gateway is reported, another g
     + '==4245==ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6020000000f1\n'
     + '    #0 0x7f in mn_sse_feed src/sse.c:10\n'
     + 'SUMMARY: AddressSanitizer: heap-buffer-overflow src/sse.c:10 in mn_sse_feed\n';
-  const file = `${sanitizerPrefix(gw.dir)}.asan.4245`;
+  const file = `${sanitizerPrefix(gw.dir)}.san.4245`;
   fs.writeFileSync(file, report);
   try {
     const base = path.basename(file);
@@ -204,6 +205,11 @@ test('crash check: a child killed by SIGSEGV is reported with its pid; a gracefu
   if (!SANITIZED) assert.ok(lines.some((l) => l.includes(`AH00052: child pid ${victim} exit signal Segmentation fault`)), lines.join('\n'));
   assert.equal(gw.stopped.graceful, true, JSON.stringify(gw.stopped));
   assert.throws(() => assert.deepEqual(gw.crashLines(), []), /AssertionError|Expected values to be/);
+  // expected: with an ASan build, keep this one out of `make test-asan`'s final check
+  const prefix = sanitizerPrefix(gw.dir);
+  for (const f of fs.readdirSync(path.dirname(prefix))) {
+    if (f.startsWith(`${path.basename(prefix)}.`)) fs.rmSync(path.join(path.dirname(prefix), f));
+  }
 });
 
 test('graceful stop: an idle keep-alive client and an unfinished stream; the stream ends whole, no SIGTERM', async () => {
@@ -243,6 +249,8 @@ test('graceful stop: an idle keep-alive client and an unfinished stream; the str
 test(`children of a gateway ${SANITIZED ? 'map' : 'do not map'} the ASan runtime (module: ${SANITIZED ? 'ASan/UBSan build' : 'plain build'})`, async () => {
   const gw = await startGateway({ dir: path.join(dir, 'maps'), providers: ['echo builtin:echo'], sslProxyEngine: false });
   try {
+    // answered, so a child runs (the parent listens before it forks them)
+    assert.equal((await rawRequest(gw.port, '/v1/chat/completions', { model: 'echo/x', messages: [{ role: 'user', content: 'hi' }] })).status, 200);
     const kids = childrenOf(gw.proc.pid);
     assert.ok(kids.length >= 1);
     for (const pid of [gw.proc.pid, ...kids]) {
@@ -254,4 +262,47 @@ test(`children of a gateway ${SANITIZED ? 'map' : 'do not map'} the ASan runtime
     await gw.stop();
   }
   assert.deepEqual(gw.crashLines(), []);
+});
+
+// In each forked apache2 child, once it runs as www-data: a signed overflow, then a heap overflow.
+const PROBE_C = `#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+static void *later(void *arg) {
+  (void)arg; usleep(300000);
+  volatile int big = INT_MAX; volatile int r = big + 1; (void)r;
+  char *volatile p = malloc(8); size_t n = 9 + (size_t)(getpid() & 0); memset(p, 'x', n); free(p);
+  return NULL;
+}
+static void child(void) { pthread_t t; pthread_create(&t, NULL, later, NULL); pthread_detach(t); }
+__attribute__((constructor)) static void init(void) { pthread_atfork(NULL, NULL, child); }
+`;
+
+test('ASan build: a heap overflow and a signed overflow in a child reach the crash check', { skip: !SANITIZED && 'plain build (make test-asan runs this)' }, async () => {
+  const pdir = path.join(dir, 'probe');
+  fs.mkdirSync(pdir, { recursive: true });
+  fs.writeFileSync(path.join(pdir, 'probe.c'), PROBE_C);
+  const so = path.join(pdir, 'probe.so');
+  const cc = spawnSync(process.env.CC || 'gcc', ['-g', '-O0', '-fsanitize=address', '-fsanitize=undefined', '-shared', '-fPIC',
+    '-o', so, path.join(pdir, 'probe.c'), '-lpthread'], { encoding: 'utf8' });
+  assert.equal(cc.status, 0, cc.stderr);
+  fs.chmodSync(pdir, 0o755);
+  const gw = await startGateway({ dir: path.join(pdir, 'gw'), providers: ['echo builtin:echo'], sslProxyEngine: false,
+    env: { LD_PRELOAD: `${LIBASAN} ${so}` } });
+  try {
+    const until = Date.now() + 10_000;
+    while (!gw.crashLines().some((l) => /AddressSanitizer: heap-buffer-overflow/.test(l)) && Date.now() < until) await sleep(100);
+  } finally {
+    await gw.stop();
+  }
+  const lines = gw.crashLines();
+  assert.ok(lines.some((l) => /ERROR: AddressSanitizer: heap-buffer-overflow/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /probe\.c:\d+:\d+: runtime error: signed integer overflow/.test(l)), lines.join('\n'));
+  // expected reports: keep them out of `make test-asan`'s final check
+  const prefix = sanitizerPrefix(gw.dir);
+  const mine = fs.readdirSync(path.dirname(prefix)).filter((f) => f.startsWith(`${path.basename(prefix)}.`));
+  assert.ok(mine.some((f) => f.endsWith('.errorlog')), `the UBSan line was kept for the final check: ${mine}`);
+  for (const f of mine) fs.rmSync(path.join(path.dirname(prefix), f));
 });

@@ -16,7 +16,7 @@ import https from 'node:https';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APACHE_BIN, APACHE_MODULES } from './paths.mjs';
-import { stageModule, apacheEnv, stopHttpd, crashReport, GRACEFUL_SHUTDOWN_S, CRASH_RE } from './apache.mjs';
+import { stageModule, apacheEnv, stopGateway, crashReport, GRACEFUL_SHUTDOWN_S, CRASH_RE } from './apache.mjs';
 import { waitForPort, freePort, dechunk, parseResponse } from './http.mjs';
 
 // ---------------------------------------------------------------------------
@@ -322,12 +322,8 @@ export class FaultGateway {
 
   get pid() { return this.proc.pid; }
 
-  /** Graceful stop, bounded (apache.mjs stopHttpd).  Safe to call twice. */
-  async stop() {
-    if (!this.proc) return null;
-    if (!this.stopping) this.stopping = stopHttpd(this.proc, this.exitPromise).then((r) => { this.stopped = r; return r; });
-    return this.stopping;
-  }
+  /** Graceful stop, bounded (apache.mjs stopGateway).  Safe to call twice. */
+  stop() { return stopGateway(this); }
 
   /** `apache2 -k graceful` with this configuration; resolves when the new generation runs. */
   async graceful({ timeoutMs = 10_000 } = {}) {
