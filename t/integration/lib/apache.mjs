@@ -251,7 +251,7 @@ export class Gateway {
         ? `apache2 exited (${JSON.stringify(this.exited)}) before listening:\n${this.stderr}\n${this.errorLog()}`
         : null),
     });
-    return this;
+    return startedGateway(this);
   }
 
   /** Graceful stop, bounded (stopHttpd).  Safe to call twice. */
@@ -305,6 +305,44 @@ export function stopGateway(gw) {
     return r;
   });
   return gw.stopping;
+}
+
+/** /proc/<pid>/status as { Name: number } for its numeric fields ({} once gone). */
+export function procStatus(pid) {
+  const out = {};
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+      const m = /^(\w+):\s+(\d+)/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+export function childrenOf(ppid) {
+  const pids = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const s = procStatus(Number(d));
+    if (s.PPid === ppid) pids.push(Number(d));
+  }
+  return pids.sort((a, b) => a - b);
+}
+
+/**
+ * The end of gw.start(): the parent listens before it forks its children, so
+ * the port alone does not say they run; tests that count or signal them (and
+ * a slow start, e.g. under ASan) need StartServers of them.
+ */
+export async function startedGateway(gw, { timeoutMs = 15_000 } = {}) {
+  const want = Number(/^StartServers\s+(\d+)/m.exec(gw.conf)?.[1] || 1);
+  const until = Date.now() + timeoutMs;
+  while (childrenOf(gw.proc.pid).length < want) {
+    if (gw.exited) throw new Error(`apache2 exited (${JSON.stringify(gw.exited)}):\n${gw.stderr}\n${gw.errorLog()}`);
+    if (Date.now() > until) throw new Error(`apache2: ${childrenOf(gw.proc.pid).length} of ${want} children after ${timeoutMs}ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return gw;
 }
 
 /** Writes the config and starts apache2 on a free port. */

@@ -16,7 +16,7 @@ import https from 'node:https';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APACHE_BIN, APACHE_MODULES } from './paths.mjs';
-import { stageModule, apacheEnv, stopGateway, crashReport, GRACEFUL_SHUTDOWN_S, CRASH_RE } from './apache.mjs';
+import { stageModule, apacheEnv, stopGateway, startedGateway, crashReport, procStatus, childrenOf, GRACEFUL_SHUTDOWN_S, CRASH_RE } from './apache.mjs';
 import { waitForPort, freePort, dechunk, parseResponse } from './http.mjs';
 
 // ---------------------------------------------------------------------------
@@ -228,7 +228,7 @@ export const FAULT_NOTES = [
 export const FAULT_FIELDS = ['test_id', 'pid', 'status', 'uri', ...FAULT_NOTES];
 const LOG_FORMAT = ['%{X-Test-Id}i', '%P', '%>s', '%U', ...FAULT_NOTES.map((n) => `%{maniac-${n}}n`)].join('\\t');
 
-export { CRASH_RE };
+export { CRASH_RE, childrenOf };
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -317,7 +317,7 @@ export class FaultGateway {
     await waitForPort(this.port, {
       isDead: () => (this.exited ? `apache2 exited (${JSON.stringify(this.exited)}) before listening:\n${this.stderr}\n${this.errorLog()}` : null),
     });
-    return this;
+    return startedGateway(this);
   }
 
   get pid() { return this.proc.pid; }
@@ -406,26 +406,6 @@ export async function startFaultGateway({ dir, env = {}, port, ...confOpts }) {
   return new FaultGateway({ dir, port, conf, env }).start();
 }
 
-function procStatus(pid) {
-  const out = {};
-  try {
-    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
-      const m = /^(\w+):\s+(\d+)/.exec(line);
-      if (m) out[m[1]] = Number(m[2]);
-    }
-  } catch { /* gone */ }
-  return out;
-}
-
-export function childrenOf(ppid) {
-  const pids = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const s = procStatus(Number(d));
-    if (s.PPid === ppid) pids.push(Number(d));
-  }
-  return pids.sort((a, b) => a - b);
-}
 
 // ---------------------------------------------------------------------------
 // Client side
