@@ -1,6 +1,7 @@
 # mod_maniac — build, test, run.
 #   make          compile build/mod_maniac.so with apxs (compiles only)
 #   make test     install what is missing, then unit (ASan/UBSan + valgrind) and integration tests
+#                 (also against an ASan/UBSan build of the module: make test-asan)
 #   make run      install what is missing, then run the gateway in the foreground on 127.0.0.1:8080
 #   make bench    benchmarks against plain ProxyPass (prints numbers, never fails on them)
 
@@ -68,6 +69,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) unit-valgrind
 	$(MAKE) integration
+	$(MAKE) test-asan
 
 run: deps
 	$(MAKE) all

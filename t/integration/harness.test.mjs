@@ -215,7 +215,7 @@ test('crash check: a child killed by SIGSEGV is reported with its pid; a gracefu
 test('graceful stop: an idle keep-alive client and an unfinished stream; the stream ends whole, no SIGTERM', async () => {
   mock.reset();
   const events = sseEventsRaw(fixture('openai/stream_text.sse'));
-  mock.respond(sseReply(events, { interval: 300 }));
+  mock.respond(sseReply(events, { interval: 100 }));
   const gw = await startGateway({
     dir: path.join(dir, 'graceful'), env: { UPSTREAM_KEY }, caFile: pki.caCert,
     providers: [`up ${mock.url('/v1')} key-env=UPSTREAM_KEY retries=0 breaker-failures=0`],
@@ -235,7 +235,7 @@ test('graceful stop: an idle keep-alive client and an unfinished stream; the str
     assert.equal(s.status, 200);
     const want = expectedClientFrames(fixture('openai/stream_text.sse'), { provider: 'up', includeUsage: false });
     assert.deepEqual(s.frames.map((f) => (f.data === '[DONE]' ? '[DONE]' : JSON.parse(f.data))), want);
-    assert.ok(Date.now() - t0 >= 300 * (events.length - 2), 'the stream was still running when the stop began');
+    assert.ok(Date.now() - t0 >= 100 * (events.length - 2), 'the stream was still running when the stop began');
   } finally {
     await (stop || gw.stop());
   }
