@@ -56,6 +56,13 @@ export function apacheEnv(dir, extra = {}) {
   };
 }
 
+/** With an ASan build: the sanitizer lines of an apache2's stderr or error log, kept for `make test-asan`. */
+function keepSanitizerLines(dir, text) {
+  if (!SANITIZED) return;
+  const lines = text.split('\n').filter((l) => /runtime error:|Sanitizer/.test(l));
+  if (lines.length) fs.appendFileSync(`${sanitizerPrefix(dir)}.errorlog`, `${lines.join('\n')}\n`);
+}
+
 /** The sanitizer reports of the apache2 processes for dir, as "file: line" strings. */
 export function sanitizerReports(dir) {
   const prefix = sanitizerPrefix(dir);
@@ -202,7 +209,9 @@ export function configtest(dir, confText, { env = {} } = {}) {
   const r = spawnSync(APACHE_BIN, ['-t', '-f', file], {
     env: apacheEnv(dir, env), encoding: 'utf8', timeout: 30_000,
   });
-  return { code: r.status, signal: r.signal, output: `${r.stdout || ''}${r.stderr || ''}`, conf: file };
+  const output = `${r.stdout || ''}${r.stderr || ''}`;
+  keepSanitizerLines(dir, output);
+  return { code: r.status, signal: r.signal, output, conf: file };
 }
 
 /** Unescapes a mod_log_config item (\" \\ \n \t \xhh); '-' means unset -> null. */
@@ -294,14 +303,14 @@ export class Gateway {
 /**
  * gw.stop() of Gateway and FaultGateway: stopHttpd once, then (ASan build) the
  * error log's sanitizer lines copied beside the ASan reports, for the check at
- * the end of `make test-asan` (the test directories are gone by then).
+ * the end of `make test-asan` (the test directories are gone by then, and not
+ * every test reads crashLines()).
  */
 export function stopGateway(gw) {
   if (!gw.proc) return Promise.resolve(null);
   gw.stopping ||= stopHttpd(gw.proc, gw.exitPromise).then((r) => {
     gw.stopped = r;
-    const lines = gw.errorLog().split('\n').filter((l) => /runtime error:|Sanitizer/.test(l));
-    if (SANITIZED && lines.length) fs.writeFileSync(`${sanitizerPrefix(gw.dir)}.errorlog`, `${lines.join('\n')}\n`);
+    keepSanitizerLines(gw.dir, gw.errorLog());
     return r;
   });
   return gw.stopping;
