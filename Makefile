@@ -1,6 +1,7 @@
 # mod_maniac — build, test, run.
 #   make          compile build/mod_maniac.so with apxs (compiles only)
 #   make test     install what is missing, then unit (ASan/UBSan + valgrind) and integration tests
+#                 (also against an ASan/UBSan build of the module: make test-asan)
 #   make run      install what is missing, then run the gateway in the foreground on 127.0.0.1:8080
 #   make bench    benchmarks against plain ProxyPass (prints numbers, never fails on them)
 
@@ -21,6 +22,8 @@ PURE_SRCS := $(wildcard src/core/*.c src/wire/*.c)
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS   = mod_maniac.c $(sort $(GLUE_SRCS)) $(sort $(PURE_SRCS))
 PURE_LIST  = $(sort $(PURE_SRCS))
+# libraries the module links (the unit tests link the pure part's only)
+MN_LIBS   := -ljansson -lcrypto
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -28,7 +31,7 @@ SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 FIXTURES  ?= $(CURDIR)/t/fixtures
 UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXTURES='"$(FIXTURES)"'
 
-.PHONY: all deps test unit unit-valgrind integration run bench clean lint
+.PHONY: all deps test unit unit-valgrind integration run bench clean lint test-asan
 
 all: $(BUILD)/mod_maniac.so
 
@@ -40,7 +43,7 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	@cp $(MOD_SRCS) $(BUILD)/obj/
 	cd $(BUILD)/obj && $(APXS) -c -o mod_maniac.la \
 	    $(foreach f,$(WARN),-Wc,$(f)) -Wc,-O2 -I$(CURDIR)/include \
-	    $(notdir $(MOD_SRCS)) -ljansson -lcrypto >build.log 2>&1 || { cat build.log; exit 1; }
+	    $(notdir $(MOD_SRCS)) $(MN_LIBS) >build.log 2>&1 || { cat build.log; exit 1; }
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
 	@# a new file, renamed over the old one: a running httpd keeps its mapping
 	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
@@ -90,6 +93,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) unit-valgrind
 	$(MAKE) integration
+	$(MAKE) test-asan
 
 run: deps
 	$(MAKE) all
@@ -98,6 +102,29 @@ run: deps
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
+
+# The integration suite against an ASan/UBSan build of the module (build/asan/,
+# beside the plain build/mod_maniac.so).  apache2 is not instrumented: the
+# harness preloads libasan into it and sends every report to build/asan/logs;
+# any report fails the run.  UBSan goes on after a report, so one run shows all.
+ASAN_MOD_FLAGS := -g -O1 -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
+
+$(BUILD)/asan/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
+	@mkdir -p $(BUILD)/asan/obj
+	@rm -rf $(BUILD)/asan/obj/*
+	@cp $(MOD_SRCS) $(BUILD)/asan/obj/
+	cd $(BUILD)/asan/obj && $(APXS) -c -o mod_maniac.la \
+	    $(foreach f,$(WARN) $(ASAN_MOD_FLAGS),-Wc,$(f)) -I$(CURDIR)/include \
+	    $(notdir $(MOD_SRCS)) $(MN_LIBS) -lasan -lubsan >build.log 2>&1 || { cat build.log; exit 1; }
+	@if grep -i 'warning:' $(BUILD)/asan/obj/build.log; then exit 1; fi
+	cp $(BUILD)/asan/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
+
+test-asan: $(BUILD)/asan/mod_maniac.so
+	@rm -rf $(BUILD)/asan/logs && mkdir -p $(BUILD)/asan/logs && chmod 1777 $(BUILD)/asan/logs
+	cd t/integration && MANIAC_MODULE=$(CURDIR)/$(BUILD)/asan/mod_maniac.so \
+	  MANIAC_SANITIZER_LOGS=$(CURDIR)/$(BUILD)/asan/logs node --test --test-concurrency=1 *.test.mjs
+	@if [ -n "$$(ls -A $(BUILD)/asan/logs)" ]; then head -n 60 $(BUILD)/asan/logs/*; \
+	  echo "test-asan: sanitizer reports in $(BUILD)/asan/logs"; exit 1; fi; echo "test-asan: no sanitizer report"
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { makePKI } from './lib/ca.mjs';
-import { buildConf, configtest } from './lib/apache.mjs';
+import { buildConf, configtest, apacheEnv } from './lib/apache.mjs';
 import { freePort } from './lib/http.mjs';
 import { makeTmpDir, removeTmpDir, UPSTREAM_KEY, FILE_KEY, assertNoSecrets } from './lib/setup.mjs';
 import { APACHE_BIN } from './lib/paths.mjs';
@@ -98,7 +98,7 @@ test('... and apache2 refuses to start with it', async () => {
   fs.mkdirSync(d, { recursive: true });
   const file = path.join(d, 'apache2.conf');
   fs.writeFileSync(file, conf);
-  const proc = spawn(APACHE_BIN, ['-f', file, '-DFOREGROUND'], { env: { ...process.env, UPSTREAM_KEY }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(APACHE_BIN, ['-f', file, '-DFOREGROUND'], { env: apacheEnv(d, { UPSTREAM_KEY }), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout.on('data', (x) => { out += x; });
   proc.stderr.on('data', (x) => { out += x; });

@@ -465,7 +465,10 @@ test('a single 8 MB SSE line: upstream_event_too_large frame, [DONE]; httpd RSS 
   const huge = ['data: {"id":"chatcmpl-fault","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"'];
   for (let i = 0; i < 128; i++) huge.push(piece);
   huge.push('"}}]}\n\n', sse('[DONE]'));
-  m.respond('big', sseReply([sse(c0), ...huge]));
+  // then hang: only the gateway can close it.  Loopback buffers (tcp_rmem up to
+  // 32 MB) may take all 8 MB before a slow gateway drops it, so a finished write
+  // says nothing about who closed.
+  m.respond('big', sseReply([sse(c0), ...huge], { after: 'hang' }));
   const mem0 = gw.childMemory();
   let maxRss = mem0.rss;
   let sampling = true;

@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { APACHE_BIN, APACHE_MODULES, MODULE } from './paths.mjs';
+import { APACHE_BIN, APACHE_MODULES, MODULE, SANITIZED, LIBASAN, SANITIZER_LOGS } from './paths.mjs';
 import { waitForPort, freePort } from './http.mjs';
 
 /** Every note the module sets, logged as %{maniac-<name>}n. */
@@ -16,7 +16,106 @@ export const LOG_FIELDS = ['test_id', 'status', 'method', 'uri', ...NOTES];
 
 const LOG_FORMAT = ['%{X-Test-Id}i', '%>s', '%m', '%U', ...NOTES.map((n) => `%{maniac-${n}}n`)].join('\\t');
 
-export const CRASH_RE = /Segmentation fault|exit signal|AH00052/;
+/** Error-log lines that mean a process crashed, or a sanitizer found something. */
+export const CRASH_RE = /Segmentation fault|exit signal|AH00052|AH00060|child pid \d+ exit|AddressSanitizer|LeakSanitizer|runtime error:/;
+
+/** Seconds a graceful stop may take before httpd ends the remaining connections itself. */
+export const GRACEFUL_SHUTDOWN_S = 10;
+
+/**
+ * Where the sanitizers of the apache2 processes for `dir` write their reports:
+ * a path prefix (ASan appends .san.<pid>; the gateway's stop adds .errorlog).  The directory is
+ * world-writable: as root the children run as www-data.
+ */
+export function sanitizerPrefix(dir) {
+  const base = SANITIZER_LOGS || path.join(dir, 'sanitizer');
+  fs.mkdirSync(base, { recursive: true });
+  fs.chmodSync(base, 0o1777);
+  return path.join(base, path.resolve(dir).replace(/[^A-Za-z0-9.-]+/g, '_'));
+}
+
+/**
+ * The environment of an apache2 that loads the module: process.env without the
+ * variables the tests set themselves, plus extra; with an ASan/UBSan build the
+ * ASan runtime preloaded (apache2 is not instrumented) and the reports sent to
+ * sanitizerPrefix(dir).  detect_leaks=0: httpd leaves its pools to exit(), and
+ * LeakSanitizer would report each of them (leaks are valgrind's job, in the unit tests).
+ */
+export function apacheEnv(dir, extra = {}) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('MANIAC_TEST_') || k === 'UPSTREAM_KEY') delete env[k];
+  if (!SANITIZED) return { ...env, ...extra };
+  const prefix = sanitizerPrefix(dir);
+  return {
+    ...env,
+    LD_PRELOAD: LIBASAN,
+    // UBSan reports go to stderr, i.e. the error log, whatever log_path says
+    ASAN_OPTIONS: `detect_leaks=0:abort_on_error=0:halt_on_error=1:log_path=${prefix}.san`,
+    UBSAN_OPTIONS: `print_stacktrace=1:halt_on_error=0:log_path=${prefix}.san`,
+    ...extra,
+  };
+}
+
+/** With an ASan build: the sanitizer lines of an apache2's stderr or error log, kept for `make test-asan`. */
+function keepSanitizerLines(dir, text) {
+  if (!SANITIZED) return;
+  const lines = text.split('\n').filter((l) => /runtime error:|Sanitizer/.test(l));
+  if (lines.length) fs.appendFileSync(`${sanitizerPrefix(dir)}.errorlog`, `${lines.join('\n')}\n`);
+}
+
+/** The sanitizer reports of the apache2 processes for dir, as "file: line" strings. */
+export function sanitizerReports(dir) {
+  const prefix = sanitizerPrefix(dir);
+  const base = path.dirname(prefix);
+  const out = [];
+  for (const f of fs.readdirSync(base).sort()) {
+    if (!f.startsWith(`${path.basename(prefix)}.`) || f.endsWith('.errorlog')) continue;
+    const text = fs.readFileSync(path.join(base, f), 'utf8');
+    const lines = text.split('\n').filter((l) => /ERROR:|runtime error:|SUMMARY:/.test(l));
+    out.push(...(lines.length ? lines : [text.slice(0, 200)]).map((l) => `${f}: ${l}`));
+  }
+  return out;
+}
+
+/**
+ * The crash check every test uses: crash and sanitizer lines of the error log,
+ * the sanitizers' own reports, and a stop that was not graceful (then httpd's
+ * shutdown race may have produced a crash line that is not ours: say so).
+ */
+export function crashReport(gw) {
+  const lines = gw.errorLog().split('\n').filter((l) => CRASH_RE.test(l));
+  lines.push(...sanitizerReports(gw.dir));
+  if (gw.stopped && !gw.stopped.graceful) {
+    lines.push(`harness: apache2 did not stop gracefully: ${JSON.stringify(gw.stopped)}`);
+  }
+  return lines;
+}
+
+/**
+ * Stops an apache2 parent run with -DFOREGROUND and resolves with its exit
+ * { code, signal, ms, graceful }.  graceful-stop (SIGWINCH), never SIGTERM first:
+ * an ungraceful stop races in httpd's event MPM (close_worker_sockets() closes a
+ * socket whose connection pool a worker is freeing) and now and then a child dies
+ * of SIGSEGV, a crash line that is not the module's.  Gracefully the children
+ * finish what they serve, drop idle keep-alive connections and exit.
+ * GracefulShutdownTimeout bounds a stuck connection (httpd then ends it the
+ * ungraceful way); past that SIGTERM, then SIGKILL.  graceful is false when
+ * any of these bounds was reached.
+ */
+async function stopHttpd(proc, exitPromise) {
+  const t0 = Date.now();
+  const within = (ms) => new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    exitPromise.then((r) => { clearTimeout(timer); resolve(r); });
+  });
+  proc.kill('SIGWINCH');
+  let r = await within((GRACEFUL_SHUTDOWN_S + 5) * 1000);
+  let forced = null;
+  if (!r) { forced = 'SIGTERM'; proc.kill('SIGTERM'); r = await within(10_000); }
+  if (!r) { forced = 'SIGKILL'; proc.kill('SIGKILL'); r = await exitPromise; }
+  const ms = Date.now() - t0;
+  return { ...r, ms, graceful: !forced && ms < GRACEFUL_SHUTDOWN_S * 1000, ...(forced ? { forced } : {}) };
+}
 
 export const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -56,6 +155,7 @@ export function buildConf({
     `Timeout 30`,
     `KeepAlive On`,
     `KeepAliveTimeout 30`,
+    `GracefulShutdownTimeout ${GRACEFUL_SHUTDOWN_S}`,
     // two children; each has room for every concurrent stream of the load test
     `ServerLimit 2`,
     `StartServers 2`,
@@ -107,16 +207,11 @@ function writeConf(dir, name, text) {
 export function configtest(dir, confText, { env = {} } = {}) {
   const file = writeConf(dir, 'configtest.conf', confText);
   const r = spawnSync(APACHE_BIN, ['-t', '-f', file], {
-    env: cleanEnv(env), encoding: 'utf8', timeout: 30_000,
+    env: apacheEnv(dir, env), encoding: 'utf8', timeout: 30_000,
   });
-  return { code: r.status, signal: r.signal, output: `${r.stdout || ''}${r.stderr || ''}`, conf: file };
-}
-
-/** process.env without the variables the tests rely on being unset or set by them. */
-function cleanEnv(extra) {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('MANIAC_TEST_') || k === 'UPSTREAM_KEY') delete env[k];
-  return { ...env, ...extra };
+  const output = `${r.stdout || ''}${r.stderr || ''}`;
+  keepSanitizerLines(dir, output);
+  return { code: r.status, signal: r.signal, output, conf: file };
 }
 
 /** Unescapes a mod_log_config item (\" \\ \n \t \xhh); '-' means unset -> null. */
@@ -153,7 +248,7 @@ export class Gateway {
     const confFile = writeConf(this.dir, 'apache2.conf', this.conf);
     this.confFile = confFile;
     this.proc = spawn(APACHE_BIN, ['-f', confFile, '-DFOREGROUND'], {
-      env: cleanEnv(this.env), stdio: ['ignore', 'pipe', 'pipe'],
+      env: apacheEnv(this.dir, this.env), stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.proc.stdout.on('data', (d) => { this.stdout += d; });
     this.proc.stderr.on('data', (d) => { this.stderr += d; });
@@ -165,18 +260,11 @@ export class Gateway {
         ? `apache2 exited (${JSON.stringify(this.exited)}) before listening:\n${this.stderr}\n${this.errorLog()}`
         : null),
     });
-    return this;
+    return startedGateway(this);
   }
 
-  /** SIGTERM, wait (SIGKILL after 10s).  Safe to call twice. */
-  async stop() {
-    if (!this.proc || this.exited) return this.exited;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
-    const r = await this.exitPromise;
-    clearTimeout(timer);
-    return r;
-  }
+  /** Graceful stop, bounded (stopHttpd).  Safe to call twice. */
+  stop() { return stopGateway(this); }
 
   errorLog() {
     try { return fs.readFileSync(this.errorLogPath, 'utf8'); } catch { return ''; }
@@ -208,9 +296,62 @@ export class Gateway {
     }
   }
 
-  crashLines() {
-    return this.errorLog().split('\n').filter((l) => CRASH_RE.test(l));
+  /** crashReport(this): [] when nothing crashed. */
+  crashLines() { return crashReport(this); }
+}
+
+/**
+ * gw.stop() of Gateway and FaultGateway: stopHttpd once, then (ASan build) the
+ * error log's sanitizer lines copied beside the ASan reports, for the check at
+ * the end of `make test-asan` (the test directories are gone by then, and not
+ * every test reads crashLines()).
+ */
+export function stopGateway(gw) {
+  if (!gw.proc) return Promise.resolve(null);
+  gw.stopping ||= stopHttpd(gw.proc, gw.exitPromise).then((r) => {
+    gw.stopped = r;
+    keepSanitizerLines(gw.dir, gw.errorLog());
+    return r;
+  });
+  return gw.stopping;
+}
+
+/** /proc/<pid>/status as { Name: number } for its numeric fields ({} once gone). */
+export function procStatus(pid) {
+  const out = {};
+  try {
+    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
+      const m = /^(\w+):\s+(\d+)/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+export function childrenOf(ppid) {
+  const pids = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const s = procStatus(Number(d));
+    if (s.PPid === ppid) pids.push(Number(d));
   }
+  return pids.sort((a, b) => a - b);
+}
+
+/**
+ * The end of gw.start(): the parent listens before it forks its children, so
+ * the port alone does not say they run; tests that count or signal them (and
+ * a slow start, e.g. under ASan) need StartServers of them.
+ */
+export async function startedGateway(gw, { timeoutMs = 15_000 } = {}) {
+  const want = Number(/^StartServers\s+(\d+)/m.exec(gw.conf)?.[1] || 1);
+  const until = Date.now() + timeoutMs;
+  while (childrenOf(gw.proc.pid).length < want) {
+    if (gw.exited) throw new Error(`apache2 exited (${JSON.stringify(gw.exited)}):\n${gw.stderr}\n${gw.errorLog()}`);
+    if (Date.now() > until) throw new Error(`apache2: ${childrenOf(gw.proc.pid).length} of ${want} children after ${timeoutMs}ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return gw;
 }
 
 /** Writes the config and starts apache2 on a free port. */

@@ -16,7 +16,7 @@ import https from 'node:https';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APACHE_BIN, APACHE_MODULES } from './paths.mjs';
-import { stageModule } from './apache.mjs';
+import { stageModule, apacheEnv, stopGateway, startedGateway, crashReport, procStatus, childrenOf, GRACEFUL_SHUTDOWN_S, CRASH_RE } from './apache.mjs';
 import { waitForPort, freePort, dechunk, parseResponse } from './http.mjs';
 
 // ---------------------------------------------------------------------------
@@ -228,7 +228,7 @@ export const FAULT_NOTES = [
 export const FAULT_FIELDS = ['test_id', 'pid', 'status', 'uri', ...FAULT_NOTES];
 const LOG_FORMAT = ['%{X-Test-Id}i', '%P', '%>s', '%U', ...FAULT_NOTES.map((n) => `%{maniac-${n}}n`)].join('\\t');
 
-export const CRASH_RE = /Segmentation fault|exit signal|AH00052|AH00060|child pid \d+ exit/;
+export { CRASH_RE, childrenOf };
 
 const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
@@ -264,6 +264,7 @@ export function faultConf({ dir, port, providers = [], models = [], caFile, mpm 
     'Timeout 30',
     'KeepAlive On',
     'KeepAliveTimeout 30',
+    `GracefulShutdownTimeout ${GRACEFUL_SHUTDOWN_S}`,
     'MaxKeepAliveRequests 0',
     ...Object.entries(m).map(([k, v]) => `${k} ${v}`),
     'SSLProxyEngine on',
@@ -292,12 +293,6 @@ function unescapeLogItem(s) {
   });
 }
 
-function cleanEnv(extra) {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('MANIAC_TEST_') || k === 'UPSTREAM_KEY') delete env[k];
-  return { ...env, ...extra };
-}
-
 export class FaultGateway {
   constructor({ dir, port, conf, env }) {
     Object.assign(this, { dir, port, conf, env });
@@ -313,7 +308,7 @@ export class FaultGateway {
     fs.chmodSync(this.dir, 0o755);
     this.confFile = path.join(this.dir, 'apache2.conf');
     fs.writeFileSync(this.confFile, this.conf, { mode: 0o644 });
-    this.proc = spawn(APACHE_BIN, ['-f', this.confFile, '-DFOREGROUND'], { env: cleanEnv(this.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = spawn(APACHE_BIN, ['-f', this.confFile, '-DFOREGROUND'], { env: apacheEnv(this.dir, this.env), stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout.on('data', () => {});
     this.proc.stderr.on('data', (d) => { this.stderr += d; });
     this.exitPromise = new Promise((resolve) => {
@@ -322,24 +317,18 @@ export class FaultGateway {
     await waitForPort(this.port, {
       isDead: () => (this.exited ? `apache2 exited (${JSON.stringify(this.exited)}) before listening:\n${this.stderr}\n${this.errorLog()}` : null),
     });
-    return this;
+    return startedGateway(this);
   }
 
   get pid() { return this.proc.pid; }
 
-  async stop() {
-    if (!this.proc || this.exited) return this.exited;
-    this.proc.kill('SIGTERM');
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 10_000);
-    const r = await this.exitPromise;
-    clearTimeout(timer);
-    return r;
-  }
+  /** Graceful stop, bounded (apache.mjs stopGateway).  Safe to call twice. */
+  stop() { return stopGateway(this); }
 
   /** `apache2 -k graceful` with this configuration; resolves when the new generation runs. */
   async graceful({ timeoutMs = 10_000 } = {}) {
     const before = this.generations();
-    const r = spawnSync(APACHE_BIN, ['-f', this.confFile, '-k', 'graceful'], { env: cleanEnv(this.env), encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(APACHE_BIN, ['-f', this.confFile, '-k', 'graceful'], { env: apacheEnv(this.dir, this.env), encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`apache2 -k graceful failed (${r.status}): ${r.stdout}${r.stderr}`);
     const until = Date.now() + timeoutMs;
     while (this.generations() <= before) {
@@ -386,7 +375,8 @@ export class FaultGateway {
     }
   }
 
-  crashLines() { return this.errorLog().split('\n').filter((l) => CRASH_RE.test(l)); }
+  /** apache.mjs crashReport(this): [] when nothing crashed. */
+  crashLines() { return crashReport(this); }
 
   /** Error-log lines matching re, with the pid of the process that wrote them. */
   errorLines(re) {
@@ -416,26 +406,6 @@ export async function startFaultGateway({ dir, env = {}, port, ...confOpts }) {
   return new FaultGateway({ dir, port, conf, env }).start();
 }
 
-function procStatus(pid) {
-  const out = {};
-  try {
-    for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
-      const m = /^(\w+):\s+(\d+)/.exec(line);
-      if (m) out[m[1]] = Number(m[2]);
-    }
-  } catch { /* gone */ }
-  return out;
-}
-
-export function childrenOf(ppid) {
-  const pids = [];
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const s = procStatus(Number(d));
-    if (s.PPid === ppid) pids.push(Number(d));
-  }
-  return pids.sort((a, b) => a - b);
-}
 
 // ---------------------------------------------------------------------------
 // Client side
