@@ -57,7 +57,7 @@ static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
     if (!json_is_object(root) || !json_is_array(json_object_get(root, "choices"))) {
         json_t *e = json_object_get(root, "error");
         if (json_is_object(e) || json_is_string(e)) {
-            mn_error_from_openai_body(err, 502, body, len);
+            mn_error_from_openai_body(err, 502, body, len, ctx->provider);
             err->status = 502;
         }
         else {
@@ -132,7 +132,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
 static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                                 size_t len, const char *retry_after, mn_error *err)
 {
-    mn_error_from_openai_body(err, status, body, len);
+    mn_error_from_openai_body(err, status, body, len, ctx->provider);
     if (retry_after) {
         apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
     }
@@ -268,7 +268,8 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     e = json_object_get(chunk, "error");
     if ((e && !json_is_null(e) && !json_is_false(e)) || !strcmp(event, "error")) {
         char *raw = json_dumps(chunk, JSON_COMPACT);
-        mn_error_from_openai_body(&st->b.err, 502, raw, raw ? strlen(raw) : 0);
+        mn_error_from_openai_body(&st->b.err, 502, raw, raw ? strlen(raw) : 0,
+                                  st->b.ctx->provider);
         free(raw);
         json_decref(chunk);
         return fail_with(st, out);

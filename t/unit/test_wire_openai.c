@@ -268,6 +268,29 @@ static void test_decode_error(void **state)
     free(body);
 }
 
+/* An upstream that echoes a key (any of the round-robin list) in code,
+ * param or type: none of it reaches the client or the log. */
+static void test_decode_error_keys_scrubbed(void **state)
+{
+    static const char *const keys[] = { "sk-test-key", "sk-other-key-2" };
+    fixture *f = *state;
+    const char *body = "{\"error\":{\"message\":\"bad sk-other-key-2\",\"type\":\"sk-test-key\","
+                       "\"param\":\"k=sk-other-key-2\",\"code\":\"sk-test-key\"}}";
+    mn_error err;
+    f->prov.keys = keys;
+    f->prov.nkeys = 2;
+    mn_wire_openai.decode_error(&f->ctx, 401, body, strlen(body), NULL, &err);
+    assert_string_equal(err.message, "bad ***");
+    assert_string_equal(err.type, "***");
+    assert_string_equal(err.param, "k=***");
+    assert_string_equal(err.code, "***");
+    /* a 200 that is an error, and a mid-stream error frame */
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, body, strlen(body), &(json_t *){NULL},
+                                                    &(mn_usage){0}, &err), -1);
+    assert_string_equal(err.code, "***");
+    assert_string_equal(err.param, "k=***");
+}
+
 /* ---- streaming ---------------------------------------------------------------------- */
 
 /* Replays bytes whole and one byte at a time, checking the frames against
@@ -953,6 +976,7 @@ int main(void)
         T(test_decode_response_without_usage),
         T(test_decode_response_failures),
         T(test_decode_error),
+        T(test_decode_error_keys_scrubbed),
         T(test_stream_text_usage),
         T(test_stream_text_no_usage),
         T(test_stream_tool_call_usage),
