@@ -67,7 +67,11 @@ static int send_error(mn_request *req, mn_error *e)
     json_t *body;
     mn_error_scrub(e, req->prov);
     if (e->retry_after[0]) {
-        apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, e->retry_after));
+        /* an upstream's value, normalised: never 1e300 or a date verbatim */
+        char secs[32];
+        if (!mn_retry_after_normalise(e->retry_after, apr_time_now(), secs, sizeof(secs))) {
+            apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, secs));
+        }
     }
     if (e->status == HTTP_METHOD_NOT_ALLOWED) {
         apr_table_setn(r->headers_out, "Allow", "POST");
