@@ -252,10 +252,6 @@ test('client leaves mid-stream: note client_aborted, %>s 200, upstream connectio
   assert.equal(up.closedEarly, true, 'the gateway stopped reading the upstream stream');
 });
 
-test('finally: no crash, no key in logs or responses', async () => {
-  await ctx.finalChecks();
-});
-
 test('replayed provider shapes: Azure preamble dropped, Qwen choices get finish_reason, Groq usage on the finish chunk becomes the separate usage chunk; NUL and escaped keys re-encoded', async () => {
   const body = [
     'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}',
@@ -288,4 +284,8 @@ test('replayed provider shapes: Azure preamble dropped, Qwen choices get finish_
     }
     assertLog(await ctx.gw.logFor(id), { status: '200', 'total-tokens': '5', error: null });
   }
+});
+
+test('finally: no crash, no key in logs or responses', async () => {
+  await ctx.finalChecks();
 });
