@@ -44,6 +44,7 @@
  * - Mid-stream upstream errors keep Anthropic's error.type verbatim with
  *   status 502: the client already has its 200, the status only tells the
  *   glue that the upstream, not the client, failed. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +101,21 @@ typedef struct {
     int have, have_thinking;
 } a_usage;
 
+/* Counts come from the upstream: a negative one is nonsense and would make
+ * totals (and the accounting built on them) go backwards, so it counts as 0. */
 static void set_long(long *dst, json_t *v)
 {
     if (json_is_integer(v)) {
-        *dst = (long)json_integer_value(v);
+        json_int_t n = json_integer_value(v);
+        *dst = n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
     }
+}
+
+/* Saturating: an upstream may send counts near LONG_MAX, and a wrapped sum
+ * would reach the client and the accounting as a negative total. */
+static long add_sat(long a, long b)
+{
+    return a > LONG_MAX - b ? LONG_MAX : a + b;
 }
 
 /* Overwrites only what the object carries: message_delta repeats the input
@@ -122,7 +133,7 @@ static void a_usage_merge(a_usage *u, json_t *usage)
     set_long(&u->out, json_object_get(usage, "output_tokens"));
     details = json_object_get(json_object_get(usage, "output_tokens_details"), "thinking_tokens");
     if (json_is_integer(details)) {
-        u->thinking = (long)json_integer_value(details);
+        set_long(&u->thinking, details);
         u->have_thinking = 1;
     }
 }
@@ -130,9 +141,9 @@ static void a_usage_merge(a_usage *u, json_t *usage)
 static void a_usage_to_mn(const a_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = u->in + u->cache_creation + u->cache_read;
+    m->prompt_tokens = add_sat(add_sat(u->in, u->cache_creation), u->cache_read);
     m->completion_tokens = u->out;
-    m->total_tokens = m->prompt_tokens + m->completion_tokens;
+    m->total_tokens = add_sat(m->prompt_tokens, m->completion_tokens);
 }
 
 static json_t *a_usage_to_openai(const a_usage *u)
@@ -916,9 +927,14 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     v = json_object_get(body, "thinking");
     if (json_is_object(v) && json_is_integer(json_object_get(v, "budget_tokens"))) {
         const char *tt = json_string_value(json_object_get(v, "type"));
-        long b = (long)json_integer_value(json_object_get(v, "budget_tokens"));
+        json_int_t b = json_integer_value(json_object_get(v, "budget_tokens"));
         if (tt && !strcmp(tt, "enabled") && max_tokens <= b) {
-            json_object_set_new(body, "max_tokens", json_integer(b + max_tokens));
+            /* budget + max_tokens must not wrap into a negative max_tokens */
+            if (b > LONG_MAX - max_tokens) {
+                bad_request(err, "thinking.budget_tokens", "is too large");
+                goto done;
+            }
+            json_object_set_new(body, "max_tokens", json_integer((json_int_t)(b + max_tokens)));
         }
     }
     rc = 0;
@@ -1452,6 +1468,10 @@ static mn_stream_status anthropic_stream_feed(mn_stream *st, mn_sse_kind kind,
         if (!strncmp(type, "message_", 8) || !strncmp(type, "content_block_", 14)) {
             fail_bad(st, out, "content before message_start");
         }
+    }
+    else if (st->finished && !strncmp(type, "content_block_", 14)) {
+        /* the client already has its finish_reason: content after it would
+         * be a second answer tacked onto the first, so it is dropped */
     }
     else if (!strcmp(type, "content_block_start")) {
         on_block_start(st, ev, out);
