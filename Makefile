@@ -83,3 +83,65 @@ lint:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzzing (t/fuzz): libFuzzer + ASan/UBSan over the pure units --------
+#   make fuzz                  build every target, run each FUZZ_SECONDS (20)
+#   make fuzz FUZZ_SECONDS=600 long runs; crashes land in build/fuzz/artifacts/
+#   make fuzz-regress          replay t/fuzz/regress/* and t/fuzz/crashes/* once
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS   ?= -timeout=10 -rss_limit_mb=2048 -max_len=65536
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer $(APR_CPP) $(APR_INC) -Iinclude -It/fuzz
+FUZZ_FORMATS := openai anthropic gemini
+FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider \
+                $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+FUZZ_DEPS    := $(PURE_SRCS) $(HEADERS) t/fuzz/fuzz.h
+
+.PHONY: fuzz fuzz-build fuzz-regress
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_DIR)/fuzz_%: t/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson $(APR_LIBS)
+
+# one source per kind, one binary per wire format
+define mn_fuzz_format
+$(FUZZ_DIR)/fuzz_$(1)_response: t/fuzz/fuzz_response.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
+	  -o $$@ $$< $(PURE_SRCS) -ljansson $(APR_LIBS)
+$(FUZZ_DIR)/fuzz_$(1)_stream: t/fuzz/fuzz_stream.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
+	  -o $$@ $$< $(PURE_SRCS) -ljansson $(APR_LIBS)
+endef
+$(foreach f,$(FUZZ_FORMATS),$(eval $(call mn_fuzz_format,$(f))))
+
+# the corpus grows in build/fuzz/corpus across runs; seeds are (re)added each time
+fuzz: fuzz-build
+	@sh t/fuzz/seeds.sh $(FUZZ_DIR)/corpus
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  for d in t/fuzz/regress/$$t t/fuzz/crashes/$$t; do \
+	    [ -d $$d ] && cp -f $$d/* $(FUZZ_DIR)/corpus/$$t/ 2>/dev/null || true; done; \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -dict=t/fuzz/json.dict -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t </dev/null >$(FUZZ_DIR)/$$t.log 2>&1 \
+	    || { tail -60 $(FUZZ_DIR)/$$t.log; echo "fuzz: $$t failed (input in $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
+	done; echo "fuzz: no crash"
+
+fuzz-regress: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  files=$$(find t/fuzz/regress/$$t t/fuzz/crashes/$$t -type f 2>/dev/null | sort); \
+	  [ -z "$$files" ] && continue; \
+	  echo "== $$t: $$(echo "$$files" | wc -l) inputs"; \
+	  $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) $$files </dev/null >$(FUZZ_DIR)/$$t.regress.log 2>&1 \
+	    || { tail -40 $(FUZZ_DIR)/$$t.regress.log; echo "fuzz-regress: $$t failed"; exit 1; }; \
+	done; echo "fuzz-regress: clean"
