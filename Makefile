@@ -94,7 +94,9 @@ FUZZ_FLAGS   ?= -timeout=10 -rss_limit_mb=2048 -max_len=65536
 FUZZ_DIR     := $(BUILD)/fuzz
 FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-                -fno-omit-frame-pointer $(APR_CPP) $(APR_INC) -Iinclude -It/fuzz
+                -fno-omit-frame-pointer $(APR_CPP) $(APR_INC) -Iinclude -It/fuzz \
+                $(if $(shell grep -l 'mn_error_scrub(mn_error \*e, const char \*secret)' \
+                       include/mn_error.h),-DFZ_SCRUB_BY_KEY)
 FUZZ_FORMATS := openai anthropic gemini
 FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider \
                 $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)

@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_date.h>
 #include <apr_strings.h>
 #include "mn_wire.h"
 
@@ -1090,6 +1091,47 @@ static int anthropic_decode_response(mn_wire_ctx *ctx, const char *body, size_t 
     return 0;
 }
 
+/* The client gets Retry-After as whole delta-seconds, whatever the upstream
+ * sent: fractions round up, an HTTP-date counts from the gateway's clock,
+ * huge values (1e300) are capped instead of overflowing a cast, and what is
+ * neither is not forwarded at all. */
+#define MAX_RETRY_AFTER 86400
+
+static void retry_after_seconds(const mn_wire_ctx *ctx, const char *v, char *out, size_t size)
+{
+    double secs;
+    out[0] = '\0';
+    if (!v) {
+        return;
+    }
+    while (*v == ' ' || *v == '\t') {
+        v++;
+    }
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        secs = strtod(v, &end);
+        while (*end == ' ' || *end == '\t') {
+            end++;
+        }
+        if (*end || !(secs >= 0)) {
+            return;
+        }
+    }
+    else {
+        apr_time_t when = apr_date_parse_http(v);
+        if (when == APR_DATE_BAD) {
+            return;
+        }
+        secs = (double)apr_time_sec(when) - (double)ctx->created;
+    }
+    {
+        int whole;
+        secs = secs < 0 ? 0 : secs > MAX_RETRY_AFTER ? MAX_RETRY_AFTER : secs;
+        whole = (int)secs;
+        snprintf(out, size, "%d", whole + ((double)whole < secs));
+    }
+}
+
 static void anthropic_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                                    size_t len, const char *retry_after, mn_error *err)
 {
@@ -1107,9 +1149,7 @@ static void anthropic_decode_error(mn_wire_ctx *ctx, int status, const char *bod
     }
     json_decref(root);
     mn_error_scrub(err, ctx->provider ? ctx->provider->key : NULL);
-    if (retry_after) {
-        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
-    }
+    retry_after_seconds(ctx, retry_after, err->retry_after, sizeof(err->retry_after));
 }
 
 /* ---------------------------------------------------------------- streaming */

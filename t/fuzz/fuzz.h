@@ -29,6 +29,15 @@
 #define FZ_FAIL(...) do { fprintf(stderr, "fuzz invariant: " __VA_ARGS__); \
                           fputc('\n', stderr); abort(); } while (0)
 
+/* For exploring past a known, not yet fixed finding: FZ_SKIP=tag,tag turns
+ * those checks off (never in make fuzz / CI). */
+static inline int fz_skip(const char *tag)
+{
+    const char *s = getenv("FZ_SKIP");
+    return s && strstr(s, tag);
+}
+#define FZ_FAIL_KNOWN(tag, ...) do { if (!fz_skip(tag)) { FZ_FAIL(__VA_ARGS__); } } while (0)
+
 typedef struct {
     apr_pool_t *pool;
     mn_provider prov;
@@ -148,29 +157,36 @@ static inline void fz_check_provider(json_t *obj)
 {
     const char *p = json_string_value(json_object_get(obj, "provider"));
     if (!p || strcmp(p, FZ_PROVIDER)) {
-        FZ_FAIL("provider is not the gateway's: %s", p ? p : "(missing)");
+        FZ_FAIL_KNOWN("provider", "provider is not the gateway's: %s", p ? p : "(missing)");
     }
 }
 
-/* What the glue does to every error before a client or a log sees it
- * (handler.c send_error, wire.c mn_stream_fail). */
+/* What the glue does to every error before a client sees it (handler.c
+ * send_error), with the project's scrubber.  Its signature is changing from
+ * one key to a whole provider; the Makefile tells which one is there. */
 static inline void fz_scrub_like_glue(mn_error *err, const mn_provider *prov)
 {
+#ifdef FZ_SCRUB_BY_KEY
     int i;
     mn_error_scrub(err, prov->key);
     for (i = 0; i < prov->nkeys; i++) {
         mn_error_scrub(err, prov->keys[i]);
     }
+#else
+    mn_error_scrub(err, prov);
+#endif
 }
 
-/* An error object: valid shape, and the full key scrubbed from all of it. */
-static inline void fz_check_error_json(json_t *obj)
+/* An error object: valid shape; for errors built from what an upstream sent
+ * (upstream: 1), the full key scrubbed from all of it -- an upstream knows
+ * our key and may quote it anywhere. */
+static inline void fz_check_error_json(json_t *obj, int upstream)
 {
     char *s = json_dumps(obj, JSON_COMPACT);
     if (!s) {
         FZ_FAIL("error object cannot be serialised");
     }
-    if (strstr(s, FZ_KEY)) {
+    if (upstream && strstr(s, FZ_KEY)) {
         FZ_FAIL("upstream key in an error sent to the client: %s", s);
     }
     free(s);
@@ -182,9 +198,11 @@ static inline void fz_check_error_json(json_t *obj)
 
 /* A client stream: only `data: <payload>\n\n` frames, each payload a JSON
  * object or [DONE]; [DONE] exactly once, last; an error frame only right
- * before it; after a chunk with a finish_reason no more content.  want_done:
- * the translator has ended (DONE or FAILED). */
-static inline void fz_check_sse(const char *s, size_t len, int want_done)
+ * before it.  want_done: the translator has ended (DONE or FAILED).
+ * strict_finish: no content after a chunk with a finish_reason (the
+ * Anthropic translator drops it; OpenAI passes chunks through as they come
+ * and Gemini must deliver text sent after a finishReason, issue 11). */
+static inline void fz_check_sse(const char *s, size_t len, int want_done, int strict_finish)
 {
     size_t i = 0;
     int done = 0, error = 0, finished = 0;
@@ -218,15 +236,17 @@ static inline void fz_check_sse(const char *s, size_t len, int want_done)
             continue;
         }
         if (memchr(s + i + 6, '\0', plen)) {
-            FZ_FAIL("NUL byte in a frame");
+            FZ_FAIL_KNOWN("nul", "NUL byte in a frame");
         }
         j = json_loadb(s + i + 6, plen, 0, &jerr);
         if (!json_is_object(j)) {
             FZ_FAIL("frame is not a JSON object (%s): %.*s", jerr.text, (int)plen, s + i + 6);
         }
         fz_check_provider(j);
-        if (json_object_get(j, "error")) {
-            fz_check_error_json(j);
+        /* "error": null is a chunk like any other; anything else must be
+         * a whole error object (clients test `if (chunk.error)`) */
+        if (json_object_get(j, "error") && !json_is_null(json_object_get(j, "error"))) {
+            fz_check_error_json(j, 1);
             error = 1;
         }
         fz_check_usage_json(json_object_get(j, "usage"));
@@ -236,7 +256,7 @@ static inline void fz_check_sse(const char *s, size_t len, int want_done)
             json_t *delta = json_object_get(c0, "delta");
             json_t *fr = json_object_get(c0, "finish_reason");
             const char *content = json_string_value(json_object_get(delta, "content"));
-            if (finished && ((content && *content) || json_object_get(delta, "tool_calls")
+            if (strict_finish && finished && ((content && *content) || json_object_get(delta, "tool_calls")
                              || json_object_get(delta, "reasoning_content"))) {
                 FZ_FAIL("content after the finish chunk: %.*s", (int)plen, s + i + 6);
             }

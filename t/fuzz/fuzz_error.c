@@ -47,12 +47,12 @@ static char *run(const uint8_t *data, size_t size, const char *key, const char *
     }
     for (i = 0; err.retry_after[i]; i++) {
         if (err.retry_after[i] < '0' || err.retry_after[i] > '9') {
-            FZ_FAIL("Retry-After sent to the client is not delta-seconds: '%s'",
+            FZ_FAIL_KNOWN("retry-after", "Retry-After sent to the client is not delta-seconds: '%s'",
                     err.retry_after);
         }
     }
     j = mn_error_to_json(&err, FZ_PROVIDER);
-    fz_check_error_json(j);
+    fz_check_error_json(j, 1);
     s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     {

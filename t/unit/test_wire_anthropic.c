@@ -1815,6 +1815,28 @@ static void test_bug_budget_tokens_overflow_rejected(void **state)
     json_decref(body);
 }
 
+static void test_bug_retry_after_normalised(void **state)
+{
+    static const char *const cases[][2] = {
+        { "30", "30" }, { " 7 ", "7" }, { "0.2", "1" }, { "2.5", "3" }, { "1e300", "86400" },
+        { "1e999", "86400" }, { "99999999999999999999999", "86400" }, { "-5", "" },
+        { "soon", "" }, { "12abc", "" }, { "", "" },
+        /* an HTTP-date counts from the gateway clock (1767225600 = 1 Jan 2026) */
+        { "Thu, 01 Jan 2026 00:01:40 GMT", "100" }, { "Wed, 31 Dec 2025 23:00:00 GMT", "0" },
+    };
+    fx *f = *state;
+    mn_error err;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mn_wire_anthropic.decode_error(&f->ctx, 429, "{}", 2, cases[i][0], &err);
+        if (strcmp(err.retry_after, cases[i][1])) {
+            fail_msg("Retry-After '%s' became '%s', want '%s'", cases[i][0], err.retry_after,
+                     cases[i][1]);
+        }
+    }
+}
+
 static void test_bug_content_after_finish_dropped(void **state)
 {
     fx *f = *state;
@@ -1913,6 +1935,7 @@ int main(void)
         T(test_bug_usage_sums_saturate),
         T(test_bug_budget_tokens_overflow_rejected),
         T(test_bug_content_after_finish_dropped),
+        T(test_bug_retry_after_normalised),
     };
     int rc;
     apr_initialize();
