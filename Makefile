@@ -124,26 +124,35 @@ $(FUZZ_DIR)/fuzz_$(1)_stream: t/fuzz/fuzz_stream.c $(FUZZ_DEPS)
 endef
 $(foreach f,$(FUZZ_FORMATS),$(eval $(call mn_fuzz_format,$(f))))
 
-# the corpus grows in build/fuzz/corpus across runs; seeds are (re)added each time
+# the corpus grows in build/fuzz/corpus across runs; seeds and fixed crash
+# inputs (t/fuzz/regress) are added each time; every target runs, then any
+# failure fails the whole (open findings in t/fuzz/crashes: see fuzz-regress)
 fuzz: fuzz-build
 	@sh t/fuzz/seeds.sh $(FUZZ_DIR)/corpus
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@failed=""; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
-	  for d in t/fuzz/regress/$$t t/fuzz/crashes/$$t; do \
-	    [ -d $$d ] && cp -f $$d/* $(FUZZ_DIR)/corpus/$$t/ 2>/dev/null || true; done; \
+	  [ -d t/fuzz/regress/$$t ] && cp -f t/fuzz/regress/$$t/* $(FUZZ_DIR)/corpus/$$t/; \
 	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
-	  $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  if $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -dict=t/fuzz/json.dict -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ \
-	    $(FUZZ_DIR)/corpus/$$t </dev/null >$(FUZZ_DIR)/$$t.log 2>&1 \
-	    || { tail -60 $(FUZZ_DIR)/$$t.log; echo "fuzz: $$t failed (input in $(FUZZ_DIR)/artifacts/$$t/)"; exit 1; }; \
-	  grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_DIR)/$$t.log | tr '\n' ' '; echo; \
-	done; echo "fuzz: no crash"
+	    $(FUZZ_DIR)/corpus/$$t </dev/null >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	    grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/$$t.log; \
+	  else \
+	    grep -aE -A3 'fuzz invariant|^SUMMARY|runtime error|ERROR: ' $(FUZZ_DIR)/$$t.log | head -20; \
+	    echo "fuzz: $$t FAILED (input in $(FUZZ_DIR)/artifacts/$$t/, log $(FUZZ_DIR)/$$t.log)"; \
+	    failed="$$failed $$t"; \
+	  fi; \
+	done; [ -z "$$failed" ] || { echo "fuzz: failed:$$failed"; exit 1; }; echo "fuzz: no crash"
 
 fuzz-regress: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  files=$$(find t/fuzz/regress/$$t t/fuzz/crashes/$$t -type f 2>/dev/null | sort); \
-	  [ -z "$$files" ] && continue; \
-	  echo "== $$t: $$(echo "$$files" | wc -l) inputs"; \
-	  $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) $$files </dev/null >$(FUZZ_DIR)/$$t.regress.log 2>&1 \
-	    || { tail -40 $(FUZZ_DIR)/$$t.regress.log; echo "fuzz-regress: $$t failed"; exit 1; }; \
-	done; echo "fuzz-regress: clean"
+	@failed=0; for t in $(FUZZ_TARGETS); do \
+	  for f in $$(find t/fuzz/regress/$$t t/fuzz/crashes/$$t -type f 2>/dev/null | sort); do \
+	    if $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) $$f </dev/null >$(FUZZ_DIR)/regress.log 2>&1; then \
+	      echo "ok   $$t $$f"; \
+	    else \
+	      echo "FAIL $$t $$f: $$(grep -aE 'fuzz invariant|^SUMMARY|runtime error' \
+	        $(FUZZ_DIR)/regress.log | head -1 | cut -c1-160)"; failed=$$((failed + 1)); \
+	    fi; \
+	  done; \
+	done; [ $$failed = 0 ] || { echo "fuzz-regress: $$failed input(s) fail"; exit 1; }; \
+	echo "fuzz-regress: clean"
