@@ -22,6 +22,18 @@ static void put(const char *name, const char *text)
     fclose(f);
 }
 
+static void cleanup(void)
+{
+    static const char *const names[] = { "k1", "k2", "empty", "crlf" };
+    char path[256];
+    size_t i;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        remove(path);
+    }
+    remove(dir);
+}
+
 static void setup(void)
 {
     static int done;
@@ -34,6 +46,7 @@ static void setup(void)
     if (!mkdtemp(dir)) {
         abort();
     }
+    atexit(cleanup);
     put("k1", "  " FZ_KEY "\n");
     put("k2", "sk-FUZZKEY-second-key-9876543210");
     put("empty", "");
