@@ -135,3 +135,76 @@ lint:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- fuzzing (t/fuzz): libFuzzer + ASan/UBSan over the pure units --------
+#   make fuzz                  build every target, run each FUZZ_SECONDS (20)
+#   make fuzz FUZZ_SECONDS=600 long runs; crashes land in build/fuzz/artifacts/
+#   make fuzz-regress          replay t/fuzz/regress/* and t/fuzz/crashes/* once
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 20
+FUZZ_FLAGS   ?= -timeout=10 -rss_limit_mb=2048 -max_len=65536
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                -fno-omit-frame-pointer $(APR_CPP) $(APR_INC) -Iinclude -It/fuzz \
+                $(if $(shell grep -l 'mn_error_scrub(mn_error \*e, const char \*secret)' \
+                       include/mn_error.h),-DFZ_SCRUB_BY_KEY)
+FUZZ_FORMATS := openai anthropic gemini
+FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider \
+                $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)
+FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+FUZZ_DEPS    := $(PURE_LIST) $(HEADERS) t/fuzz/fuzz.h
+
+.PHONY: fuzz fuzz-build fuzz-regress
+
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_DIR)/fuzz_%: t/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(PURE_LIST) -ljansson $(APR_LIBS)
+
+# one source per kind, one binary per wire format
+define mn_fuzz_format
+$(FUZZ_DIR)/fuzz_$(1)_response: t/fuzz/fuzz_response.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
+	  -o $$@ $$< $(PURE_LIST) -ljansson $(APR_LIBS)
+$(FUZZ_DIR)/fuzz_$(1)_stream: t/fuzz/fuzz_stream.c $(FUZZ_DEPS)
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
+	  -o $$@ $$< $(PURE_LIST) -ljansson $(APR_LIBS)
+endef
+$(foreach f,$(FUZZ_FORMATS),$(eval $(call mn_fuzz_format,$(f))))
+
+# the corpus grows in build/fuzz/corpus across runs; seeds and fixed crash
+# inputs (t/fuzz/regress) are added each time; every target runs, then any
+# failure fails the whole (open findings in t/fuzz/crashes: see fuzz-regress)
+fuzz: fuzz-build
+	@sh t/fuzz/seeds.sh $(FUZZ_DIR)/corpus
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus/$$t $(FUZZ_DIR)/artifacts/$$t; \
+	  [ -d t/fuzz/regress/$$t ] && cp -f t/fuzz/regress/$$t/* $(FUZZ_DIR)/corpus/$$t/; \
+	  echo "== $$t ($(FUZZ_SECONDS) s)"; \
+	  if $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -dict=t/fuzz/json.dict -artifact_prefix=$(FUZZ_DIR)/artifacts/$$t/ \
+	    $(FUZZ_DIR)/corpus/$$t </dev/null >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	    grep -E '^stat::number_of_executed_units' $(FUZZ_DIR)/$$t.log; \
+	  else \
+	    grep -aE -A3 'fuzz invariant|^SUMMARY|runtime error|ERROR: ' $(FUZZ_DIR)/$$t.log | head -20; \
+	    echo "fuzz: $$t FAILED (input in $(FUZZ_DIR)/artifacts/$$t/, log $(FUZZ_DIR)/$$t.log)"; \
+	    failed="$$failed $$t"; \
+	  fi; \
+	done; [ -z "$$failed" ] || { echo "fuzz: failed:$$failed"; exit 1; }; echo "fuzz: no crash"
+
+fuzz-regress: fuzz-build
+	@failed=0; for t in $(FUZZ_TARGETS); do \
+	  for f in $$(find t/fuzz/regress/$$t t/fuzz/crashes/$$t -type f 2>/dev/null | sort); do \
+	    if $(FUZZ_DIR)/$$t $(FUZZ_FLAGS) $$f </dev/null >$(FUZZ_DIR)/regress.log 2>&1; then \
+	      echo "ok   $$t $$f"; \
+	    else \
+	      echo "FAIL $$t $$f: $$(grep -aE 'fuzz invariant|^SUMMARY|runtime error' \
+	        $(FUZZ_DIR)/regress.log | head -1 | cut -c1-160)"; failed=$$((failed + 1)); \
+	    fi; \
+	  done; \
+	done; [ $$failed = 0 ] || { echo "fuzz-regress: $$failed input(s) fail"; exit 1; }; \
+	echo "fuzz-regress: clean"

@@ -44,9 +44,11 @@
  * - Mid-stream upstream errors keep Anthropic's error.type verbatim with
  *   status 502: the client already has its 200, the status only tells the
  *   glue that the upstream, not the client, failed. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_date.h>
 #include <apr_strings.h>
 #include "mn_wire.h"
 
@@ -100,11 +102,21 @@ typedef struct {
     int have, have_thinking;
 } a_usage;
 
+/* Counts come from the upstream: a negative one is nonsense and would make
+ * totals (and the accounting built on them) go backwards, so it counts as 0. */
 static void set_long(long *dst, json_t *v)
 {
     if (json_is_integer(v)) {
-        *dst = (long)json_integer_value(v);
+        json_int_t n = json_integer_value(v);
+        *dst = n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
     }
+}
+
+/* Saturating: an upstream may send counts near LONG_MAX, and a wrapped sum
+ * would reach the client and the accounting as a negative total. */
+static long add_sat(long a, long b)
+{
+    return a > LONG_MAX - b ? LONG_MAX : a + b;
 }
 
 /* Overwrites only what the object carries: message_delta repeats the input
@@ -122,7 +134,7 @@ static void a_usage_merge(a_usage *u, json_t *usage)
     set_long(&u->out, json_object_get(usage, "output_tokens"));
     details = json_object_get(json_object_get(usage, "output_tokens_details"), "thinking_tokens");
     if (json_is_integer(details)) {
-        u->thinking = (long)json_integer_value(details);
+        set_long(&u->thinking, details);
         u->have_thinking = 1;
     }
 }
@@ -130,9 +142,9 @@ static void a_usage_merge(a_usage *u, json_t *usage)
 static void a_usage_to_mn(const a_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = u->in + u->cache_creation + u->cache_read;
+    m->prompt_tokens = add_sat(add_sat(u->in, u->cache_creation), u->cache_read);
     m->completion_tokens = u->out;
-    m->total_tokens = m->prompt_tokens + m->completion_tokens;
+    m->total_tokens = add_sat(m->prompt_tokens, m->completion_tokens);
 }
 
 static json_t *a_usage_to_openai(const a_usage *u)
@@ -916,9 +928,14 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     v = json_object_get(body, "thinking");
     if (json_is_object(v) && json_is_integer(json_object_get(v, "budget_tokens"))) {
         const char *tt = json_string_value(json_object_get(v, "type"));
-        long b = (long)json_integer_value(json_object_get(v, "budget_tokens"));
+        json_int_t b = json_integer_value(json_object_get(v, "budget_tokens"));
         if (tt && !strcmp(tt, "enabled") && max_tokens <= b) {
-            json_object_set_new(body, "max_tokens", json_integer(b + max_tokens));
+            /* budget + max_tokens must not wrap into a negative max_tokens */
+            if (b > LONG_MAX - max_tokens) {
+                bad_request(err, "thinking.budget_tokens", "is too large");
+                goto done;
+            }
+            json_object_set_new(body, "max_tokens", json_integer((json_int_t)(b + max_tokens)));
         }
     }
     rc = 0;
@@ -1453,6 +1470,10 @@ static mn_stream_status anthropic_stream_feed(mn_stream *st, mn_sse_kind kind,
             fail_bad(st, out, "content before message_start");
         }
     }
+    else if (st->finished && !strncmp(type, "content_block_", 14)) {
+        /* the client already has its finish_reason: content after it would
+         * be a second answer tacked onto the first, so it is dropped */
+    }
     else if (!strcmp(type, "content_block_start")) {
         on_block_start(st, ev, out);
     }
@@ -1493,11 +1514,59 @@ static void anthropic_stream_destroy(mn_stream *st)
     free(st);
 }
 
+/* The client gets Retry-After as whole delta-seconds, whatever the upstream
+ * sent: fractions round up, an HTTP-date counts from the gateway's clock,
+ * huge values (1e300) are capped instead of overflowing a cast, and what is
+ * neither is not forwarded at all. */
+#define MAX_RETRY_AFTER 86400
+
+static void retry_after_seconds(const mn_wire_ctx *ctx, const char *v, char *out, size_t size)
+{
+    double secs;
+    out[0] = '\0';
+    if (!v) {
+        return;
+    }
+    while (*v == ' ' || *v == '\t') {
+        v++;
+    }
+    if (*v >= '0' && *v <= '9') {
+        char *end;
+        secs = strtod(v, &end);
+        while (*end == ' ' || *end == '\t') {
+            end++;
+        }
+        if (*end || !(secs >= 0)) {
+            return;
+        }
+    }
+    else {
+        apr_time_t when = apr_date_parse_http(v);
+        if (when == APR_DATE_BAD) {
+            return;
+        }
+        secs = (double)apr_time_sec(when) - (double)ctx->created;
+    }
+    {
+        int whole;
+        secs = secs < 0 ? 0 : secs > MAX_RETRY_AFTER ? MAX_RETRY_AFTER : secs;
+        whole = (int)secs;
+        snprintf(out, size, "%d", whole + ((double)whole < secs));
+    }
+}
+
+static void anthropic_decode_error_ra(mn_wire_ctx *ctx, int status, const char *body,
+                                      size_t len, const char *retry_after, mn_error *err)
+{
+    anthropic_decode_error(ctx, status, body, len, NULL, err);
+    retry_after_seconds(ctx, retry_after, err->retry_after, sizeof(err->retry_after));
+}
+
 const mn_wire mn_wire_anthropic = {
     "anthropic",
     anthropic_encode,
     anthropic_decode_response,
-    anthropic_decode_error,
+    anthropic_decode_error_ra,
     anthropic_stream_create,
     anthropic_stream_feed,
     anthropic_stream_end,

@@ -1,3 +1,4 @@
+#include <limits.h>
 #include "harness.h"
 
 /* Unit tests for the Anthropic wire format: request encoding, non-streaming
@@ -1731,6 +1732,150 @@ static void test_stream_tool_input_in_block_start(void **state)
     mn_buf_free(&out);
 }
 
+/* ------------------------------------------------- hostile input (issue 11) */
+
+#define BIG "9223372036854775807"   /* INT64_MAX */
+
+static void test_bug_usage_sums_saturate(void **state)
+{
+    fx *f = *state;
+    mn_buf out;
+    run_res res;
+    json_t *frames, *u, *resp;
+    mn_usage mu;
+    const char *sse =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_o\","
+        "\"model\":\"m\",\"usage\":{\"input_tokens\":" BIG ",\"cache_creation_input_tokens\":"
+        BIG ",\"cache_read_input_tokens\":" BIG ",\"output_tokens\":1}}}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\"},\"usage\":{\"output_tokens\":" BIG ",\"output_tokens_details\":"
+        "{\"thinking_tokens\":-5}}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    f->ctx.include_usage = 1;
+    run_text(&f->ctx, sse, &out, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_int_equal(res.usage.prompt_tokens, LONG_MAX);
+    assert_int_equal(res.usage.completion_tokens, LONG_MAX);
+    assert_int_equal(res.usage.total_tokens, LONG_MAX);
+    frames = mn_t_data_frames(out.data, out.len);
+    assert_int_equal(json_array_size(frames), 4);
+    u = json_loads(json_string_value(json_array_get(frames, 2)), 0, NULL);
+    assert_json(json_object_get(u, "usage"),
+                "{'prompt_tokens':" BIG ",'completion_tokens':" BIG ",'total_tokens':" BIG ","
+                "'prompt_tokens_details':{'cached_tokens':" BIG "},"
+                "'completion_tokens_details':{'reasoning_tokens':0}}");
+    json_decref(u);
+    json_decref(frames);
+    mn_buf_free(&out);
+
+    /* the same for a whole answer; negative counts count as 0 */
+    resp = decode_ok(f, "{'id':'msg_1','type':'message','role':'assistant','model':'m',"
+                        "'content':[],'stop_reason':'end_turn','usage':{'input_tokens':" BIG
+                        ",'cache_read_input_tokens':1,'cache_creation_input_tokens':-7,"
+                        "'output_tokens':2}}", &mu);
+    assert_int_equal(mu.prompt_tokens, LONG_MAX);
+    assert_int_equal(mu.total_tokens, LONG_MAX);
+    assert_json(json_object_get(resp, "usage"),
+                "{'prompt_tokens':" BIG ",'completion_tokens':2,'total_tokens':" BIG ","
+                "'prompt_tokens_details':{'cached_tokens':1}}");
+    json_decref(resp);
+    resp = decode_ok(f, "{'id':'msg_1','type':'message','role':'assistant','model':'m',"
+                        "'content':[],'stop_reason':'end_turn','usage':{'input_tokens':-3,"
+                        "'output_tokens':-2}}", &mu);
+    assert_int_equal(mu.prompt_tokens, 0);
+    assert_int_equal(mu.completion_tokens, 0);
+    assert_int_equal(mu.total_tokens, 0);
+    json_decref(resp);
+}
+
+static void test_bug_budget_tokens_overflow_rejected(void **state)
+{
+    fx *f = *state;
+    json_t *body;
+
+    encode_fails(f, "{'model':'a/b','max_tokens':100,'thinking':{'type':'enabled',"
+                    "'budget_tokens':" BIG "},'messages':[{'role':'user','content':'x'}]}",
+                 "thinking.budget_tokens", "too large");
+    /* with the provider's default max_tokens */
+    encode_fails(f, "{'model':'a/b','thinking':{'type':'enabled',"
+                    "'budget_tokens':9223372036854771712},"
+                    "'messages':[{'role':'user','content':'x'}]}",
+                 "thinking.budget_tokens", "too large");
+    /* the largest budget that still fits is sent, positive */
+    body = encode_ok(f, "{'model':'a/b','max_tokens':1,'thinking':{'type':'enabled',"
+                        "'budget_tokens':9223372036854775806},"
+                        "'messages':[{'role':'user','content':'x'}]}", NULL);
+    assert_true(json_integer_value(json_object_get(body, "max_tokens")) == LLONG_MAX);
+    json_decref(body);
+    /* a huge max_tokens with reasoning_effort needs no addition and stays as sent */
+    body = encode_ok(f, "{'model':'a/b','max_tokens':" BIG ",'reasoning_effort':'max',"
+                        "'messages':[{'role':'user','content':'x'}]}", NULL);
+    assert_true(json_integer_value(json_object_get(body, "max_tokens")) == LLONG_MAX);
+    json_decref(body);
+}
+
+static void test_bug_retry_after_normalised(void **state)
+{
+    static const char *const cases[][2] = {
+        { "30", "30" }, { " 7 ", "7" }, { "0.2", "1" }, { "2.5", "3" }, { "1e300", "86400" },
+        { "1e999", "86400" }, { "99999999999999999999999", "86400" }, { "-5", "" },
+        { "soon", "" }, { "12abc", "" }, { "", "" },
+        /* an HTTP-date counts from the gateway clock (1767225600 = 1 Jan 2026) */
+        { "Thu, 01 Jan 2026 00:01:40 GMT", "100" }, { "Wed, 31 Dec 2025 23:00:00 GMT", "0" },
+    };
+    fx *f = *state;
+    mn_error err;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mn_wire_anthropic.decode_error(&f->ctx, 429, "{}", 2, cases[i][0], &err);
+        if (strcmp(err.retry_after, cases[i][1])) {
+            fail_msg("Retry-After '%s' became '%s', want '%s'", cases[i][0], err.retry_after,
+                     cases[i][1]);
+        }
+    }
+}
+
+static void test_bug_content_after_finish_dropped(void **state)
+{
+    fx *f = *state;
+    mn_buf out;
+    run_res res;
+    json_t *frames;
+    const char *sse = START
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"Hi\"}}\n\n"
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+        "\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"LATE1\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"LATE2\"}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,"
+        "\"content_block\":{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"LATE3\","
+        "\"input\":{}}}\n\n"
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"LATE4\"}}\n\n";
+
+    f->ctx.include_usage = 1;
+    run_text(&f->ctx, sse, &out, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_null(strstr(out.data, "LATE"));
+    frames = mn_t_data_frames(out.data, out.len);
+    /* role, "Hi", finish, usage, [DONE] */
+    assert_int_equal(json_array_size(frames), 5);
+    assert_non_null(strstr(json_string_value(json_array_get(frames, 2)),
+                           "\"finish_reason\":\"stop\""));
+    assert_non_null(strstr(json_string_value(json_array_get(frames, 3)), "\"choices\":[]"));
+    assert_string_equal(json_string_value(json_array_get(frames, 4)), "[DONE]");
+    assert_int_equal(res.usage.completion_tokens, 3);
+    json_decref(frames);
+    mn_buf_free(&out);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1787,6 +1932,10 @@ int main(void)
         T(test_stream_bad_events),
         T(test_stream_misc_events),
         T(test_stream_tool_input_in_block_start),
+        T(test_bug_usage_sums_saturate),
+        T(test_bug_budget_tokens_overflow_rejected),
+        T(test_bug_content_after_finish_dropped),
+        T(test_bug_retry_after_normalised),
     };
     int rc;
     apr_initialize();

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Builds the seed corpora of the fuzz targets from t/fixtures (and a few
+# inline cases) into OUT/<target>/.  Each target's input starts with a few
+# control bytes (see the target's header comment); the seeds get them too.
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+fx="$here/../fixtures"
+out=${1:?usage: seeds.sh OUTDIR}
+
+seed() {   # seed TARGET NAME PREFIX-PRINTF FILE
+    mkdir -p "$out/$1"
+    { printf "$3"; cat "$4"; } >"$out/$1/$2"
+}
+seed_text() {   # seed_text TARGET NAME PREFIX-PRINTF TEXT
+    mkdir -p "$out/$1"
+    { printf "$3"; printf '%s' "$4"; } >"$out/$1/$2"
+}
+
+for f in "$fx"/requests/*.json; do
+    n=$(basename "$f" .json)
+    seed fuzz_request "$n" '\000' "$f"
+    seed fuzz_request "$n-r" '\002' "$f"
+done
+seed_text fuzz_request inline1 '\000' '{"model":"p/m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}],"reasoning_effort":"high","max_tokens":10,"thinking":{"type":"enabled","budget_tokens":5000},"stop":["x"," "],"tool_choice":{"type":"function","function":{"name":"f"}},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","$defs":{"a":{"type":"string"}},"properties":{"x":{"$ref":"#/$defs/a"}},"required":["x"]}}}],"response_format":{"type":"json_schema","json_schema":{"schema":{"type":"object"}}},"stream":true,"stream_options":{"include_usage":true},"tags":["t"],"metadata":{"a":"b"}}'
+seed_text fuzz_request inline2 '\002' '{"model":"p/m","messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c1","content":"r"},{"role":"assistant","content":[{"type":"refusal","refusal":"no "}]}],"temperature":1.5,"parallel_tool_calls":false,"user":"u","n":1,"logprobs":true}'
+
+for fmt in openai anthropic gemini; do
+    for f in "$fx/$fmt"/stream_*.sse; do
+        case "$f" in *expected*) continue ;; esac
+        n=$(basename "$f" .sse)
+        seed "fuzz_${fmt}_stream" "$n" '\001\000' "$f"
+        seed "fuzz_${fmt}_stream" "$n-r" '\003\005' "$f"
+        seed "fuzz_${fmt}_stream" "$n-t" '\013\011' "$f"
+        seed fuzz_sse "$fmt-$n" '\003\000' "$f"
+        seed fuzz_sse "$fmt-$n-small" '\001\003' "$f"
+    done
+    for f in "$fx/$fmt"/response_*.json; do
+        case "$f" in *expected*) continue ;; esac
+        n=$(basename "$f" .json)
+        seed "fuzz_${fmt}_response" "$n" '\000' "$f"
+        seed "fuzz_${fmt}_response" "$n-r" '\002' "$f"
+    done
+done
+
+# fuzz_error: byte 0 format (0 openai, 1 anthropic, 2 gemini, 3 scrubber),
+# byte 1 status index (400 401 403 404 408 409 413 422 429 500 502 503 504 529),
+# byte 2 Retry-After length (255: none), the value, then the body.
+i=0
+for fmt in openai anthropic gemini; do
+    for f in "$fx/$fmt"/error_*.json; do
+        case "$f" in *expected*) continue ;; esac
+        n=$(basename "$f" .json)
+        case "$n" in
+            error_401*) st='\001' ;; error_404*) st='\003' ;; error_413*) st='\006' ;;
+            error_429*) st='\010' ;; error_500*) st='\011' ;; error_503*) st='\013' ;;
+            error_529*) st='\015' ;; *) st='\000' ;;
+        esac
+        seed fuzz_error "$fmt-$n" "\\00$i$st\\377" "$f"
+        seed fuzz_error "$fmt-$n-ra" "\\00$i$st\\00230" "$f"
+    done
+    i=$((i + 1))
+done
+seed_text fuzz_error key-echo '\000\001\377' '{"error":{"message":"Incorrect API key provided: sk-FUZZKEY-0123456789abcdef","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}'
+seed_text fuzz_error scrub '\003\001\377' 'bad key sk-FUZZKEY-0123456789abcdef here'
+
+for line in \
+    'openai\nhttps://api.openai.com/v1\nkey-env=FZ_A\ntimeout=2.5\nretries=3' \
+    'claude\nhttps://api.anthropic.com/v1\nformat=anthropic\nkey-file=k1,k2\nmax-tokens=100\nreasoning=on' \
+    'gem\nhttp://127.0.0.1:9/v1beta\nformat=gemini\nkey-env=FZ_A,FZ_B\nidle-timeout=1\ntotal-timeout=30\nbreaker-failures=0\nbreaker-cooldown=5' \
+    'echo\nbuiltin:echo' \
+    'x\nhttps://h/\nkey-file=empty\nconnect-timeout=0.001\nfirst-byte-timeout=86400'; do
+    i=$((i + 1))
+    seed_text fuzz_provider "line$i" "$line" ''
+done
