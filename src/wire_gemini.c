@@ -41,11 +41,14 @@
  *  - Unknown top-level params are copied into the body; when one collides
  *    with a member we build, ours wins, except generationConfig, whose
  *    members are merged (ours win per member). */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_general.h>
 #include <apr_strings.h>
+#include <apr_time.h>
 #include "mn_wire.h"
 
 /* A raw JSON error object appended after the events is small; anything
@@ -1450,20 +1453,29 @@ static void gemini_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 /* ------------------------------------------------------------------------ */
 /* Responses                                                                 */
 
+/* Counts are longs in [0, LONG_MAX]: a negative count from the upstream
+ * reads as 0, a larger one and every sum saturate at LONG_MAX, so no total
+ * wraps negative on the way to the client or the accounting. */
 typedef struct gm_usage {
     int have;
     int have_thoughts;
-    json_int_t prompt, tool_prompt, candidates, thoughts, total, cached;
+    long prompt, tool_prompt, candidates, thoughts, total, cached;
     int have_total;
 } gm_usage;
 
-static json_int_t int_member(json_t *o, const char *name, int *present)
+static long int_member(json_t *o, const char *name, int *present)
 {
     json_t *v = json_object_get(o, name);
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
     if (present) {
         *present = json_is_integer(v);
     }
-    return json_is_integer(v) ? json_integer_value(v) : 0;
+    return n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
+}
+
+static long sat_add(long a, long b)
+{
+    return a > LONG_MAX - b ? LONG_MAX : a + b;
 }
 
 /* Replaces u: usageMetadata is cumulative, the last one wins. */
@@ -1484,9 +1496,9 @@ static void gm_usage_read(gm_usage *u, json_t *um)
 static void gm_usage_counts(const gm_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = (long)(u->prompt + u->tool_prompt);
-    m->completion_tokens = (long)(u->candidates + u->thoughts);
-    m->total_tokens = u->have_total ? (long)u->total : m->prompt_tokens + m->completion_tokens;
+    m->prompt_tokens = sat_add(u->prompt, u->tool_prompt);
+    m->completion_tokens = sat_add(u->candidates, u->thoughts);
+    m->total_tokens = u->have_total ? u->total : sat_add(m->prompt_tokens, m->completion_tokens);
 }
 
 static json_t *gm_usage_json(const gm_usage *u)
@@ -1497,10 +1509,10 @@ static json_t *gm_usage_json(const gm_usage *u)
     gm_usage_counts(u, &m);
     o = mn_usage_to_openai(&m);
     json_object_set_new(o, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", u->cached));
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached));
     if (u->have_thoughts) {
         json_object_set_new(o, "completion_tokens_details",
-                            json_pack("{s:I}", "reasoning_tokens", u->thoughts));
+                            json_pack("{s:I}", "reasoning_tokens", (json_int_t)u->thoughts));
     }
     return o;
 }
@@ -1539,6 +1551,32 @@ static json_t *args_string(json_t *args)
     return j;
 }
 
+/* Gemini leaves responseId out of some answers (blocked prompts, safety,
+ * recitation): ours stands in, so that no id is empty and every chunk of a
+ * stream carries the same one.  buf holds at least GM_ID_SIZE bytes. */
+#define GM_ID_SIZE 40
+static void make_response_id(char *buf)
+{
+    static const char hex[] = "0123456789abcdef";
+    static apr_uint32_t counter;
+    unsigned char r[12];
+    size_t i;
+
+    if (apr_generate_random_bytes(r, sizeof(r)) != APR_SUCCESS) {
+        /* unique enough when the system has no entropy to give */
+        apr_uint64_t t = (apr_uint64_t)apr_time_now();
+        apr_uint32_t c = counter++;
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + sizeof(t), &c, sizeof(c));
+    }
+    memcpy(buf, "chatcmpl-", 9);
+    for (i = 0; i < sizeof(r); i++) {
+        buf[9 + 2 * i] = hex[r[i] >> 4];
+        buf[10 + 2 * i] = hex[r[i] & 15];
+    }
+    buf[9 + 2 * sizeof(r)] = '\0';
+}
+
 /* Gemini gives no ids (older models): ours must be unique within the
  * response and stable between a chunk and the final message. */
 static json_t *tool_call_id(json_t *fc, const char *response_id, long n)
@@ -1552,18 +1590,27 @@ static json_t *tool_call_id(json_t *fc, const char *response_id, long n)
     return json_string(buf);
 }
 
-static json_t *tool_call_json(json_t *fc, const char *response_id, long n, int with_index)
+/* A call a client can make has a name: a functionCall part without one is
+ * a streamed continuation (Vertex partialArgs) or garbage, never a call. */
+static int has_name(json_t *fc)
+{
+    json_t *name = json_object_get(fc, "name");
+    return json_is_string(name) && json_string_length(name) > 0;
+}
+
+/* fc must have a name (has_name).  Steals arguments (a JSON string). */
+static json_t *tool_call_json(json_t *fc, const char *response_id, long n, int with_index,
+                              json_t *arguments)
 {
     json_t *tc = json_object();
-    json_t *name = json_object_get(fc, "name");
     if (with_index) {
         json_object_set_new(tc, "index", json_integer(n));
     }
     json_object_set_new(tc, "id", tool_call_id(fc, response_id, n));
     json_object_set_new(tc, "type", json_string("function"));
     json_object_set_new(tc, "function",
-                        json_pack("{s:O,s:o}", "name", json_is_string(name) ? name : json_string(""),
-                                  "arguments", args_string(json_object_get(fc, "args"))));
+                        json_pack("{s:O,s:o}", "name", json_object_get(fc, "name"),
+                                  "arguments", arguments));
     return tc;
 }
 
@@ -1580,6 +1627,7 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
     json_t *root = json_loadb(body, len, 0, NULL);
     json_t *cand, *parts, *part, *message, *calls, *res, *choice;
     const char *rid, *model, *fr;
+    char made_id[GM_ID_SIZE];
     mn_buf text, reasoning;
     gm_usage gu;
     size_t i;
@@ -1598,7 +1646,10 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
         return -1;
     }
     rid = json_string_value(json_object_get(root, "responseId"));
-    rid = rid ? rid : "";
+    if (!rid || !*rid) {
+        make_response_id(made_id);
+        rid = made_id;
+    }
     model = json_string_value(json_object_get(root, "modelVersion"));
     model = model ? model : ctx->model;
     cand = json_array_get(json_object_get(root, "candidates"), 0);
@@ -1614,8 +1665,9 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
             mn_buf *b = part_is_thought(part) ? &reasoning : &text;
             mn_buf_append(b, json_string_value(t), json_string_length(t));
         }
-        else if (json_is_object(fc)) {
-            json_array_append_new(calls, tool_call_json(fc, rid, ncalls++, 0));
+        else if (json_is_object(fc) && has_name(fc)) {
+            json_array_append_new(calls, tool_call_json(fc, rid, ncalls++, 0,
+                                                        args_string(json_object_get(fc, "args"))));
         }
     }
     message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
@@ -1663,14 +1715,30 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
 /* ------------------------------------------------------------------------ */
 /* Streaming                                                                 */
 
+/* Vertex may stream a call's arguments (partialArgs, one JSON path and
+ * value per fragment): they are assembled here and reach the client as one
+ * arguments delta for the call's index when the call is complete.  Bounded,
+ * so a stream keeps its memory constant whatever the upstream sends. */
+#define GM_CALL_ARGS_MAX (4 * 1024 * 1024)
+
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     int started;            /* role chunk sent */
-    int finished;           /* finish chunk sent */
+    int finish_seen;        /* a finishReason came; sent at the clean end */
+    char finish_raw[40];    /* the last one (Gemini's word) */
     long tool_index;        /* tool calls so far in this response */
-    char id[256];           /* responseId of the first event that had one */
+    char id[256];           /* responseId of the first event, or ours */
     char model[256];
     gm_usage gu;
+    /* a call whose arguments are still streaming */
+    int call_open;
+    long call_index;
+    json_t *call_args;
+    size_t call_bytes;
+    mn_buf str_path;        /* string value being appended to, and its path */
+    mn_buf str_val;
+    int str_pending;
+    int str_continue;       /* its last fragment said willContinue */
     /* raw (non-SSE) lines: a JSON error object appended to the stream */
     mn_buf raw;
     int raw_depth;
@@ -1700,6 +1768,8 @@ static mn_stream *gemini_stream_create(mn_wire_ctx *ctx)
         st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
         mn_buf_init(&st->raw);
+        mn_buf_init(&st->str_path);
+        mn_buf_init(&st->str_val);
     }
     return st;
 }
@@ -1739,12 +1809,307 @@ static void emit_delta(mn_stream *st, json_t *delta, const char *finish, mn_sink
     emit(st, c, out);
 }
 
+/* One step of a JSON path (RFC 9535 subset Vertex uses): .name, ['name'],
+ * ["name"] or [N].  Returns the rest of the path, or NULL when malformed. */
+static const char *path_step(const char *p, char *name, size_t size, long *index)
+{
+    size_t n = 0;
+    *index = -1;
+    if (*p == '.') {
+        for (p++; *p && *p != '.' && *p != '['; p++) {
+            if (n + 1 >= size) {
+                return NULL;
+            }
+            name[n++] = *p;
+        }
+    }
+    else if (p[0] == '[' && (p[1] == '\'' || p[1] == '"')) {
+        char q = p[1];
+        for (p += 2; *p && *p != q; p++) {
+            if (n + 1 >= size) {
+                return NULL;
+            }
+            name[n++] = *p;
+        }
+        if (p[0] != q || p[1] != ']') {
+            return NULL;
+        }
+        p += 2;
+    }
+    else if (p[0] == '[' && a_digit((unsigned char)p[1])) {
+        long i = 0;
+        for (p++; a_digit((unsigned char)*p); p++) {
+            if (i > 100000000L) {
+                return NULL;
+            }
+            i = i * 10 + (*p - '0');
+        }
+        if (*p != ']') {
+            return NULL;
+        }
+        *index = i;
+        return p + 1;
+    }
+    else {
+        return NULL;
+    }
+    name[n] = '\0';
+    return n ? p : NULL;
+}
+
+/* The member or element a step names in cur, created as an object or an
+ * array (as the next step wants) when missing; NULL on a shape conflict.
+ * An index may only name an element that exists or the next one. */
+static json_t *path_child(json_t *cur, const char *name, long index, int want_array)
+{
+    json_t *child;
+    if (index < 0) {
+        if (!json_is_object(cur)) {
+            return NULL;
+        }
+        child = json_object_get(cur, name);
+        if (!child) {
+            child = want_array ? json_array() : json_object();
+            json_object_set_new(cur, name, child);
+        }
+        return child;
+    }
+    if (!json_is_array(cur) || (size_t)index > json_array_size(cur)) {
+        return NULL;
+    }
+    if ((size_t)index == json_array_size(cur)) {
+        json_array_append_new(cur, want_array ? json_array() : json_object());
+    }
+    return json_array_get(cur, (size_t)index);
+}
+
+/* Sets path ($ then steps) in root to value (stolen).  0, or -1. */
+static int set_path(json_t *root, const char *path, json_t *value)
+{
+    char name[256], next_name[256];
+    long index, next_index;
+    const char *p, *next;
+    json_t *cur = root;
+
+    if (path[0] != '$' || !path[1]) {
+        json_decref(value);
+        return -1;
+    }
+    p = path_step(path + 1, name, sizeof(name), &index);
+    while (p && *p) {
+        next = path_step(p, next_name, sizeof(next_name), &next_index);
+        cur = next ? path_child(cur, name, index, next_index >= 0) : NULL;
+        if (!cur) {
+            json_decref(value);
+            return -1;
+        }
+        memcpy(name, next_name, sizeof(name));
+        index = next_index;
+        p = next;
+    }
+    if (!p || (index < 0 && !json_is_object(cur))
+        || (index >= 0 && (!json_is_array(cur) || (size_t)index > json_array_size(cur)))) {
+        json_decref(value);
+        return -1;
+    }
+    if (index < 0) {
+        return json_object_set_new(cur, name, value);
+    }
+    if ((size_t)index == json_array_size(cur)) {
+        return json_array_append_new(cur, value);
+    }
+    return json_array_set_new(cur, (size_t)index, value);
+}
+
+static int call_fail(mn_stream *st, const char *what)
+{
+    return mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
+                        "upstream streamed function-call arguments %s", what);
+}
+
+/* The string being appended to goes into the arguments. */
+static int flush_string(mn_stream *st)
+{
+    int rc = 0;
+    if (st->str_pending) {
+        mn_buf_append(&st->str_path, "", 1);
+        rc = set_path(st->call_args, st->str_path.data,
+                      json_stringn(st->str_val.data ? st->str_val.data : "", st->str_val.len));
+        mn_buf_reset(&st->str_path);
+        mn_buf_reset(&st->str_val);
+        st->str_pending = 0;
+    }
+    return rc ? call_fail(st, "with a JSON path that does not fit the arguments") : 0;
+}
+
+static json_t *partial_value(json_t *pa)
+{
+    json_t *v;
+    if (json_is_string(v = json_object_get(pa, "stringValue"))
+        || json_is_number(v = json_object_get(pa, "numberValue"))
+        || json_is_boolean(v = json_object_get(pa, "boolValue"))) {
+        return json_incref(v);
+    }
+    return json_object_get(pa, "nullValue") ? json_null() : NULL;
+}
+
+/* One partialArgs fragment: a string continues the one before it when that
+ * one named the same path and said willContinue. */
+static int apply_fragment(mn_stream *st, json_t *pa)
+{
+    const char *path = json_string_value(json_object_get(pa, "jsonPath"));
+    json_t *v = partial_value(pa);
+    int same, rc = 0;
+
+    if (!path || !v) {
+        json_decref(v);
+        return 0;       /* nothing we could place */
+    }
+    st->call_bytes += strlen(path) + (json_is_string(v) ? json_string_length(v) : 8);
+    if (st->call_bytes > GM_CALL_ARGS_MAX) {
+        json_decref(v);
+        return call_fail(st, "over the size limit");
+    }
+    same = st->str_pending && st->str_continue && st->str_path.len == strlen(path)
+        && !memcmp(st->str_path.data, path, st->str_path.len);
+    if (!(same && json_is_string(v)) && flush_string(st)) {
+        json_decref(v);
+        return -1;
+    }
+    if (json_is_string(v)) {
+        if (!same) {
+            mn_buf_append(&st->str_path, path, strlen(path));
+        }
+        mn_buf_append(&st->str_val, json_string_value(v), json_string_length(v));
+        st->str_pending = 1;
+        st->str_continue = json_is_true(json_object_get(pa, "willContinue"));
+        json_decref(v);
+    }
+    else if (set_path(st->call_args, path, v)) {
+        rc = call_fail(st, "with a JSON path that does not fit the arguments");
+    }
+    return rc;
+}
+
+static int apply_partials(mn_stream *st, json_t *fc)
+{
+    json_t *args = json_object_get(fc, "args");
+    json_t *pa;
+    size_t i;
+
+    if (json_is_object(args)) {
+        if (flush_string(st)) {
+            return -1;
+        }
+        st->call_bytes += json_object_size(args) * 16;
+        json_object_update(st->call_args, args);
+    }
+    json_array_foreach(json_object_get(fc, "partialArgs"), i, pa) {
+        if (apply_fragment(st, pa)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The open call's assembled arguments go out as its arguments delta. */
+static int close_call(mn_stream *st, mn_sink *out)
+{
+    json_t *tc;
+    char *s;
+
+    if (!st->call_open) {
+        return 0;
+    }
+    st->call_open = 0;
+    if (flush_string(st)) {
+        return -1;
+    }
+    s = json_dumps(st->call_args, JSON_COMPACT);
+    json_decref(st->call_args);
+    st->call_args = NULL;
+    tc = json_pack("{s:I,s:{s:s}}", "index", (json_int_t)st->call_index, "function",
+                   "arguments", s ? s : "{}");
+    free(s);
+    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+    return 0;
+}
+
+static void open_call(mn_stream *st, json_t *fc, mn_sink *out)
+{
+    json_t *tc;
+    st->call_open = 1;
+    st->call_index = st->tool_index++;
+    st->call_args = json_object();
+    st->call_bytes = 0;
+    tc = tool_call_json(fc, st->id, st->call_index, 1, json_string(""));
+    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+}
+
+/* A functionCall part.  A named one is a call (complete, or opening one
+ * whose arguments stream); a nameless one continues the open call, if any,
+ * and is dropped otherwise.  -1 with b.err set when the stream must fail. */
+static int handle_call_part(mn_stream *st, json_t *fc, mn_sink *out)
+{
+    int more = json_is_true(json_object_get(fc, "willContinue"));
+
+    if (has_name(fc)) {
+        if (close_call(st, out)) {
+            return -1;
+        }
+        if (!more && !json_array_size(json_object_get(fc, "partialArgs"))) {
+            json_t *tc = tool_call_json(fc, st->id, st->tool_index++, 1,
+                                        args_string(json_object_get(fc, "args")));
+            emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+            return 0;
+        }
+        open_call(st, fc, out);
+    }
+    else if (!st->call_open) {
+        return 0;
+    }
+    if (apply_partials(st, fc)) {
+        return -1;
+    }
+    return more ? 0 : close_call(st, out);
+}
+
+static void handle_parts(mn_stream *st, json_t *parts, mn_sink *out)
+{
+    json_t *part;
+    size_t i;
+
+    json_array_foreach(parts, i, part) {
+        json_t *t = json_object_get(part, "text");
+        json_t *fc = json_object_get(part, "functionCall");
+        if (json_is_string(t) && json_string_length(t)) {
+            if (!part_is_thought(part)) {
+                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
+            }
+            else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
+                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
+            }
+        }
+        else if (json_is_object(fc) && handle_call_part(st, fc, out)) {
+            st->b.status = fail_with(st, out);
+            return;
+        }
+    }
+}
+
+static void note_finish(mn_stream *st, const char *fr)
+{
+    st->finish_seen = 1;
+    copy_utf8(st->finish_raw, sizeof(st->finish_raw), fr);
+}
+
+/* Whatever the upstream sends after its finishReason (more text, usage) is
+ * still passed on: the finish chunk is sent once, at the clean end. */
 static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
 {
     json_t *e = json_object_get(root, "error");
-    json_t *cands, *cand, *parts, *part, *v;
+    json_t *cand, *v;
     const char *fr;
-    size_t i;
 
     if (e && !json_is_null(e) && !json_is_false(e)) {
         if (error_from_gemini(&st->b.err, 0, root)) {
@@ -1756,6 +2121,9 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     v = json_object_get(root, "responseId");
     if (!st->id[0] && json_is_string(v)) {
         copy_utf8(st->id, sizeof(st->id), json_string_value(v));
+    }
+    if (!st->id[0]) {
+        make_response_id(st->id);
     }
     v = json_object_get(root, "modelVersion");
     if (json_is_string(v)) {
@@ -1769,40 +2137,18 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
         st->started = 1;
         emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
     }
-    if (st->finished) {
-        return st->b.status;      /* only usage may still change after the finish */
-    }
-    cands = json_object_get(root, "candidates");
-    cand = json_array_get(cands, 0);
+    cand = json_array_get(json_object_get(root, "candidates"), 0);
     if (!cand) {
         if (json_is_string(json_object_get(json_object_get(root, "promptFeedback"),
                                            "blockReason"))) {
-            st->finished = 1;
-            emit_delta(st, json_object(), "content_filter", out);
+            note_finish(st, "SAFETY");      /* -> content_filter */
         }
         return st->b.status;
     }
-    parts = json_object_get(json_object_get(cand, "content"), "parts");
-    json_array_foreach(parts, i, part) {
-        json_t *t = json_object_get(part, "text");
-        json_t *fc = json_object_get(part, "functionCall");
-        if (json_is_string(t) && json_string_length(t)) {
-            if (!part_is_thought(part)) {
-                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
-            }
-            else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
-                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
-            }
-        }
-        else if (json_is_object(fc)) {
-            json_t *tc = tool_call_json(fc, st->id, st->tool_index++, 1);
-            emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
-        }
-    }
+    handle_parts(st, json_object_get(json_object_get(cand, "content"), "parts"), out);
     fr = json_string_value(json_object_get(cand, "finishReason"));
-    if (fr) {
-        st->finished = 1;
-        emit_delta(st, json_object(), map_finish(fr, st->tool_index > 0), out);
+    if (fr && st->b.status == MN_STREAM_MORE) {
+        note_finish(st, fr);
     }
     return st->b.status;
 }
@@ -1925,11 +2271,15 @@ static mn_stream_status gemini_stream_end(mn_stream *st, const mn_error *cause, 
     if (st->raw.len && raw_try(st, out) != MN_STREAM_MORE) {
         return st->b.status;
     }
-    if (!st->finished) {
+    if (!st->finish_seen) {
         mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_eof",
                      "upstream closed the stream before a finish reason");
         return fail_with(st, out);
     }
+    if (close_call(st, out)) {
+        return fail_with(st, out);
+    }
+    emit_delta(st, json_object(), map_finish(st->finish_raw, st->tool_index > 0), out);
     if (st->b.ctx->include_usage) {
         json_t *c = chunk_base(st);
         json_object_set_new(c, "choices", json_array());
@@ -1944,6 +2294,9 @@ static mn_stream_status gemini_stream_end(mn_stream *st, const mn_error *cause, 
 static void gemini_stream_destroy(mn_stream *st)
 {
     if (st) {
+        json_decref(st->call_args);
+        mn_buf_free(&st->str_path);
+        mn_buf_free(&st->str_val);
         mn_buf_free(&st->raw);
         free(st);
     }

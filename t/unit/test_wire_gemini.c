@@ -1,6 +1,7 @@
 /* Unit tests for src/wire_gemini.c: every gemini/ fixture against its
  * expected partner (streams replayed split at every byte offset, with and
  * without include_usage), plus one small case per mapping rule. */
+#include <limits.h>
 #include <malloc.h>
 #include <time.h>
 #if defined(__has_include)
@@ -1434,6 +1435,8 @@ static void test_stream_thoughts_and_finish_map(void **state)
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'B'},"
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
+        "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'late'},"
+        "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{},"
         "'logprobs':null,'finish_reason':'length'}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[],'usage':{'prompt_tokens':2,'completion_tokens':7,"
@@ -1529,7 +1532,8 @@ static void test_stream_error_frames(void **state)
         "data: {'error':{'message':'upstream closed the stream before a finish reason',"
         "'type':'upstream_error','param':null,'code':'upstream_eof'}}\n\n" DONE);
 
-    /* a cause given to stream_end wins, even after the finish */
+    /* a cause given to stream_end wins, even after a finishReason (the
+     * finish chunk is only sent at a clean end) */
     mn_error_set(&cause, 504, "timeout_error", NULL, "upstream_timeout", "upstream went quiet");
     run_stream(state,
         EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
@@ -1542,8 +1546,6 @@ static void test_stream_error_frames(void **state)
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'A'},"
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
-        "data: {" HEAD ",'choices':[{'index':0,'delta':{},"
-        "'logprobs':null,'finish_reason':'stop'}],'usage':null}\n\n"
         "data: {'error':{'message':'upstream went quiet','type':'timeout_error','param':null,"
         "'code':'upstream_timeout'}}\n\n" DONE);
 
@@ -1604,13 +1606,60 @@ static void test_stream_raw_overflow(void **state)
     mn_buf_free(&res.out);
 }
 
+/* Every JSON frame of out carries the same made-up id (chatcmpl- and 24 hex
+ * digits); it is replaced by "" in out, for comparing the rest.  Returns
+ * the id (static). */
+static const char *take_made_id(mn_buf *out)
+{
+    static char id[64];
+    json_t *frames = mn_t_data_frames(out->data, out->len);
+    json_t *fr;
+    size_t i, n = 0;
+    mn_buf copy;
+    char *at;
+
+    id[0] = '\0';
+    json_array_foreach(frames, i, fr) {
+        json_t *j = json_loads(json_string_value(fr), 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "id"));
+        if (v) {
+            if (!id[0]) {
+                assert_int_equal(strlen(v), 33);
+                assert_memory_equal(v, "chatcmpl-", 9);
+                assert_int_equal(strspn(v + 9, "0123456789abcdef"), 24);
+                snprintf(id, sizeof(id), "%s", v);
+            }
+            assert_string_equal(v, id);
+            n++;
+        }
+        json_decref(j);
+    }
+    json_decref(frames);
+    assert_true(n > 0);
+    mn_buf_init(&copy);
+    mn_buf_append(&copy, out->data, out->len);
+    mn_buf_append(&copy, "", 1);
+    mn_buf_reset(out);
+    for (at = copy.data; *at;) {
+        char *hit = strstr(at, id);
+        size_t len = hit ? (size_t)(hit - at) : strlen(at);
+        mn_buf_append(out, at, len);
+        at += len + (hit ? strlen(id) : 0);
+    }
+    mn_buf_free(&copy);
+    return id;
+}
+
 static void test_stream_role_chunk_without_ids(void **state)
 {
     run_result res;
-    /* an event without responseId/modelVersion: the request's model stands in */
+    char first[64];
+    /* an event without responseId/modelVersion: the request's model stands
+     * in, and an id of ours, the same on every chunk */
     run_stream(state, EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}]}"),
                0, NULL, &res);
     assert_int_equal(res.status, MN_STREAM_DONE);
+    snprintf(first, sizeof(first), "%s", take_made_id(&res.out));
     assert_stream(&res,
         "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
         "'choices':[{'index':0,'delta':{'role':'assistant','content':''},'logprobs':null,"
@@ -1621,6 +1670,259 @@ static void test_stream_role_chunk_without_ids(void **state)
         "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
         "'choices':[{'index':0,'delta':{},'logprobs':null,'finish_reason':'stop'}]}\n\n"
         DONE);
+
+    /* a blocked prompt (no responseId, no candidates), with the usage
+     * chunk; a later responseId does not change the id mid-stream; every
+     * stream gets its own */
+    run_stream(state,
+        EV("{'promptFeedback':{'blockReason':'SAFETY'},'usageMetadata':{'promptTokenCount':3}}")
+        EV("{'usageMetadata':{'promptTokenCount':3},'responseId':'LATE'}"),
+        1, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_string_not_equal(take_made_id(&res.out), first);
+    assert_stream(&res,
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[{'index':0,'delta':{'role':'assistant','content':''},'logprobs':null,"
+        "'finish_reason':null}],'usage':null}\n\n"
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[{'index':0,'delta':{},'logprobs':null,'finish_reason':'content_filter'}],"
+        "'usage':null}\n\n"
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[],'usage':{'prompt_tokens':3,'completion_tokens':0,'total_tokens':3,"
+        "'prompt_tokens_details':{'cached_tokens':0}}}\n\n"
+        DONE);
+}
+
+/* Replayed from what Gemini and Vertex have been recorded sending: text
+ * after the finishReason, then an error.  Every text reaches the client. */
+static void test_stream_text_after_finish(void **state)
+{
+    run_result res;
+
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        EV("{'error':{'code':500,'message':'boom','status':'INTERNAL'}}"),
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_int_equal(res.err.status, 500);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        "data: {'error':{'message':'boom','type':'server_error','param':null,"
+        "'code':'INTERNAL'}}\n\n" DONE);
+
+    /* the same with the error as raw JSON after the events (Vertex) */
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        "[{\n  'error': {'code': 503, 'message': 'busy', 'status': 'UNAVAILABLE'}\n}]\n",
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        "data: {'error':{'message':'busy','type':'server_error','param':null,"
+        "'code':'UNAVAILABLE'}}\n\n" DONE);
+
+    /* more text after STOP and a clean end: the text, one finish (the last
+     * finishReason's) */
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'C'}]},'finishReason':'MAX_TOKENS'}],"
+           "'responseId':'R','modelVersion':'m'}"),
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        DELTA("{'content':'C'}") FINISH("length") DONE);
+}
+
+#define FC_EV(fc) EV("{'candidates':[{'content':{'role':'model','parts':[{'functionCall':" fc \
+                     "}]}}],'responseId':'R','modelVersion':'m'}")
+#define FC_START(i, name) DELTA("{'tool_calls':[{'index':" #i ",'id':'call_R_" #i "'," \
+                                "'type':'function','function':{'name':'" name "','arguments':''}}]}")
+#define FC_ARGS(i, a) DELTA("{'tool_calls':[{'index':" #i ",'function':{'arguments':'" a "'}}]}")
+#define STOP_EV EV("{'candidates':[{'content':{'parts':[]},'finishReason':'STOP'}],'responseId':'R'," \
+                   "'modelVersion':'m'}")
+
+/* Vertex streamFunctionCallArguments: a named part opens the call, nameless
+ * parts carry partialArgs (jsonPath + value; a string continues while
+ * willContinue), the part without willContinue ends it. */
+static void test_stream_partial_args(void **state)
+{
+    run_result res;
+
+    run_stream(state,
+        FC_EV("{'name':'get_weather','willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.location','stringValue':'Bos','willContinue':true}],"
+              "'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.location','stringValue':'ton'}],'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.days','numberValue':3},"
+              "{'jsonPath':'$.opts.units[0]','stringValue':'C'},"
+              "{'jsonPath':'$.opts.units[1]','stringValue':'F'},"
+              "{'jsonPath':'$[\\u0027opts\\u0027][\\u0027metric\\u0027]','boolValue':true},"
+              "{'jsonPath':'$.note','nullValue':'NULL_VALUE'}],'willContinue':true}")
+        FC_EV("{}")
+        /* a nameless part with no call open is no call */
+        FC_EV("{'partialArgs':[{'jsonPath':'$.x','stringValue':'y'}]}")
+        FC_EV("{'args':{'k':1}}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FC_START(0, "get_weather")
+        FC_ARGS(0, "{\\'location\\':\\'Boston\\',\\'days\\':3,\\'opts\\':{\\'units\\':"
+                   "[\\'C\\',\\'F\\'],\\'metric\\':true},\\'note\\':null}")
+        FINISH("tool_calls") DONE);
+
+    /* a second named call closes the first; a call may start with args;
+     * the finish closes the last one */
+    run_stream(state,
+        FC_EV("{'name':'a','args':{'p':1},'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.q','stringValue':'x'}],'willContinue':true}")
+        FC_EV("{'name':'b','partialArgs':[{'jsonPath':'$.r','boolValue':false}],'willContinue':true}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FC_START(0, "a")
+        FC_ARGS(0, "{\\'p\\':1,\\'q\\':\\'x\\'}")
+        FC_START(1, "b")
+        FC_ARGS(1, "{\\'r\\':false}")
+        FINISH("tool_calls") DONE);
+
+    /* a path that does not fit what is there fails the stream */
+    run_stream(state,
+        FC_EV("{'name':'a','willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.v','numberValue':1},"
+              "{'jsonPath':'$.v.w','numberValue':2}],'willContinue':true}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.code, "upstream_bad_response");
+    assert_int_equal(res.err.status, 502);
+    assert_stream(&res, ROLE FC_START(0, "a")
+        "data: {'error':{'message':'upstream streamed function-call arguments with a JSON path "
+        "that does not fit the arguments','type':'upstream_error','param':null,"
+        "'code':'upstream_bad_response'}}\n\n" DONE);
+}
+
+static void test_stream_partial_args_bounded(void **state)
+{
+    run_result res;
+    mn_buf in;
+    size_t i;
+    char *chunk = malloc(70000);
+
+    /* 100 fragments of 64 KB, appended to one string: over the 4 MiB bound */
+    memset(chunk, 'x', 65536);
+    chunk[65536] = '\0';
+    mn_buf_init(&in);
+    buf_puts(&in, FC_EV("{'name':'a','willContinue':true}"));
+    for (i = 0; i < 100; i++) {
+        buf_puts(&in, "data: {'candidates':[{'content':{'parts':[{'functionCall':{'partialArgs':"
+                      "[{'jsonPath':'$.s','willContinue':true,'stringValue':'");
+        buf_puts(&in, chunk);
+        buf_puts(&in, "'}],'willContinue':true}}]}}]}\r\n\r\n");
+    }
+    mn_buf_append(&in, "", 1);
+    free(chunk);
+    run_stream(state, in.data, 0, NULL, &res);
+    mn_buf_free(&in);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.code, "upstream_bad_response");
+    assert_string_equal(res.err.message,
+                        "upstream streamed function-call arguments over the size limit");
+    mn_buf_free(&res.out);
+}
+
+/* Found by fuzzing: a nameless functionCall leaked (and became a call named
+ * ""); it is no call at all, in answers and in streams. */
+static void test_nameless_function_call(void **state)
+{
+    mn_usage usage;
+    run_result res;
+    json_t *got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'functionCall':{'args':{'a':1}}},"
+        "{'functionCall':{'name':''}},{'functionCall':{'name':7}},"
+        "{'functionCall':{'name':'g'}}]},'finishReason':'STOP'}],'responseId':'R'}", &usage);
+    assert_jq(json_object_get(json_array_get(json_object_get(got, "choices"), 0), "message"),
+        "{'role':'assistant','content':null,'refusal':null,"
+        " 'tool_calls':[{'id':'call_R_0','type':'function','function':{'name':'g',"
+        "   'arguments':'{}'}}]}");
+    json_decref(got);
+
+    got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'text':'t'},{'functionCall':{}}]},"
+        "'finishReason':'STOP'}],'responseId':'R'}", &usage);
+    assert_jq(json_array_get(json_object_get(got, "choices"), 0),
+        "{'index':0,'message':{'role':'assistant','content':'t','refusal':null},"
+        "'logprobs':null,'finish_reason':'stop'}");
+    json_decref(got);
+
+    run_stream(state,
+        FC_EV("{'args':{'a':1}}") FC_EV("{'name':''}") STOP_EV, 0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FINISH("stop") DONE);
+}
+
+/* Found by fuzzing: token counts near the top of the range wrapped the
+ * sums negative.  Negative counts read as 0, sums saturate. */
+static void test_usage_saturates(void **state)
+{
+    mn_usage usage;
+    run_result res;
+    json_t *got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'text':'t'}]},'finishReason':'STOP'}],"
+        "'responseId':'R','usageMetadata':{'promptTokenCount':9223372036854775807,"
+        "'toolUsePromptTokenCount':9223372036854775807,'candidatesTokenCount':-5,"
+        "'thoughtsTokenCount':9223372036854775000,'cachedContentTokenCount':-1}}", &usage);
+    assert_jq(json_object_get(got, "usage"),
+        "{'prompt_tokens':9223372036854775807,'completion_tokens':9223372036854775000,"
+        "'total_tokens':9223372036854775807,'prompt_tokens_details':{'cached_tokens':0},"
+        "'completion_tokens_details':{'reasoning_tokens':9223372036854775000}}");
+    assert_true(usage.prompt_tokens == LONG_MAX);
+    assert_true(usage.completion_tokens == 9223372036854775000L);
+    assert_true(usage.total_tokens == LONG_MAX);
+    json_decref(got);
+
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m','usageMetadata':{'promptTokenCount':-7,"
+           "'candidatesTokenCount':9223372036854775807,'thoughtsTokenCount':1,"
+           "'totalTokenCount':-3}}"),
+        1, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_true(res.usage.prompt_tokens == 0);
+    assert_true(res.usage.completion_tokens == LONG_MAX);
+    assert_true(res.usage.total_tokens == 0);
+    mn_buf_free(&res.out);
+}
+
+/* Answers without responseId (blocked prompts, safety): an id of ours, also
+ * in the tool-call ids built from it, different for every answer. */
+static void test_response_without_response_id(void **state)
+{
+    mn_usage usage;
+    json_t *a = decode_q(state,
+        "{'promptFeedback':{'blockReason':'SAFETY'},'modelVersion':'m'}", &usage);
+    json_t *b = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'functionCall':{'name':'f'}}]},"
+        "'finishReason':'STOP'}],'responseId':''}", &usage);
+    const char *ia = json_string_value(json_object_get(a, "id"));
+    const char *ib = json_string_value(json_object_get(b, "id"));
+    char want[96];
+
+    assert_non_null(ia);
+    assert_int_equal(strlen(ia), 33);
+    assert_memory_equal(ia, "chatcmpl-", 9);
+    assert_int_equal(strspn(ia + 9, "0123456789abcdef"), 24);
+    assert_non_null(ib);
+    assert_string_not_equal(ia, ib);
+    snprintf(want, sizeof(want), "call_%s_0", ib);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+        json_object_get(json_array_get(json_object_get(b, "choices"), 0), "message"),
+        "tool_calls"), 0), "id")), want);
+    json_decref(a);
+    json_decref(b);
 }
 
 int main(void)
@@ -1666,6 +1968,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_raw_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_raw_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_role_chunk_without_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_text_after_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_partial_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_partial_args_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nameless_function_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_saturates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_without_response_id, setup, teardown),
     };
     int rc;
     apr_initialize();
