@@ -751,7 +751,7 @@ static json_t *parse_measured(const mn_buf *b, long long *peak)
  * own budget (so the request-wide cap must stop it), and one schema of
  * nested allOf whose parts list long required lists.  The bound tested:
  * encoding takes under 4 s of CPU (sanitizer build), and its Jansson heap
- * peaks under 192 MiB and under what parsing the request body took. */
+ * peaks under 192 MiB and (at 32 MiB) under what parsing the body took. */
 static void test_request_schema_worst_case(void **state)
 {
     const size_t target = under_valgrind() ? 4u << 20 : 32u << 20;
@@ -792,7 +792,7 @@ static void test_request_schema_worst_case(void **state)
     assert_string_equal(w.err.message, "the schemas of this request grow by more than 8 MiB "
                                        "when their $refs and allOf are inlined for Gemini");
     assert_true(under_valgrind() || w.secs < 4.0);
-    assert_true(w.peak < mem_bound && w.peak < parse_peak);
+    assert_true(w.peak < mem_bound && (target < (32u << 20) || w.peak < parse_peak));
     json_decref(req);
     mn_buf_free(&one);
     mn_buf_reset(&b);
@@ -823,7 +823,7 @@ static void test_request_schema_worst_case(void **state)
     assert_int_equal(w.rc, 0);
     assert_true(w.body_len < b.len);
     assert_true(under_valgrind() || w.secs < 4.0);
-    assert_true(w.peak < mem_bound && w.peak < parse_peak);
+    assert_true(w.peak < mem_bound && (target < (32u << 20) || w.peak < parse_peak));
     json_decref(req);
     mn_buf_free(&b);
 }
