@@ -189,33 +189,25 @@ static json_t *clean_schema(schema_ctx *sc, json_t *s, int depth);
 /* Compact-JSON size estimate of v, stopping once it passes limit. */
 static size_t est_size(json_t *v, size_t limit)
 {
-    size_t n = 2, i;
-    const char *k;
-    json_t *e;
+    size_t n = 2;
 
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        json_object_foreach(v, k, e) {
-            if (n > limit) {
-                break;
-            }
-            n += strlen(k) + 4;
-            n += n > limit ? 0 : est_size(e, limit - n);
+    if (json_is_object(v)) {
+        void *it;
+        for (it = json_object_iter(v); it && n <= limit; it = json_object_iter_next(v, it)) {
+            n += strlen(json_object_iter_key(it)) + 4;
+            n += n > limit ? 0 : est_size(json_object_iter_value(it), limit - n);
         }
-        return n;
-    case JSON_ARRAY:
-        json_array_foreach(v, i, e) {
-            if (n > limit) {
-                break;
-            }
-            n += 1 + est_size(e, limit - n);
-        }
-        return n;
-    case JSON_STRING:
-        return json_string_length(v) + 2;
-    default:
-        return 8;
     }
+    else if (json_is_array(v)) {
+        size_t i;
+        for (i = 0; i < json_array_size(v) && n <= limit; i++) {
+            n += 1 + est_size(json_array_get(v, i), limit - n);
+        }
+    }
+    else {
+        n = json_is_string(v) ? json_string_length(v) + 2 : 8;
+    }
+    return n;
 }
 
 static size_t schema_factor(const schema_budget *b)
@@ -517,12 +509,8 @@ static json_t *clean_schema(schema_ctx *sc, json_t *s, int depth)
 static json_t *clean_root_schema(json_t *schema, const char *param, schema_budget *b,
                                  mn_error *err)
 {
-    schema_ctx sc;
+    schema_ctx sc = { schema, param, err, b, 0, 0 };
 
-    sc.root = schema;
-    sc.param = param;
-    sc.err = err;
-    sc.budget = b;
     schema_budget_start(&sc, schema);
     return clean_schema(&sc, schema, 0);
 }
