@@ -24,7 +24,9 @@
  *    $comment, examples, not, if/then/else, patternProperties,
  *    exclusiveMinimum/Maximum, multipleOf, uniqueItems.  Tool parameters that
  *    describe an object without properties are left out (Gemini rejects an
- *    OBJECT with empty properties there).
+ *    OBJECT with empty properties there).  required keeps each name once
+ *    (non-string entries are dropped).  Inlining has a budget (see
+ *    GM_SCHEMA_GROWTH_CAP): over it, a 400 naming the schema.
  *  - reasoning_effort -> generationConfig.thinkingConfig.thinkingBudget:
  *    none 0, minimal 512, low 1024, medium 8192, high/xhigh/max 24576 (the
  *    largest budget every 2.5 model accepts).  A provider configured with
@@ -35,7 +37,18 @@
  *    BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, LANGUAGE,
  *    IMAGE_PROHIBITED_CONTENT, IMAGE_RECITATION -> content_filter; anything
  *    else -> stop.  A blocked prompt is a completion with content null and
- *    content_filter, not an error.
+ *    content_filter, not an error.  In a stream, content the upstream sends
+ *    after its finishReason is passed on, and the finish chunk (the last
+ *    finishReason's) is sent once, at the clean end; a stream that fails
+ *    after a finishReason ends with the error frame, without a finish.
+ *  - No responseId (blocked prompts, safety, recitation): the id is
+ *    chatcmpl-<24 random hex digits>, the same for every chunk of a stream.
+ *  - A functionCall part without a name is never a tool call: in a stream
+ *    it continues the call a named part opened with willContinue (Vertex
+ *    partialArgs, assembled and sent as one arguments delta for that call's
+ *    index when the call ends), otherwise it is dropped.
+ *  - usageMetadata counts below 0 read as 0; counts and sums saturate at
+ *    LONG_MAX.
  *  - Only candidates[0] is read: we never ask for candidateCount (n > 1 is
  *    rejected by policy).
  *  - Unknown top-level params are copied into the body; when one collides
