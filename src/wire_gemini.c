@@ -2002,7 +2002,10 @@ static int apply_partials(mn_stream *st, json_t *fc)
         if (flush_string(st)) {
             return -1;
         }
-        st->call_bytes += json_object_size(args) * 16;
+        st->call_bytes += est_size(args, GM_CALL_ARGS_MAX);
+        if (st->call_bytes > GM_CALL_ARGS_MAX) {
+            return call_fail(st, "over the size limit");
+        }
         json_object_update(st->call_args, args);
     }
     json_array_foreach(json_object_get(fc, "partialArgs"), i, pa) {

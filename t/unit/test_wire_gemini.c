@@ -1824,14 +1824,33 @@ static void test_stream_partial_args_bounded(void **state)
         buf_puts(&in, "'}],'willContinue':true}}]}}]}\r\n\r\n");
     }
     mn_buf_append(&in, "", 1);
-    free(chunk);
     run_stream(state, in.data, 0, NULL, &res);
-    mn_buf_free(&in);
     assert_int_equal(res.status, MN_STREAM_FAILED);
     assert_string_equal(res.err.code, "upstream_bad_response");
     assert_string_equal(res.err.message,
                         "upstream streamed function-call arguments over the size limit");
     mn_buf_free(&res.out);
+
+    /* the same through whole args objects, each under a new key */
+    mn_buf_reset(&in);
+    buf_puts(&in, FC_EV("{'name':'a','willContinue':true}"));
+    for (i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%zu", i);
+        buf_puts(&in, "data: {'candidates':[{'content':{'parts':[{'functionCall':{'args':{'");
+        buf_puts(&in, key);
+        buf_puts(&in, "':'");
+        buf_puts(&in, chunk);
+        buf_puts(&in, "'},'willContinue':true}}]}}]}\r\n\r\n");
+    }
+    mn_buf_append(&in, "", 1);
+    run_stream(state, in.data, 0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.message,
+                        "upstream streamed function-call arguments over the size limit");
+    mn_buf_free(&res.out);
+    mn_buf_free(&in);
+    free(chunk);
 }
 
 /* Found by fuzzing: a nameless functionCall leaked (and became a call named
