@@ -58,6 +58,7 @@ static int maniac_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     mn_conf->max_body = MN_DEFAULT_MAX_BODY;
     mn_conf->max_response = MN_DEFAULT_MAX_RESPONSE;
     mn_conf->max_event = MN_DEFAULT_MAX_EVENT;
+    mn_conf->max_schema_expansion = 8;
     https_uses = apr_array_make(pconf, 4, sizeof(https_use));
     mn_log_set(log_to_httpd);
     /* every LoadModule has run by now, whatever order they came in */
@@ -251,6 +252,23 @@ static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
+static const char *cmd_expansion(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    char *end;
+    apr_int64_t v;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    if (err) {
+        return err;
+    }
+    v = apr_strtoi64(arg, &end, 10);
+    if (end == arg || *end || v < 1 || v > 1000) {
+        return "ManiacMaxSchemaExpansion: expected a factor from 1 to 1000";
+    }
+    mn_conf->max_schema_expansion = (int)v;
+    return NULL;
+}
+
+/* Is `SSLProxyEngine on` anywhere in the configuration tree? */
 /* Where the handler is mounted and where `SSLProxyEngine on` is in effect:
  * one scope for the main server (inherited by every virtual host), one per
  * <VirtualHost>.  TLS to an upstream needs the engine in the server that
@@ -433,6 +451,9 @@ static const command_rec maniac_cmds[] = {
                   "largest non-streaming upstream response in bytes (default 64 MiB)"),
     AP_INIT_TAKE1("ManiacMaxEventSize", cmd_size, NULL, RSRC_CONF,
                   "largest single upstream stream event in bytes (default 4 MiB)"),
+    AP_INIT_TAKE1("ManiacMaxSchemaExpansion", cmd_expansion, NULL, RSRC_CONF,
+                  "how many times its size a JSON Schema may grow when a format inlines "
+                  "its $refs (default 8)"),
     { NULL }
 };
 

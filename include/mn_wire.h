@@ -37,6 +37,7 @@ typedef struct mn_wire_ctx {
     int include_usage;           /* client asked for the usage chunk */
     long created;                /* gateway clock for `created` (unix s) */
     apr_table_t *client_headers; /* client request headers (read-only) */
+    int max_schema_expansion;    /* ManiacMaxSchemaExpansion; 0: the default (8) */
 } mn_wire_ctx;
 
 /* The request to send upstream. */

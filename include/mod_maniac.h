@@ -37,6 +37,7 @@ typedef struct mn_config {
     apr_off_t max_body;
     apr_size_t max_response;
     apr_size_t max_event;
+    int max_schema_expansion;   /* factor; see mn_wire_ctx */
 } mn_config;
 
 extern mn_config *mn_conf;

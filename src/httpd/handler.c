@@ -661,6 +661,7 @@ static void wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *p
     ctx->include_usage = pol->include_usage;
     ctx->created = (long)apr_time_sec(r->request_time);
     ctx->client_headers = r->headers_in;
+    ctx->max_schema_expansion = mn_conf->max_schema_expansion;
 }
 
 /* One try: encode, exchange, answer.  Returns the outcome; *sent says whether

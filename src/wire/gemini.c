@@ -24,7 +24,9 @@
  *    $comment, examples, not, if/then/else, patternProperties,
  *    exclusiveMinimum/Maximum, multipleOf, uniqueItems.  Tool parameters that
  *    describe an object without properties are left out (Gemini rejects an
- *    OBJECT with empty properties there).
+ *    OBJECT with empty properties there).  required keeps each name once
+ *    (non-string entries are dropped).  Inlining has a budget (see
+ *    GM_SCHEMA_GROWTH_CAP): over it, a 400 naming the schema.
  *  - reasoning_effort -> generationConfig.thinkingConfig.thinkingBudget:
  *    none 0, minimal 512, low 1024, medium 8192, high/xhigh/max 24576 (the
  *    largest budget every 2.5 model accepts).  A provider configured with
@@ -35,17 +37,31 @@
  *    BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, LANGUAGE,
  *    IMAGE_PROHIBITED_CONTENT, IMAGE_RECITATION -> content_filter; anything
  *    else -> stop.  A blocked prompt is a completion with content null and
- *    content_filter, not an error.
+ *    content_filter, not an error.  In a stream, content the upstream sends
+ *    after its finishReason is passed on, and the finish chunk (the last
+ *    finishReason's) is sent once, at the clean end; a stream that fails
+ *    after a finishReason ends with the error frame, without a finish.
+ *  - No responseId (blocked prompts, safety, recitation): the id is
+ *    chatcmpl-<24 random hex digits>, the same for every chunk of a stream.
+ *  - A functionCall part without a name is never a tool call: in a stream
+ *    it continues the call a named part opened with willContinue (Vertex
+ *    partialArgs, assembled and sent as one arguments delta for that call's
+ *    index when the call ends), otherwise it is dropped.
+ *  - usageMetadata counts below 0 read as 0; counts and sums saturate at
+ *    LONG_MAX.
  *  - Only candidates[0] is read: we never ask for candidateCount (n > 1 is
  *    rejected by policy).
  *  - Unknown top-level params are copied into the body; when one collides
  *    with a member we build, ours wins, except generationConfig, whose
  *    members are merged (ours win per member). */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_general.h>
 #include <apr_strings.h>
+#include <apr_time.h>
 #include "mn_wire.h"
 
 /* A raw JSON error object appended after the events is small; anything
@@ -146,13 +162,110 @@ static int in_list(const char *s, const char *const *list)
     return 0;
 }
 
+/* Inlining $ref and merging allOf can make a schema far larger than the
+ * request that carried it (a fan-out of $refs grows exponentially with the
+ * nesting depth).  So the work done per schema, counted in (estimated) JSON
+ * bytes visited or copied, is bounded by factor x its own size plus a little
+ * slack, and what all schemas of one request add over their own sizes by
+ * GM_SCHEMA_GROWTH_CAP.  Time, memory and the body sent upstream stay
+ * proportional to the request; a schema that does not grow never hits the
+ * request-wide cap, however large. */
+#define GM_SCHEMA_SLACK (16 * 1024)
+#define GM_SCHEMA_GROWTH_CAP (8 * 1024 * 1024)
+#define GM_SCHEMA_FACTOR 8      /* when mn_wire_ctx.max_schema_expansion is 0 */
+
+typedef struct schema_budget {
+    size_t used;            /* charged by the schemas of this request so far */
+    size_t in_total;        /* their own sizes */
+    int factor;
+} schema_budget;
+
 typedef struct schema_ctx {
     json_t *root;           /* for local $ref lookups */
     const char *param;      /* named in a 400 */
     mn_error *err;
+    schema_budget *budget;
+    size_t limit;           /* budget->used may not pass this */
+    int limit_is_cap;       /* the request-wide cap set limit, not the factor */
 } schema_ctx;
 
+/* One object being built, with the required names it already holds: allOf
+ * and $ref merge several schemas into it, and looking a name up must not
+ * cost a walk of the list (quadratic for long lists). */
+typedef struct schema_out {
+    json_t *obj;
+    json_t *required_seen;  /* name -> true, created on first use */
+} schema_out;
+
 static json_t *clean_schema(schema_ctx *sc, json_t *s, int depth);
+
+/* Compact-JSON size estimate of v, stopping once it passes limit. */
+static size_t est_size(json_t *v, size_t limit)
+{
+    size_t n = 2;
+
+    if (json_is_object(v)) {
+        void *it;
+        for (it = json_object_iter(v); it && n <= limit; it = json_object_iter_next(v, it)) {
+            n += strlen(json_object_iter_key(it)) + 4;
+            n += n > limit ? 0 : est_size(json_object_iter_value(it), limit - n);
+        }
+    }
+    else if (json_is_array(v)) {
+        size_t i;
+        for (i = 0; i < json_array_size(v) && n <= limit; i++) {
+            n += 1 + est_size(json_array_get(v, i), limit - n);
+        }
+    }
+    else {
+        n = json_is_string(v) ? json_string_length(v) + 2 : 8;
+    }
+    return n;
+}
+
+static size_t schema_factor(const schema_budget *b)
+{
+    return b->factor > 0 ? (size_t)b->factor : GM_SCHEMA_FACTOR;
+}
+
+static void schema_budget_start(schema_ctx *sc, json_t *schema)
+{
+    schema_budget *b = sc->budget;
+    size_t factor = schema_factor(b);
+    size_t in = est_size(schema, (size_t)-1);
+    size_t own = in > ((size_t)-1 - b->used - GM_SCHEMA_SLACK) / factor
+        ? (size_t)-1 - b->used : in * factor + GM_SCHEMA_SLACK;
+    size_t cap;
+
+    b->in_total += in;
+    cap = b->in_total + GM_SCHEMA_GROWTH_CAP;
+    sc->limit_is_cap = b->used + own > cap;
+    sc->limit = sc->limit_is_cap ? cap : b->used + own;
+}
+
+static size_t remaining(const schema_ctx *sc)
+{
+    return sc->budget->used < sc->limit ? sc->limit - sc->budget->used : 0;
+}
+
+static int charge(schema_ctx *sc, size_t n)
+{
+    schema_budget *b = sc->budget;
+
+    b->used += n;
+    if (b->used <= sc->limit) {
+        return 0;
+    }
+    if (sc->limit_is_cap) {
+        return bad_param(sc->err, sc->param,
+                         "the schemas of this request grow by more than %d MiB when their "
+                         "$refs and allOf are inlined for Gemini",
+                         GM_SCHEMA_GROWTH_CAP / (1024 * 1024));
+    }
+    return bad_param(sc->err, sc->param,
+                     "schema grows beyond %zu times its size when its $refs and allOf are "
+                     "inlined for Gemini (ManiacMaxSchemaExpansion)", schema_factor(b));
+}
 
 static json_t *resolve_ref(json_t *root, const char *ref)
 {
@@ -175,9 +288,199 @@ static void add_anyof(json_t *out, json_t *alt)
     json_array_append_new(any, alt);
 }
 
-/* Writes the cleaned keywords of s into out, later keywords overriding
+static int clean_into(schema_ctx *sc, schema_out *t, json_t *s, int depth);
+
+/* type: [T, "null"] -> T + nullable; several non-null types -> anyOf. */
+static int clean_type_list(schema_ctx *sc, json_t *out, json_t *v)
+{
+    size_t i, nonnull = 0;
+    json_t *t, *first = NULL;
+
+    if (charge(sc, est_size(v, remaining(sc)))) {
+        return -1;
+    }
+    json_array_foreach(v, i, t) {
+        if (!json_is_string(t)) {
+            continue;
+        }
+        if (!strcmp(json_string_value(t), "null")) {
+            json_object_set_new(out, "nullable", json_true());
+        }
+        else if (nonnull++ == 0) {
+            first = t;
+        }
+    }
+    if (nonnull == 1) {
+        json_object_set(out, "type", first);
+    }
+    else if (nonnull > 1) {
+        json_array_foreach(v, i, t) {
+            if (json_is_string(t) && strcmp(json_string_value(t), "null")) {
+                if (charge(sc, 10)) {
+                    return -1;
+                }
+                add_anyof(out, json_pack("{s:O}", "type", t));
+            }
+        }
+    }
+    return 0;
+}
+
+/* Gemini's required holds names: other entries are dropped, a name is kept
+ * once however many merged schemas list it. */
+static int merge_required(schema_ctx *sc, schema_out *t, json_t *v)
+{
+    json_t *have = json_object_get(t->obj, "required");
+    json_t *r;
+    size_t i;
+
+    json_array_foreach(v, i, r) {
+        const char *name = json_string_value(r);
+        if (charge(sc, json_string_length(r) + 3)) {
+            return -1;
+        }
+        if (!name || strlen(name) != json_string_length(r)) {
+            continue;   /* not a name, or one with a NUL no property can have */
+        }
+        if (!t->required_seen) {
+            t->required_seen = json_object();
+        }
+        if (json_object_get(t->required_seen, name)) {
+            continue;
+        }
+        json_object_set_new(t->required_seen, name, json_true());
+        if (!json_is_array(have)) {
+            have = json_array();
+            json_object_set_new(t->obj, "required", have);
+        }
+        json_array_append(have, r);
+    }
+    return 0;
+}
+
+static int clean_properties(schema_ctx *sc, json_t *out, json_t *v, int depth)
+{
+    const char *pname;
+    json_t *pv;
+    json_t *props = json_object_get(out, "properties");
+
+    if (!json_is_object(props)) {
+        props = json_object();
+        json_object_set_new(out, "properties", props);
+    }
+    json_object_foreach(v, pname, pv) {
+        json_t *c;
+        if (charge(sc, strlen(pname) + 4)) {
+            return -1;
+        }
+        c = clean_schema(sc, pv, depth + 1);
+        if (!c) {
+            return -1;
+        }
+        json_object_set_new(props, pname, c);
+    }
+    return 0;
+}
+
+static int clean_alternatives(schema_ctx *sc, json_t *out, json_t *v, int depth)
+{
+    size_t i;
+    json_t *alt;
+
+    json_array_foreach(v, i, alt) {
+        json_t *c = clean_schema(sc, alt, depth + 1);
+        if (!c) {
+            return -1;
+        }
+        add_anyof(out, c);
+    }
+    return 0;
+}
+
+static int clean_ref(schema_ctx *sc, schema_out *t, json_t *v, int depth)
+{
+    json_t *target = json_is_string(v) ? resolve_ref(sc->root, json_string_value(v)) : NULL;
+    if (!target) {
+        return bad_param(sc->err, sc->param,
+                         "schema $ref '%s' is not a local #/$defs or #/definitions "
+                         "reference", json_is_string(v) ? json_string_value(v) : "");
+    }
+    return clean_into(sc, t, target, depth + 1);
+}
+
+/* One keyword of a schema into t. */
+static int clean_keyword(schema_ctx *sc, schema_out *t, const char *key, json_t *v, int depth)
+{
+    json_t *out = t->obj;
+    size_t i;
+    json_t *part;
+
+    if (charge(sc, strlen(key) + 4)) {
+        return -1;
+    }
+    if (in_list(key, schema_verbatim)) {
+        /* shared, not copied, but serialised in full for every inlining */
+        if (charge(sc, est_size(v, remaining(sc)))) {
+            return -1;
+        }
+        json_object_set(out, key, v);
+    }
+    else if (!strcmp(key, "type")) {
+        if (json_is_string(v)) {
+            json_object_set(out, "type", v);
+        }
+        else if (json_is_array(v)) {
+            return clean_type_list(sc, out, v);
+        }
+    }
+    else if (!strcmp(key, "format")) {
+        if (json_is_string(v) && in_list(json_string_value(v), schema_formats)) {
+            json_object_set(out, "format", v);
+        }
+    }
+    else if (!strcmp(key, "const")) {
+        if (json_is_string(v)) {
+            if (charge(sc, json_string_length(v) + 2)) {
+                return -1;
+            }
+            json_object_set_new(out, "enum", json_pack("[O]", v));
+        }
+    }
+    else if (!strcmp(key, "required")) {
+        return json_is_array(v) ? merge_required(sc, t, v) : 0;
+    }
+    else if (!strcmp(key, "properties")) {
+        return json_is_object(v) ? clean_properties(sc, out, v, depth) : 0;
+    }
+    else if (!strcmp(key, "items")) {
+        if (json_is_object(v)) {
+            json_t *c = clean_schema(sc, v, depth + 1);
+            if (!c) {
+                return -1;
+            }
+            json_object_set_new(out, "items", c);
+        }
+    }
+    else if (!strcmp(key, "anyOf") || !strcmp(key, "oneOf")) {
+        return json_is_array(v) ? clean_alternatives(sc, out, v, depth) : 0;
+    }
+    else if (!strcmp(key, "allOf")) {
+        json_array_foreach(v, i, part) {
+            if (clean_into(sc, t, part, depth + 1)) {
+                return -1;
+            }
+        }
+    }
+    else if (!strcmp(key, "$ref")) {
+        return clean_ref(sc, t, v, depth);
+    }
+    /* anything else is a keyword Gemini's Schema does not know */
+    return 0;
+}
+
+/* Writes the cleaned keywords of s into t, later keywords overriding
  * earlier ones, so that $ref and allOf can be merged in place. */
-static int clean_into(schema_ctx *sc, json_t *out, json_t *s, int depth)
+static int clean_into(schema_ctx *sc, schema_out *t, json_t *s, int depth)
 {
     const char *key;
     json_t *v;
@@ -188,149 +491,41 @@ static int clean_into(schema_ctx *sc, json_t *out, json_t *s, int depth)
                          "which Gemini cannot express", GM_SCHEMA_MAX_DEPTH);
     }
     if (!json_is_object(s)) {
-        return 0;   /* `true` / `{}`-like schemas constrain nothing */
+        return charge(sc, 8);   /* `true` / `{}`-like schemas constrain nothing */
+    }
+    if (charge(sc, 2)) {
+        return -1;
     }
     json_object_foreach(s, key, v) {
-        if (in_list(key, schema_verbatim)) {
-            json_object_set(out, key, v);
+        if (clean_keyword(sc, t, key, v, depth)) {
+            return -1;
         }
-        else if (!strcmp(key, "type")) {
-            if (json_is_string(v)) {
-                json_object_set(out, "type", v);
-            }
-            else if (json_is_array(v)) {
-                size_t i, nonnull = 0;
-                json_t *t, *first = NULL;
-                json_array_foreach(v, i, t) {
-                    if (!json_is_string(t)) {
-                        continue;
-                    }
-                    if (!strcmp(json_string_value(t), "null")) {
-                        json_object_set_new(out, "nullable", json_true());
-                    }
-                    else if (nonnull++ == 0) {
-                        first = t;
-                    }
-                }
-                if (nonnull == 1) {
-                    json_object_set(out, "type", first);
-                }
-                else if (nonnull > 1) {
-                    json_array_foreach(v, i, t) {
-                        if (json_is_string(t) && strcmp(json_string_value(t), "null")) {
-                            add_anyof(out, json_pack("{s:O}", "type", t));
-                        }
-                    }
-                }
-            }
-        }
-        else if (!strcmp(key, "format")) {
-            if (json_is_string(v) && in_list(json_string_value(v), schema_formats)) {
-                json_object_set(out, "format", v);
-            }
-        }
-        else if (!strcmp(key, "const")) {
-            if (json_is_string(v)) {
-                json_object_set_new(out, "enum", json_pack("[O]", v));
-            }
-        }
-        else if (!strcmp(key, "required")) {
-            json_t *have = json_object_get(out, "required");
-            if (json_is_array(have) && json_is_array(v)) {
-                size_t i, j;
-                json_t *r, *h;
-                json_array_foreach(v, i, r) {
-                    int dup = 0;
-                    json_array_foreach(have, j, h) {
-                        dup |= json_equal(h, r);
-                    }
-                    if (!dup) {
-                        json_array_append(have, r);
-                    }
-                }
-            }
-            else if (json_is_array(v)) {
-                json_object_set_new(out, "required", json_copy(v));
-            }
-        }
-        else if (!strcmp(key, "properties")) {
-            const char *pname;
-            json_t *pv, *props;
-            if (!json_is_object(v)) {
-                continue;
-            }
-            props = json_object_get(out, "properties");
-            if (!json_is_object(props)) {
-                props = json_object();
-                json_object_set_new(out, "properties", props);
-            }
-            json_object_foreach(v, pname, pv) {
-                json_t *c = clean_schema(sc, pv, depth + 1);
-                if (!c) {
-                    return -1;
-                }
-                json_object_set_new(props, pname, c);
-            }
-        }
-        else if (!strcmp(key, "items")) {
-            if (json_is_object(v)) {
-                json_t *c = clean_schema(sc, v, depth + 1);
-                if (!c) {
-                    return -1;
-                }
-                json_object_set_new(out, "items", c);
-            }
-        }
-        else if (!strcmp(key, "anyOf") || !strcmp(key, "oneOf")) {
-            size_t i;
-            json_t *alt;
-            if (!json_is_array(v)) {
-                continue;
-            }
-            json_array_foreach(v, i, alt) {
-                json_t *c = clean_schema(sc, alt, depth + 1);
-                if (!c) {
-                    return -1;
-                }
-                add_anyof(out, c);
-            }
-        }
-        else if (!strcmp(key, "allOf")) {
-            size_t i;
-            json_t *part;
-            if (!json_is_array(v)) {
-                continue;
-            }
-            json_array_foreach(v, i, part) {
-                if (clean_into(sc, out, part, depth + 1)) {
-                    return -1;
-                }
-            }
-        }
-        else if (!strcmp(key, "$ref")) {
-            json_t *target = json_is_string(v) ? resolve_ref(sc->root, json_string_value(v)) : NULL;
-            if (!target) {
-                return bad_param(sc->err, sc->param,
-                                 "schema $ref '%s' is not a local #/$defs or #/definitions "
-                                 "reference", json_is_string(v) ? json_string_value(v) : "");
-            }
-            if (clean_into(sc, out, target, depth + 1)) {
-                return -1;
-            }
-        }
-        /* anything else is a keyword Gemini's Schema does not know */
     }
     return 0;
 }
 
 static json_t *clean_schema(schema_ctx *sc, json_t *s, int depth)
 {
-    json_t *out = json_object();
-    if (clean_into(sc, out, s, depth)) {
-        json_decref(out);
+    schema_out t = { json_object(), NULL };
+    int rc = clean_into(sc, &t, s, depth);
+
+    json_decref(t.required_seen);
+    if (rc) {
+        json_decref(t.obj);
         return NULL;
     }
-    return out;
+    return t.obj;
+}
+
+/* A whole schema (tool parameters, response schema) under the request's
+ * budget.  NULL with err set when it cannot be expressed or is too big. */
+static json_t *clean_root_schema(json_t *schema, const char *param, schema_budget *b,
+                                 mn_error *err)
+{
+    schema_ctx sc = { schema, param, err, b, 0, 0 };
+
+    schema_budget_start(&sc, schema);
+    return clean_schema(&sc, schema, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -753,7 +948,8 @@ static json_t *thinking_config(json_t *gc)
     return tc;
 }
 
-static int encode_generation_config(mn_wire_ctx *ctx, json_t *req, json_t *gc, mn_error *err)
+static int encode_generation_config(mn_wire_ctx *ctx, json_t *req, json_t *gc,
+                                    schema_budget *budget, mn_error *err)
 {
     json_t *v;
 
@@ -808,8 +1004,8 @@ static int encode_generation_config(mn_wire_ctx *ctx, json_t *req, json_t *gc, m
             json_t *schema = json_object_get(json_object_get(v, "json_schema"), "schema");
             json_object_set_new(gc, "responseMimeType", json_string("application/json"));
             if (json_is_object(schema)) {
-                schema_ctx sc = { schema, "response_format.json_schema.schema", err };
-                json_t *c = clean_schema(&sc, schema, 0);
+                json_t *c = clean_root_schema(schema, "response_format.json_schema.schema",
+                                              budget, err);
                 if (!c) {
                     return -1;
                 }
@@ -870,7 +1066,8 @@ static int name_allowed(json_t *allowed, const char *name)
 
 /* allowed: when not NULL, only these function names are declared (the
  * `allowed_tools` choice with mode auto, which Gemini cannot say otherwise). */
-static int encode_tools(json_t *req, json_t *body, json_t *allowed, mn_error *err)
+static int encode_tools(json_t *req, json_t *body, json_t *allowed, schema_budget *budget,
+                        mn_error *err)
 {
     json_t *tools = json_object_get(req, "tools");
     json_t *decls, *tool;
@@ -910,13 +1107,9 @@ static int encode_tools(json_t *req, json_t *body, json_t *allowed, mn_error *er
             json_object_set(decl, "description", desc);
         }
         if (json_is_object(params)) {
-            schema_ctx sc;
             json_t *c;
             snprintf(param, sizeof(param), "tools[%zu].function.parameters", i);
-            sc.root = params;
-            sc.param = param;
-            sc.err = err;
-            c = clean_schema(&sc, params, 0);
+            c = clean_root_schema(params, param, budget, err);
             if (!c) {
                 json_decref(decl);
                 json_decref(decls);
@@ -1053,6 +1246,7 @@ static const char *model_segment(apr_pool_t *p, const char *model)
 static int gemini_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_error *err)
 {
     enc_state es;
+    schema_budget budget = { 0, 0, ctx->max_schema_expansion };
     json_t *body = json_object();
     json_t *gc, *allowed = NULL, *v;
     const char *key;
@@ -1077,9 +1271,9 @@ static int gemini_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn
         }
     }
     if (encode_messages(&es, json_object_get(req, "messages"))
-        || encode_generation_config(ctx, req, gc, err)
+        || encode_generation_config(ctx, req, gc, &budget, err)
         || encode_tool_choice(req, body, &allowed, err)
-        || encode_tools(req, body, allowed, err)) {
+        || encode_tools(req, body, allowed, &budget, err)) {
         goto done;
     }
     if (json_array_size(es.sys_parts)) {
@@ -1252,20 +1446,29 @@ static void gemini_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 /* ------------------------------------------------------------------------ */
 /* Responses                                                                 */
 
+/* Counts are longs in [0, LONG_MAX]: a negative count from the upstream
+ * reads as 0, a larger one and every sum saturate at LONG_MAX, so no total
+ * wraps negative on the way to the client or the accounting. */
 typedef struct gm_usage {
     int have;
     int have_thoughts;
-    json_int_t prompt, tool_prompt, candidates, thoughts, total, cached;
+    long prompt, tool_prompt, candidates, thoughts, total, cached;
     int have_total;
 } gm_usage;
 
-static json_int_t int_member(json_t *o, const char *name, int *present)
+static long int_member(json_t *o, const char *name, int *present)
 {
     json_t *v = json_object_get(o, name);
+    json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
     if (present) {
         *present = json_is_integer(v);
     }
-    return json_is_integer(v) ? json_integer_value(v) : 0;
+    return n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
+}
+
+static long sat_add(long a, long b)
+{
+    return a > LONG_MAX - b ? LONG_MAX : a + b;
 }
 
 /* Replaces u: usageMetadata is cumulative, the last one wins. */
@@ -1286,9 +1489,9 @@ static void gm_usage_read(gm_usage *u, json_t *um)
 static void gm_usage_counts(const gm_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = (long)(u->prompt + u->tool_prompt);
-    m->completion_tokens = (long)(u->candidates + u->thoughts);
-    m->total_tokens = u->have_total ? (long)u->total : m->prompt_tokens + m->completion_tokens;
+    m->prompt_tokens = sat_add(u->prompt, u->tool_prompt);
+    m->completion_tokens = sat_add(u->candidates, u->thoughts);
+    m->total_tokens = u->have_total ? u->total : sat_add(m->prompt_tokens, m->completion_tokens);
 }
 
 static json_t *gm_usage_json(const gm_usage *u)
@@ -1299,10 +1502,10 @@ static json_t *gm_usage_json(const gm_usage *u)
     gm_usage_counts(u, &m);
     o = mn_usage_to_openai(&m);
     json_object_set_new(o, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", u->cached));
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached));
     if (u->have_thoughts) {
         json_object_set_new(o, "completion_tokens_details",
-                            json_pack("{s:I}", "reasoning_tokens", u->thoughts));
+                            json_pack("{s:I}", "reasoning_tokens", (json_int_t)u->thoughts));
     }
     return o;
 }
@@ -1341,6 +1544,32 @@ static json_t *args_string(json_t *args)
     return j;
 }
 
+/* Gemini leaves responseId out of some answers (blocked prompts, safety,
+ * recitation): ours stands in, so that no id is empty and every chunk of a
+ * stream carries the same one.  buf holds at least GM_ID_SIZE bytes. */
+#define GM_ID_SIZE 40
+static void make_response_id(char *buf)
+{
+    static const char hex[] = "0123456789abcdef";
+    static apr_uint32_t counter;
+    unsigned char r[12];
+    size_t i;
+
+    if (apr_generate_random_bytes(r, sizeof(r)) != APR_SUCCESS) {
+        /* unique enough when the system has no entropy to give */
+        apr_uint64_t t = (apr_uint64_t)apr_time_now();
+        apr_uint32_t c = counter++;
+        memcpy(r, &t, sizeof(t));
+        memcpy(r + sizeof(t), &c, sizeof(c));
+    }
+    memcpy(buf, "chatcmpl-", 9);
+    for (i = 0; i < sizeof(r); i++) {
+        buf[9 + 2 * i] = hex[r[i] >> 4];
+        buf[10 + 2 * i] = hex[r[i] & 15];
+    }
+    buf[9 + 2 * sizeof(r)] = '\0';
+}
+
 /* Gemini gives no ids (older models): ours must be unique within the
  * response and stable between a chunk and the final message. */
 static json_t *tool_call_id(json_t *fc, const char *response_id, long n)
@@ -1354,18 +1583,27 @@ static json_t *tool_call_id(json_t *fc, const char *response_id, long n)
     return json_string(buf);
 }
 
-static json_t *tool_call_json(json_t *fc, const char *response_id, long n, int with_index)
+/* A call a client can make has a name: a functionCall part without one is
+ * a streamed continuation (Vertex partialArgs) or garbage, never a call. */
+static int has_name(json_t *fc)
+{
+    json_t *name = json_object_get(fc, "name");
+    return json_is_string(name) && json_string_length(name) > 0;
+}
+
+/* fc must have a name (has_name).  Steals arguments (a JSON string). */
+static json_t *tool_call_json(json_t *fc, const char *response_id, long n, int with_index,
+                              json_t *arguments)
 {
     json_t *tc = json_object();
-    json_t *name = json_object_get(fc, "name");
     if (with_index) {
         json_object_set_new(tc, "index", json_integer(n));
     }
     json_object_set_new(tc, "id", tool_call_id(fc, response_id, n));
     json_object_set_new(tc, "type", json_string("function"));
     json_object_set_new(tc, "function",
-                        json_pack("{s:O,s:o}", "name", json_is_string(name) ? name : json_string(""),
-                                  "arguments", args_string(json_object_get(fc, "args"))));
+                        json_pack("{s:O,s:o}", "name", json_object_get(fc, "name"),
+                                  "arguments", arguments));
     return tc;
 }
 
@@ -1382,6 +1620,7 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
     json_t *root = json_loadb(body, len, 0, NULL);
     json_t *cand, *parts, *part, *message, *calls, *res, *choice;
     const char *rid, *model, *fr;
+    char made_id[GM_ID_SIZE];
     mn_buf text, reasoning;
     gm_usage gu;
     size_t i;
@@ -1400,7 +1639,10 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
         return -1;
     }
     rid = json_string_value(json_object_get(root, "responseId"));
-    rid = rid ? rid : "";
+    if (!rid || !*rid) {
+        make_response_id(made_id);
+        rid = made_id;
+    }
     model = json_string_value(json_object_get(root, "modelVersion"));
     model = model ? model : ctx->model;
     cand = json_array_get(json_object_get(root, "candidates"), 0);
@@ -1416,8 +1658,9 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
             mn_buf *b = part_is_thought(part) ? &reasoning : &text;
             mn_buf_append(b, json_string_value(t), json_string_length(t));
         }
-        else if (json_is_object(fc)) {
-            json_array_append_new(calls, tool_call_json(fc, rid, ncalls++, 0));
+        else if (json_is_object(fc) && has_name(fc)) {
+            json_array_append_new(calls, tool_call_json(fc, rid, ncalls++, 0,
+                                                        args_string(json_object_get(fc, "args"))));
         }
     }
     message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
@@ -1465,14 +1708,30 @@ static int gemini_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
 /* ------------------------------------------------------------------------ */
 /* Streaming                                                                 */
 
+/* Vertex may stream a call's arguments (partialArgs, one JSON path and
+ * value per fragment): they are assembled here and reach the client as one
+ * arguments delta for the call's index when the call is complete.  Bounded,
+ * so a stream keeps its memory constant whatever the upstream sends. */
+#define GM_CALL_ARGS_MAX (4 * 1024 * 1024)
+
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     int started;            /* role chunk sent */
-    int finished;           /* finish chunk sent */
+    int finish_seen;        /* a finishReason came; sent at the clean end */
+    char finish_raw[40];    /* the last one (Gemini's word) */
     long tool_index;        /* tool calls so far in this response */
-    char id[256];           /* responseId of the first event that had one */
+    char id[256];           /* responseId of the first event, or ours */
     char model[256];
     gm_usage gu;
+    /* a call whose arguments are still streaming */
+    int call_open;
+    long call_index;
+    json_t *call_args;
+    size_t call_bytes;
+    mn_buf str_path;        /* string value being appended to, and its path */
+    mn_buf str_val;
+    int str_pending;
+    int str_continue;       /* its last fragment said willContinue */
     /* raw (non-SSE) lines: a JSON error object appended to the stream */
     mn_buf raw;
     int raw_depth;
@@ -1502,6 +1761,8 @@ static mn_stream *gemini_stream_create(mn_wire_ctx *ctx)
         st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
         mn_buf_init(&st->raw);
+        mn_buf_init(&st->str_path);
+        mn_buf_init(&st->str_val);
     }
     return st;
 }
@@ -1541,12 +1802,310 @@ static void emit_delta(mn_stream *st, json_t *delta, const char *finish, mn_sink
     emit(st, c, out);
 }
 
+/* One step of a JSON path (RFC 9535 subset Vertex uses): .name, ['name'],
+ * ["name"] or [N].  Returns the rest of the path, or NULL when malformed. */
+static const char *path_step(const char *p, char *name, size_t size, long *index)
+{
+    size_t n = 0;
+    *index = -1;
+    if (*p == '.') {
+        for (p++; *p && *p != '.' && *p != '['; p++) {
+            if (n + 1 >= size) {
+                return NULL;
+            }
+            name[n++] = *p;
+        }
+    }
+    else if (p[0] == '[' && (p[1] == '\'' || p[1] == '"')) {
+        char q = p[1];
+        for (p += 2; *p && *p != q; p++) {
+            if (n + 1 >= size) {
+                return NULL;
+            }
+            name[n++] = *p;
+        }
+        if (p[0] != q || p[1] != ']') {
+            return NULL;
+        }
+        p += 2;
+    }
+    else if (p[0] == '[' && a_digit((unsigned char)p[1])) {
+        long i = 0;
+        for (p++; a_digit((unsigned char)*p); p++) {
+            if (i > 100000000L) {
+                return NULL;
+            }
+            i = i * 10 + (*p - '0');
+        }
+        if (*p != ']') {
+            return NULL;
+        }
+        *index = i;
+        return p + 1;
+    }
+    else {
+        return NULL;
+    }
+    name[n] = '\0';
+    return n ? p : NULL;
+}
+
+/* The member or element a step names in cur, created as an object or an
+ * array (as the next step wants) when missing; NULL on a shape conflict.
+ * An index may only name an element that exists or the next one. */
+static json_t *path_child(json_t *cur, const char *name, long index, int want_array)
+{
+    json_t *child;
+    if (index < 0) {
+        if (!json_is_object(cur)) {
+            return NULL;
+        }
+        child = json_object_get(cur, name);
+        if (!child) {
+            child = want_array ? json_array() : json_object();
+            json_object_set_new(cur, name, child);
+        }
+        return child;
+    }
+    if (!json_is_array(cur) || (size_t)index > json_array_size(cur)) {
+        return NULL;
+    }
+    if ((size_t)index == json_array_size(cur)) {
+        json_array_append_new(cur, want_array ? json_array() : json_object());
+    }
+    return json_array_get(cur, (size_t)index);
+}
+
+/* Sets path ($ then steps) in root to value (stolen).  0, or -1. */
+static int set_path(json_t *root, const char *path, json_t *value)
+{
+    char name[256], next_name[256];
+    long index, next_index;
+    const char *p, *next;
+    json_t *cur = root;
+
+    if (path[0] != '$' || !path[1]) {
+        json_decref(value);
+        return -1;
+    }
+    p = path_step(path + 1, name, sizeof(name), &index);
+    while (p && *p) {
+        next = path_step(p, next_name, sizeof(next_name), &next_index);
+        cur = next ? path_child(cur, name, index, next_index >= 0) : NULL;
+        if (!cur) {
+            json_decref(value);
+            return -1;
+        }
+        memcpy(name, next_name, sizeof(name));
+        index = next_index;
+        p = next;
+    }
+    if (!p || (index < 0 && !json_is_object(cur))
+        || (index >= 0 && (!json_is_array(cur) || (size_t)index > json_array_size(cur)))) {
+        json_decref(value);
+        return -1;
+    }
+    if (index < 0) {
+        return json_object_set_new(cur, name, value);
+    }
+    if ((size_t)index == json_array_size(cur)) {
+        return json_array_append_new(cur, value);
+    }
+    return json_array_set_new(cur, (size_t)index, value);
+}
+
+static int call_fail(mn_stream *st, const char *what)
+{
+    return mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
+                        "upstream streamed function-call arguments %s", what);
+}
+
+/* The string being appended to goes into the arguments. */
+static int flush_string(mn_stream *st)
+{
+    int rc = 0;
+    if (st->str_pending) {
+        mn_buf_append(&st->str_path, "", 1);
+        rc = set_path(st->call_args, st->str_path.data,
+                      json_stringn(st->str_val.data ? st->str_val.data : "", st->str_val.len));
+        mn_buf_reset(&st->str_path);
+        mn_buf_reset(&st->str_val);
+        st->str_pending = 0;
+    }
+    return rc ? call_fail(st, "with a JSON path that does not fit the arguments") : 0;
+}
+
+static json_t *partial_value(json_t *pa)
+{
+    json_t *v;
+    if (json_is_string(v = json_object_get(pa, "stringValue"))
+        || json_is_number(v = json_object_get(pa, "numberValue"))
+        || json_is_boolean(v = json_object_get(pa, "boolValue"))) {
+        return json_incref(v);
+    }
+    return json_object_get(pa, "nullValue") ? json_null() : NULL;
+}
+
+/* One partialArgs fragment: a string continues the one before it when that
+ * one named the same path and said willContinue. */
+static int apply_fragment(mn_stream *st, json_t *pa)
+{
+    const char *path = json_string_value(json_object_get(pa, "jsonPath"));
+    json_t *v = partial_value(pa);
+    int same, rc = 0;
+
+    if (!path || !v) {
+        json_decref(v);
+        return 0;       /* nothing we could place */
+    }
+    st->call_bytes += strlen(path) + (json_is_string(v) ? json_string_length(v) : 8);
+    if (st->call_bytes > GM_CALL_ARGS_MAX) {
+        json_decref(v);
+        return call_fail(st, "over the size limit");
+    }
+    same = st->str_pending && st->str_continue && st->str_path.len == strlen(path)
+        && !memcmp(st->str_path.data, path, st->str_path.len);
+    if (!(same && json_is_string(v)) && flush_string(st)) {
+        json_decref(v);
+        return -1;
+    }
+    if (json_is_string(v)) {
+        if (!same) {
+            mn_buf_append(&st->str_path, path, strlen(path));
+        }
+        mn_buf_append(&st->str_val, json_string_value(v), json_string_length(v));
+        st->str_pending = 1;
+        st->str_continue = json_is_true(json_object_get(pa, "willContinue"));
+        json_decref(v);
+    }
+    else if (set_path(st->call_args, path, v)) {
+        rc = call_fail(st, "with a JSON path that does not fit the arguments");
+    }
+    return rc;
+}
+
+static int apply_partials(mn_stream *st, json_t *fc)
+{
+    json_t *args = json_object_get(fc, "args");
+    json_t *pa;
+    size_t i;
+
+    if (json_is_object(args)) {
+        if (flush_string(st)) {
+            return -1;
+        }
+        st->call_bytes += est_size(args, GM_CALL_ARGS_MAX);
+        if (st->call_bytes > GM_CALL_ARGS_MAX) {
+            return call_fail(st, "over the size limit");
+        }
+        json_object_update(st->call_args, args);
+    }
+    json_array_foreach(json_object_get(fc, "partialArgs"), i, pa) {
+        if (apply_fragment(st, pa)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The open call's assembled arguments go out as its arguments delta. */
+static int close_call(mn_stream *st, mn_sink *out)
+{
+    json_t *tc;
+    char *s;
+
+    if (!st->call_open) {
+        return 0;
+    }
+    st->call_open = 0;
+    if (flush_string(st)) {
+        return -1;
+    }
+    s = json_dumps(st->call_args, JSON_COMPACT);
+    json_decref(st->call_args);
+    st->call_args = NULL;
+    tc = json_pack("{s:I,s:{s:s}}", "index", (json_int_t)st->call_index, "function",
+                   "arguments", s ? s : "{}");
+    free(s);
+    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+    return 0;
+}
+
+static void open_call(mn_stream *st, json_t *fc, mn_sink *out)
+{
+    json_t *tc;
+    st->call_open = 1;
+    st->call_index = st->tool_index++;
+    st->call_args = json_object();
+    st->call_bytes = 0;
+    tc = tool_call_json(fc, st->id, st->call_index, 1, json_string(""));
+    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+}
+
+/* A functionCall part.  A named one is a call (complete, or opening one
+ * whose arguments stream); a nameless one continues the open call, if any,
+ * and is dropped otherwise.  -1 with b.err set when the stream must fail. */
+static int handle_call_part(mn_stream *st, json_t *fc, mn_sink *out)
+{
+    int more = json_is_true(json_object_get(fc, "willContinue"));
+
+    if (has_name(fc)) {
+        if (close_call(st, out)) {
+            return -1;
+        }
+        if (!more && !json_array_size(json_object_get(fc, "partialArgs"))) {
+            json_t *tc = tool_call_json(fc, st->id, st->tool_index++, 1,
+                                        args_string(json_object_get(fc, "args")));
+            emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+            return 0;
+        }
+        open_call(st, fc, out);
+    }
+    else if (!st->call_open) {
+        return 0;
+    }
+    if (apply_partials(st, fc)) {
+        return -1;
+    }
+    return more ? 0 : close_call(st, out);
+}
+
+static void handle_parts(mn_stream *st, json_t *parts, mn_sink *out)
+{
+    json_t *part;
+    size_t i;
+
+    json_array_foreach(parts, i, part) {
+        json_t *t = json_object_get(part, "text");
+        json_t *fc = json_object_get(part, "functionCall");
+        if (json_is_string(t) && json_string_length(t)) {
+            if (!part_is_thought(part)) {
+                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
+            }
+            else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
+                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
+            }
+        }
+        else if (json_is_object(fc) && handle_call_part(st, fc, out)) {
+            st->b.status = fail_with(st, out);
+            return;
+        }
+    }
+}
+
+static void note_finish(mn_stream *st, const char *fr)
+{
+    st->finish_seen = 1;
+    copy_utf8(st->finish_raw, sizeof(st->finish_raw), fr);
+}
+
+/* Whatever the upstream sends after its finishReason (more text, usage) is
+ * still passed on: the finish chunk is sent once, at the clean end. */
 static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
 {
     json_t *e = json_object_get(root, "error");
-    json_t *cands, *cand, *parts, *part, *v;
+    json_t *cand, *v;
     const char *fr;
-    size_t i;
 
     if (e && !json_is_null(e) && !json_is_false(e)) {
         if (error_from_gemini(&st->b.err, 0, root)) {
@@ -1558,6 +2117,9 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     v = json_object_get(root, "responseId");
     if (!st->id[0] && json_is_string(v)) {
         copy_utf8(st->id, sizeof(st->id), json_string_value(v));
+    }
+    if (!st->id[0]) {
+        make_response_id(st->id);
     }
     v = json_object_get(root, "modelVersion");
     if (json_is_string(v)) {
@@ -1571,40 +2133,18 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
         st->started = 1;
         emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
     }
-    if (st->finished) {
-        return st->b.status;      /* only usage may still change after the finish */
-    }
-    cands = json_object_get(root, "candidates");
-    cand = json_array_get(cands, 0);
+    cand = json_array_get(json_object_get(root, "candidates"), 0);
     if (!cand) {
         if (json_is_string(json_object_get(json_object_get(root, "promptFeedback"),
                                            "blockReason"))) {
-            st->finished = 1;
-            emit_delta(st, json_object(), "content_filter", out);
+            note_finish(st, "SAFETY");      /* -> content_filter */
         }
         return st->b.status;
     }
-    parts = json_object_get(json_object_get(cand, "content"), "parts");
-    json_array_foreach(parts, i, part) {
-        json_t *t = json_object_get(part, "text");
-        json_t *fc = json_object_get(part, "functionCall");
-        if (json_is_string(t) && json_string_length(t)) {
-            if (!part_is_thought(part)) {
-                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
-            }
-            else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
-                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
-            }
-        }
-        else if (json_is_object(fc)) {
-            json_t *tc = tool_call_json(fc, st->id, st->tool_index++, 1);
-            emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
-        }
-    }
+    handle_parts(st, json_object_get(json_object_get(cand, "content"), "parts"), out);
     fr = json_string_value(json_object_get(cand, "finishReason"));
-    if (fr) {
-        st->finished = 1;
-        emit_delta(st, json_object(), map_finish(fr, st->tool_index > 0), out);
+    if (fr && st->b.status == MN_STREAM_MORE) {
+        note_finish(st, fr);
     }
     return st->b.status;
 }
@@ -1727,11 +2267,15 @@ static mn_stream_status gemini_stream_end(mn_stream *st, const mn_error *cause, 
     if (st->raw.len && raw_try(st, out) != MN_STREAM_MORE) {
         return st->b.status;
     }
-    if (!st->finished) {
+    if (!st->finish_seen) {
         mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_eof",
                      "upstream closed the stream before a finish reason");
         return fail_with(st, out);
     }
+    if (close_call(st, out)) {
+        return fail_with(st, out);
+    }
+    emit_delta(st, json_object(), map_finish(st->finish_raw, st->tool_index > 0), out);
     if (st->b.ctx->include_usage) {
         json_t *c = chunk_base(st);
         json_object_set_new(c, "choices", json_array());
@@ -1746,6 +2290,9 @@ static mn_stream_status gemini_stream_end(mn_stream *st, const mn_error *cause, 
 static void gemini_stream_destroy(mn_stream *st)
 {
     if (st) {
+        json_decref(st->call_args);
+        mn_buf_free(&st->str_path);
+        mn_buf_free(&st->str_val);
         mn_buf_free(&st->raw);
         free(st);
     }

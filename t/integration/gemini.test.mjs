@@ -6,6 +6,8 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, streamRequest } from './lib/http.mjs';
 import { fixture, fixtureJSON } from './lib/fixtures.mjs';
+import path from 'node:path';
+import { startGateway, buildConf, configtest } from './lib/apache.mjs';
 import { assertJSONError, assertSSEBody, assertLog, assertFrames, parseFrames, CT_JSON } from './lib/expect.mjs';
 import {
   setupTranslateSuite, upstreamReply, expectedStream, expectedJSON, pinCreated, pinCreatedAll,
@@ -360,6 +362,126 @@ for (const includeUsage of [true, false]) {
 }
 
 // ------------------------------------------------------------------------ final
+
+// ------------------------------------------------ hostile input, replayed recordings
+
+/** A schema whose $defs L0..L(depth-1) each have `fan` properties that all $ref the next level. */
+function fanoutSchema(fan, depth) {
+  const props = (ref) => Object.fromEntries(Array.from({ length: fan }, (_, i) => [`p${i}`, ref]));
+  const defs = {};
+  for (let l = 0; l < depth; l++) {
+    defs[`L${l}`] = { type: 'object', properties: props(l + 1 < depth ? { $ref: `#/$defs/L${l + 1}` } : { type: 'string' }) };
+  }
+  return { type: 'object', properties: props({ $ref: '#/$defs/L0' }), $defs: defs };
+}
+
+const sse = (events) => Buffer.from(events.map((e) => `data: ${JSON.stringify(e)}\r\n\r\n`).join(''));
+const geminiStream = (events, extra = '') => upstreamReply('gemini/stream_text.sse', { body: Buffer.concat([sse(events), Buffer.from(extra)]) });
+
+test('a $ref fan-out schema (1.7 KB inlining to ~10 MB) is a fast 400 naming the tool; nothing goes upstream', async () => {
+  const bomb = fanoutSchema(8, 6);
+  assert.ok(JSON.stringify(bomb).length < 1800);
+  const tools = [
+    { type: 'function', function: { name: 'ok', parameters: { type: 'object', properties: { a: { type: 'string' } } } } },
+    { type: 'function', function: { name: 'bomb', parameters: bomb } },
+  ];
+  const t0 = Date.now();
+  const res = await post({ model: `${P}/${MODEL}`, messages: MSGS, tools }, ctx.tid());
+  assert.ok(Date.now() - t0 < 2000, `answered in ${Date.now() - t0} ms`);
+  assertJSONError(res, { status: 400, type: 'invalid_request_error', param: 'tools[1].function.parameters' });
+  assert.match(res.json.error.message, /grows beyond 8 times its size/);
+  assert.equal(ctx.mock.requests.length, 0);
+
+  const rf = await post({ model: `${P}/${MODEL}`, messages: MSGS,
+    response_format: { type: 'json_schema', json_schema: { name: 'r', schema: bomb } } }, ctx.tid());
+  assertJSONError(rf, { status: 400, type: 'invalid_request_error', param: 'response_format.json_schema.schema' });
+  assert.equal(ctx.mock.requests.length, 0);
+});
+
+test('ManiacMaxSchemaExpansion: a larger factor lets a schema through that the default refuses; 0 is a config error', async () => {
+  const schema = fanoutSchema(4, 6);   // 1 KB, inlined 584 KB
+  const body = { model: `${P}/${MODEL}`, messages: MSGS,
+    tools: [{ type: 'function', function: { name: 'wide', parameters: schema } }] };
+  const refused = await post(body, ctx.tid());
+  assertJSONError(refused, { status: 400, param: 'tools[0].function.parameters' });
+
+  const gw = await startGateway({
+    dir: path.join(ctx.dir, 'apache-expansion'), env: { UPSTREAM_KEY }, caFile: ctx.pki.caCert,
+    providers: ctx.providers, extra: 'ManiacMaxSchemaExpansion 1000',
+  });
+  try {
+    ctx.mock.respond(upstreamReply('gemini/response_text.json'));
+    const res = await request(gw.port, '/v1/chat/completions', body, { headers: { 'X-Test-Id': ctx.tid() } });
+    assert.equal(res.status, 200, res.text);
+    assert.equal(ctx.mock.requests.length, 1);
+    const decl = ctx.mock.requests[0].json.tools[0].functionDeclarations[0];
+    assert.deepEqual(decl.parameters.properties.p0.properties.p1.properties.p2.properties.p3
+      .properties.p0.properties.p1.properties.p2, { type: 'string' });
+  } finally {
+    await gw.stop();
+  }
+
+  const d = path.join(ctx.dir, 'ct-expansion');
+  for (const bad of ['0', '1001', 'x']) {
+    const r = configtest(d, buildConf({ dir: d, port: 1, providers: ctx.providers, caFile: ctx.pki.caCert,
+      extra: `ManiacMaxSchemaExpansion ${bad}` }), { env: { UPSTREAM_KEY } });
+    assert.notEqual(r.code, 0, r.output);
+    assert.match(r.output, /ManiacMaxSchemaExpansion: expected a factor from 1 to 1000/);
+  }
+});
+
+test('Vertex streamed function-call arguments (partialArgs): one tool call, named, arguments assembled (SDK)', async () => {
+  const fc = (f) => ({ candidates: [{ content: { role: 'model', parts: [{ functionCall: f }] } }], responseId: 'V1', modelVersion: MODEL });
+  ctx.mock.respond(geminiStream([
+    fc({ name: 'get_weather', willContinue: true }),
+    fc({ partialArgs: [{ jsonPath: '$.location', stringValue: 'Paris, ', willContinue: true }], willContinue: true }),
+    fc({ partialArgs: [{ jsonPath: '$.location', stringValue: 'France' }, { jsonPath: '$.days', numberValue: 2 }], willContinue: true }),
+    fc({}),
+    { candidates: [{ content: { role: 'model', parts: [] }, finishReason: 'STOP' }], responseId: 'V1', modelVersion: MODEL },
+  ]));
+  const final = await ctx.client.chat.completions.stream({ model: `${P}/${MODEL}`, messages: MSGS, stream: true },
+    { headers: { 'x-test-id': ctx.tid() } }).finalChatCompletion();
+  assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  assert.deepEqual(final.choices[0].message.tool_calls.map((c) => [c.id, c.function.name, JSON.parse(c.function.arguments)]),
+    [['call_V1_0', 'get_weather', { location: 'Paris, France', days: 2 }]]);
+});
+
+test('recorded: text, finishReason STOP, more text, then an error: both texts, the error frame, [DONE]', async () => {
+  const text = (t, fr) => ({ candidates: [{ content: { role: 'model', parts: [{ text: t }] }, ...(fr ? { finishReason: fr } : {}) }], responseId: 'S1', modelVersion: MODEL });
+  ctx.mock.respond(geminiStream([text('one ', 'STOP'), text('two')],
+    '{\n  "error": {\n    "code": 503,\n    "message": "overloaded",\n    "status": "UNAVAILABLE"\n  }\n}\n'));
+  const res = await postStream({ model: `${P}/${MODEL}`, messages: MSGS, stream: true }, ctx.tid());
+  assertSSEBody(res);
+  const frames = parseFrames(res.frames);
+  assert.deepEqual(frames.filter((f) => f !== '[DONE]' && f.choices).map((f) => f.choices[0].delta.content ?? null),
+    ['', 'one ', 'two']);
+  assert.ok(frames.every((f) => f === '[DONE]' || !f.choices || f.choices[0].finish_reason === null), 'no finish chunk before the error');
+  assert.deepEqual(frames.at(-2).error, { message: 'overloaded', type: 'server_error', param: null, code: 'UNAVAILABLE' });
+  assert.equal(frames.at(-1), '[DONE]');
+
+  // ... and with a clean end: both texts, one finish
+  ctx.mock.respond(geminiStream([text('one ', 'STOP'), text('two')]));
+  const ok = await postStream({ model: `${P}/${MODEL}`, messages: MSGS, stream: true }, ctx.tid());
+  const f2 = parseFrames(ok.frames);
+  assert.deepEqual(f2.filter((f) => f !== '[DONE]').map((f) => [f.choices[0].delta.content ?? null, f.choices[0].finish_reason]),
+    [['', null], ['one ', null], ['two', null], [null, 'stop']]);
+});
+
+test('no responseId (blocked prompt): one made-up chatcmpl- id on every chunk, and on the completion', async () => {
+  const blocked = { promptFeedback: { blockReason: 'SAFETY' }, usageMetadata: { promptTokenCount: 5, totalTokenCount: 5 }, modelVersion: MODEL };
+  ctx.mock.respond(geminiStream([blocked]));
+  const res = await postStream({ model: `${P}/${MODEL}`, messages: MSGS, stream: true, stream_options: { include_usage: true } }, ctx.tid());
+  const ids = parseFrames(res.frames).filter((f) => f !== '[DONE]').map((f) => f.id);
+  assert.equal(ids.length, 3);
+  assert.match(ids[0], /^chatcmpl-[0-9a-f]{24}$/);
+  assert.ok(ids.every((i) => i === ids[0]), ids.join());
+
+  ctx.mock.respond(upstreamReply('gemini/response_prompt_blocked.json', { body: JSON.stringify(blocked) }));
+  const whole = await post({ model: `${P}/${MODEL}`, messages: MSGS }, ctx.tid());
+  assert.equal(whole.status, 200);
+  assert.match(whole.json.id, /^chatcmpl-[0-9a-f]{24}$/);
+  assert.notEqual(whole.json.id, ids[0]);
+});
 
 test('final checks: no crash in the error log, no key in any log or response', async () => {
   await ctx.finalChecks();

@@ -1,6 +1,14 @@
 /* Unit tests for src/wire/gemini.c: every gemini/ fixture against its
  * expected partner (streams replayed split at every byte offset, with and
  * without include_usage), plus one small case per mapping rule. */
+#include <limits.h>
+#include <malloc.h>
+#include <time.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
 #include "harness.h"
 
 #define PROVIDER "gemini-test"
@@ -441,6 +449,383 @@ static void test_request_json_schema(void **state)
         "'response_format':{'type':'json_schema','json_schema':{'name':'r','schema':{"
         "  'type':'object','properties':{'p':{'$ref':'https://ex.com/s.json'}}}}}}",
         "response_format.json_schema.schema");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema expansion budget                                                   */
+
+static void buf_puts(mn_buf *b, const char *s)
+{
+    mn_buf_append(b, s, strlen(s));
+}
+
+/* A schema whose $defs L0..L(depth-1) each hold `fan` properties that all
+ * $ref the next level: inlined, it has fan^depth leaves. */
+static void append_fanout_schema(mn_buf *b, int fan, int depth)
+{
+    char tmp[128];
+    int l, i;
+
+    buf_puts(b, "{\"type\":\"object\",\"properties\":{");
+    for (i = 0; i < fan; i++) {
+        snprintf(tmp, sizeof(tmp), "%s\"p%d\":{\"$ref\":\"#/$defs/L0\"}", i ? "," : "", i);
+        mn_buf_append(b, tmp, strlen(tmp));
+    }
+    buf_puts(b, "},\"$defs\":{");
+    for (l = 0; l < depth; l++) {
+        snprintf(tmp, sizeof(tmp), "\"L%d\":{\"type\":\"object\",\"properties\":{", l);
+        mn_buf_append(b, tmp, strlen(tmp));
+        for (i = 0; i < fan; i++) {
+            if (l + 1 < depth) {
+                snprintf(tmp, sizeof(tmp), "%s\"p%d\":{\"$ref\":\"#/$defs/L%d\"}", i ? "," : "",
+                         i, l + 1);
+            }
+            else {
+                snprintf(tmp, sizeof(tmp), "%s\"p%d\":{\"type\":\"string\"}", i ? "," : "", i);
+            }
+            mn_buf_append(b, tmp, strlen(tmp));
+        }
+        buf_puts(b, l + 1 < depth ? "}}," : "}}");
+    }
+    buf_puts(b, "}}");
+}
+
+static json_t *tools_request(const char *const *schemas, size_t n)
+{
+    mn_buf b;
+    size_t i;
+    json_t *j;
+    char tmp[96];
+
+    mn_buf_init(&b);
+    buf_puts(&b, "{\"model\":\"g/x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"tools\":[");
+    for (i = 0; i < n; i++) {
+        snprintf(tmp, sizeof(tmp), "%s{\"type\":\"function\",\"function\":{\"name\":\"f%zu\","
+                 "\"parameters\":", i ? "," : "", i);
+        mn_buf_append(&b, tmp, strlen(tmp));
+        mn_buf_append(&b, schemas[i], strlen(schemas[i]));
+        buf_puts(&b, "}}");
+    }
+    buf_puts(&b, "]}");
+    j = json_loadb(b.data, b.len, 0, NULL);
+    assert_non_null(j);
+    mn_buf_free(&b);
+    return j;
+}
+
+/* Encodes req with the given expansion factor: 0, or -1 with err. */
+static int encode_with(void **state, json_t *req, int factor, mn_upstream_req *out,
+                       mn_error *err)
+{
+    mn_wire_ctx ctx;
+    mn_provider prov;
+    ctx_for(&ctx, &prov, state, 0, 0);
+    ctx.max_schema_expansion = factor;
+    mn_error_clear(err);
+    memset(out, 0, sizeof(*out));
+    return mn_wire_gemini.encode_request(&ctx, req, out, err);
+}
+
+static void test_request_schema_fanout_refused(void **state)
+{
+    mn_buf bomb;
+    const char *schemas[2];
+    mn_upstream_req out;
+    mn_error err;
+    json_t *req;
+    clock_t t0;
+    double secs;
+    char *rf;
+
+    /* fan 8, depth 6: a 1.7 KB schema that inlines to 8^6 = 262144 leaves
+     * (about 10 MB); before the budget it was built and sent upstream */
+    mn_buf_init(&bomb);
+    append_fanout_schema(&bomb, 8, 6);
+    assert_true(bomb.len < 1800);
+    mn_buf_append(&bomb, "", 1);
+    schemas[0] = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}";
+    schemas[1] = bomb.data;
+    req = tools_request(schemas, 2);
+    t0 = clock();
+    assert_int_equal(encode_with(state, req, 0, &out, &err), -1);
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    assert_true(secs < 0.5);
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.type, "invalid_request_error");
+    assert_string_equal(err.param, "tools[1].function.parameters");
+    assert_string_equal(err.message, "schema grows beyond 8 times its size when its $refs and "
+                                     "allOf are inlined for Gemini (ManiacMaxSchemaExpansion)");
+    json_decref(req);
+
+    /* the same schema as the response schema */
+    rf = malloc(bomb.len + 200);
+    snprintf(rf, bomb.len + 200, "{\"model\":\"g/x\",\"messages\":[{\"role\":\"user\","
+             "\"content\":\"x\"}],\"response_format\":{\"type\":\"json_schema\","
+             "\"json_schema\":{\"name\":\"r\",\"schema\":%s}}}", bomb.data);
+    req = json_loads(rf, 0, NULL);
+    assert_non_null(req);
+    assert_int_equal(encode_with(state, req, 0, &out, &err), -1);
+    assert_string_equal(err.param, "response_format.json_schema.schema");
+    json_decref(req);
+    free(rf);
+    mn_buf_free(&bomb);
+}
+
+static void test_request_schema_expansion_factor(void **state)
+{
+    mn_buf b;
+    const char *schemas[1];
+    mn_upstream_req out;
+    mn_error err;
+    json_t *req, *body, *props;
+    size_t i;
+
+    /* fan 4, depth 3: 64 leaves, inlined 9 KB from 0.6 KB */
+    mn_buf_init(&b);
+    append_fanout_schema(&b, 4, 3);
+    mn_buf_append(&b, "", 1);
+    schemas[0] = b.data;
+    req = tools_request(schemas, 1);
+    assert_int_equal(encode_with(state, req, 0, &out, &err), 0);
+    body = json_loadb(out.body, out.body_len, 0, NULL);
+    props = json_object_get(json_object_get(json_object_get(json_array_get(json_object_get(
+        json_array_get(json_object_get(body, "tools"), 0), "functionDeclarations"), 0),
+        "parameters"), "properties"), "p3");
+    for (i = 0; i < 3; i++) {
+        props = json_object_get(json_object_get(props, "properties"), "p0");
+    }
+    assert_jq(props, "{'type':'string'}");
+    json_decref(body);
+    json_decref(req);
+    mn_buf_free(&b);
+
+    /* fan 4, depth 6: 4096 leaves, 584 KB from 1 KB: over the default,
+     * within a factor of 1000 */
+    mn_buf_init(&b);
+    append_fanout_schema(&b, 4, 6);     /* 4096 leaves, ~120 KB */
+    mn_buf_append(&b, "", 1);
+    schemas[0] = b.data;
+    req = tools_request(schemas, 1);
+    assert_int_equal(encode_with(state, req, 0, &out, &err), -1);
+    assert_string_equal(err.param, "tools[0].function.parameters");
+    assert_int_equal(encode_with(state, req, 1, &out, &err), -1);
+    assert_string_equal(err.param, "tools[0].function.parameters");
+    assert_string_equal(err.message, "schema grows beyond 1 times its size when its $refs and "
+                                     "allOf are inlined for Gemini (ManiacMaxSchemaExpansion)");
+    assert_int_equal(encode_with(state, req, 1000, &out, &err), 0);
+    assert_true(out.body_len > 100000);
+    json_decref(req);
+    mn_buf_free(&b);
+}
+
+/* allOf parts listing the same long required list: merged once each, in
+ * linear time (it was a list walk per name: quadratic). */
+static void test_request_schema_required_merge_linear(void **state)
+{
+    enum { PARTS = 64, NAMES = 4000 };
+    mn_buf b;
+    mn_upstream_req out;
+    mn_error err;
+    const char *schemas[1];
+    json_t *req, *body, *required;
+    char tmp[64];
+    int p, n;
+    clock_t t0;
+    double secs;
+
+    mn_buf_init(&b);
+    buf_puts(&b, "{\"type\":\"object\",\"properties\":{\"n0\":{}},\"required\":[\"n0\",7],"
+                "\"allOf\":[");
+    for (p = 0; p < PARTS; p++) {
+        buf_puts(&b, p ? ",{\"required\":[" : "{\"required\":[");
+        for (n = 0; n < NAMES; n++) {
+            /* each part lists the names in another order, plus one of its own */
+            snprintf(tmp, sizeof(tmp), "%s\"n%d\"", n ? "," : "", (n * 7 + p) % NAMES);
+            mn_buf_append(&b, tmp, strlen(tmp));
+        }
+        snprintf(tmp, sizeof(tmp), ",\"own%d\"]}", p);
+        mn_buf_append(&b, tmp, strlen(tmp));
+    }
+    buf_puts(&b, "]}");
+    mn_buf_append(&b, "", 1);
+    schemas[0] = b.data;
+    req = tools_request(schemas, 1);
+    t0 = clock();
+    assert_int_equal(encode_with(state, req, 0, &out, &err), 0);
+    secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    print_message("required merge: %zu bytes of schema in %.3f s\n", b.len, secs);
+    assert_true(secs < 1.0);
+    body = json_loadb(out.body, out.body_len, 0, NULL);
+    required = json_object_get(json_object_get(json_array_get(json_object_get(json_array_get(
+        json_object_get(body, "tools"), 0), "functionDeclarations"), 0), "parameters"),
+        "required");
+    /* every name once, in first-seen order, the non-name 7 dropped */
+    assert_int_equal(json_array_size(required), NAMES + PARTS);
+    assert_string_equal(json_string_value(json_array_get(required, 0)), "n0");
+    assert_string_equal(json_string_value(json_array_get(required, 1)), "n7");
+    assert_string_equal(json_string_value(json_array_get(required, NAMES)), "own0");
+    assert_string_equal(json_string_value(json_array_get(required, NAMES + 1)), "own1");
+    json_decref(body);
+    json_decref(req);
+    mn_buf_free(&b);
+}
+
+/* Jansson's heap in use, counted without a header (malloc_usable_size), so
+ * that strings it returns may still be released with free(). */
+static long long mem_cur, mem_peak;
+
+static void *count_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p) {
+        mem_cur += (long long)malloc_usable_size(p);
+        mem_peak = mem_cur > mem_peak ? mem_cur : mem_peak;
+    }
+    return p;
+}
+
+static void count_free(void *p)
+{
+    if (p) {
+        mem_cur -= (long long)malloc_usable_size(p);
+        free(p);
+    }
+}
+
+/* valgrind runs 20-50 times slower: the same generators at 1/8 of the size
+ * there, without the clock bound (the sanitizer run checks the full size) */
+static int under_valgrind(void)
+{
+#if defined(RUNNING_ON_VALGRIND)
+    return RUNNING_ON_VALGRIND;
+#else
+    return mn_t_quick();
+#endif
+}
+
+typedef struct worst_result {
+    int rc;
+    mn_error err;
+    double secs;
+    long long peak;         /* Jansson heap above the start, bytes */
+    size_t body_len;
+} worst_result;
+
+static void encode_measured(void **state, json_t *req, worst_result *w)
+{
+    mn_upstream_req out;
+    clock_t t0;
+    json_malloc_t m0;
+    json_free_t f0;
+
+    json_get_alloc_funcs(&m0, &f0);
+    mem_cur = mem_peak = 0;
+    json_set_alloc_funcs(count_malloc, count_free);
+    t0 = clock();
+    w->rc = encode_with(state, req, 0, &out, &w->err);
+    w->secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    json_set_alloc_funcs(m0, f0);
+    w->peak = mem_peak;
+    w->body_len = w->rc ? 0 : out.body_len;
+}
+
+static json_t *parse_measured(const mn_buf *b, long long *peak)
+{
+    json_malloc_t m0;
+    json_free_t f0;
+    json_t *j;
+
+    json_get_alloc_funcs(&m0, &f0);
+    mem_cur = mem_peak = 0;
+    json_set_alloc_funcs(count_malloc, count_free);
+    j = json_loadb(b->data, b->len, 0, NULL);
+    json_set_alloc_funcs(m0, f0);
+    assert_non_null(j);
+    *peak = mem_peak;
+    return j;
+}
+
+/* Request bodies of the size ManiacMaxRequestBody allows by default (32 MiB)
+ * built to cost the most: every tool a $ref fan-out that stays within its
+ * own budget (so the request-wide cap must stop it), and one schema of
+ * nested allOf whose parts list long required lists.  The bound tested:
+ * encoding takes under 4 s of CPU (sanitizer build), and its Jansson heap
+ * peaks under 256 MiB and (at 32 MiB) under what parsing the body took. */
+static void test_request_schema_worst_case(void **state)
+{
+    const size_t target = under_valgrind() ? 4u << 20 : 32u << 20;
+    const long long mem_bound = 256LL << 20;
+    mn_buf one, b;
+    json_t *req;
+    worst_result w;
+    long long parse_peak;
+    size_t n = 0, tool_len;
+    char tmp[96];
+    int p, k;
+
+    /* (1) fan 4, depth 3: 0.6 KB each, inlined 9 KB (under 8 x + slack),
+     * as many tools as fit */
+    mn_buf_init(&one);
+    append_fanout_schema(&one, 4, 3);
+    mn_buf_init(&b);
+    buf_puts(&b, "{\"model\":\"g/x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"tools\":[");
+    tool_len = one.len + 64;
+    while (b.len + tool_len + 2 < target) {
+        snprintf(tmp, sizeof(tmp), "%s{\"type\":\"function\",\"function\":{\"name\":\"f%zu\","
+                 "\"parameters\":", n ? "," : "", n);
+        mn_buf_append(&b, tmp, strlen(tmp));
+        mn_buf_append(&b, one.data, one.len);
+        buf_puts(&b, "}}");
+        n++;
+    }
+    buf_puts(&b, "]}");
+    req = parse_measured(&b, &parse_peak);
+    encode_measured(state, req, &w);
+    print_message("worst case fan-out: %zu bytes, %zu tools: rc %d (%s) in %.3f s, "
+                  "Jansson peak %.1f MiB (parsing it: %.1f MiB)\n", b.len, n, w.rc, w.err.param,
+                  w.secs, (double)w.peak / (1 << 20), (double)parse_peak / (1 << 20));
+    assert_int_equal(w.rc, -1);
+    assert_int_equal(w.err.status, 400);
+    assert_true(!strncmp(w.err.param, "tools[", 6));
+    assert_string_equal(w.err.message, "the schemas of this request grow by more than 8 MiB "
+                                       "when their $refs and allOf are inlined for Gemini");
+    assert_true(under_valgrind() || w.secs < 4.0);
+    assert_true(w.peak < mem_bound && (target < (32u << 20) || w.peak < parse_peak));
+    json_decref(req);
+    mn_buf_free(&one);
+    mn_buf_reset(&b);
+
+    /* (2) allOf nested 30 deep, every level a part with the same long
+     * required list (each name merged ~once per level) */
+    buf_puts(&b, "{\"model\":\"g/x\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                      "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\","
+                      "\"parameters\":{\"type\":\"object\",\"properties\":{\"r\":{}},\"allOf\":[");
+    for (p = 0; p < 30; p++) {
+        size_t level_end = b.len + (target - b.len) / (30 - p) - 64;
+        buf_puts(&b, "{\"required\":[\"r\"");
+        for (k = 0; b.len < level_end; k++) {
+            snprintf(tmp, sizeof(tmp), ",\"r%d\"", k % 200000);
+            mn_buf_append(&b, tmp, strlen(tmp));
+        }
+        buf_puts(&b, "],\"allOf\":[");
+    }
+    for (p = 0; p < 30; p++) {
+        buf_puts(&b, "]}");
+    }
+    buf_puts(&b, "]}}}]}");
+    req = parse_measured(&b, &parse_peak);
+    encode_measured(state, req, &w);
+    print_message("worst case allOf/required: %zu bytes: rc %d in %.3f s, Jansson peak "
+                  "%.1f MiB (parsing it: %.1f MiB), body %zu bytes\n", b.len, w.rc, w.secs,
+                  (double)w.peak / (1 << 20), (double)parse_peak / (1 << 20), w.body_len);
+    assert_int_equal(w.rc, 0);
+    assert_true(w.body_len < b.len);
+    assert_true(under_valgrind() || w.secs < 4.0);
+    assert_true(w.peak < mem_bound && (target < (32u << 20) || w.peak < parse_peak));
+    json_decref(req);
+    mn_buf_free(&b);
 }
 
 static void test_request_tools_and_choice(void **state)
@@ -1050,6 +1435,8 @@ static void test_stream_thoughts_and_finish_map(void **state)
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'B'},"
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
+        "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'late'},"
+        "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{},"
         "'logprobs':null,'finish_reason':'length'}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[],'usage':{'prompt_tokens':2,'completion_tokens':7,"
@@ -1145,7 +1532,8 @@ static void test_stream_error_frames(void **state)
         "data: {'error':{'message':'upstream closed the stream before a finish reason',"
         "'type':'upstream_error','param':null,'code':'upstream_eof'}}\n\n" DONE);
 
-    /* a cause given to stream_end wins, even after the finish */
+    /* a cause given to stream_end wins, even after a finishReason (the
+     * finish chunk is only sent at a clean end) */
     mn_error_set(&cause, 504, "timeout_error", NULL, "upstream_timeout", "upstream went quiet");
     run_stream(state,
         EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
@@ -1158,8 +1546,6 @@ static void test_stream_error_frames(void **state)
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
         "data: {" HEAD ",'choices':[{'index':0,'delta':{'content':'A'},"
         "'logprobs':null,'finish_reason':null}],'usage':null}\n\n"
-        "data: {" HEAD ",'choices':[{'index':0,'delta':{},"
-        "'logprobs':null,'finish_reason':'stop'}],'usage':null}\n\n"
         "data: {'error':{'message':'upstream went quiet','type':'timeout_error','param':null,"
         "'code':'upstream_timeout'}}\n\n" DONE);
 
@@ -1220,13 +1606,60 @@ static void test_stream_raw_overflow(void **state)
     mn_buf_free(&res.out);
 }
 
+/* Every JSON frame of out carries the same made-up id (chatcmpl- and 24 hex
+ * digits); it is replaced by "" in out, for comparing the rest.  Returns
+ * the id (static). */
+static const char *take_made_id(mn_buf *out)
+{
+    static char id[64];
+    json_t *frames = mn_t_data_frames(out->data, out->len);
+    json_t *fr;
+    size_t i, n = 0;
+    mn_buf copy;
+    char *at;
+
+    id[0] = '\0';
+    json_array_foreach(frames, i, fr) {
+        json_t *j = json_loads(json_string_value(fr), 0, NULL);
+        const char *v = json_string_value(json_object_get(j, "id"));
+        if (v) {
+            if (!id[0]) {
+                assert_int_equal(strlen(v), 33);
+                assert_memory_equal(v, "chatcmpl-", 9);
+                assert_int_equal(strspn(v + 9, "0123456789abcdef"), 24);
+                snprintf(id, sizeof(id), "%s", v);
+            }
+            assert_string_equal(v, id);
+            n++;
+        }
+        json_decref(j);
+    }
+    json_decref(frames);
+    assert_true(n > 0);
+    mn_buf_init(&copy);
+    mn_buf_append(&copy, out->data, out->len);
+    mn_buf_append(&copy, "", 1);
+    mn_buf_reset(out);
+    for (at = copy.data; *at;) {
+        char *hit = strstr(at, id);
+        size_t len = hit ? (size_t)(hit - at) : strlen(at);
+        mn_buf_append(out, at, len);
+        at += len + (hit ? strlen(id) : 0);
+    }
+    mn_buf_free(&copy);
+    return id;
+}
+
 static void test_stream_role_chunk_without_ids(void **state)
 {
     run_result res;
-    /* an event without responseId/modelVersion: the request's model stands in */
+    char first[64];
+    /* an event without responseId/modelVersion: the request's model stands
+     * in, and an id of ours, the same on every chunk */
     run_stream(state, EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}]}"),
                0, NULL, &res);
     assert_int_equal(res.status, MN_STREAM_DONE);
+    snprintf(first, sizeof(first), "%s", take_made_id(&res.out));
     assert_stream(&res,
         "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
         "'choices':[{'index':0,'delta':{'role':'assistant','content':''},'logprobs':null,"
@@ -1237,6 +1670,278 @@ static void test_stream_role_chunk_without_ids(void **state)
         "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
         "'choices':[{'index':0,'delta':{},'logprobs':null,'finish_reason':'stop'}]}\n\n"
         DONE);
+
+    /* a blocked prompt (no responseId, no candidates), with the usage
+     * chunk; a later responseId does not change the id mid-stream; every
+     * stream gets its own */
+    run_stream(state,
+        EV("{'promptFeedback':{'blockReason':'SAFETY'},'usageMetadata':{'promptTokenCount':3}}")
+        EV("{'usageMetadata':{'promptTokenCount':3},'responseId':'LATE'}"),
+        1, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_string_not_equal(take_made_id(&res.out), first);
+    assert_stream(&res,
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[{'index':0,'delta':{'role':'assistant','content':''},'logprobs':null,"
+        "'finish_reason':null}],'usage':null}\n\n"
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[{'index':0,'delta':{},'logprobs':null,'finish_reason':'content_filter'}],"
+        "'usage':null}\n\n"
+        "data: {'id':'','object':'chat.completion.chunk','created':1767225600,'model':'" MODEL "',"
+        "'choices':[],'usage':{'prompt_tokens':3,'completion_tokens':0,'total_tokens':3,"
+        "'prompt_tokens_details':{'cached_tokens':0}}}\n\n"
+        DONE);
+}
+
+/* Replayed from what Gemini and Vertex have been recorded sending: text
+ * after the finishReason, then an error.  Every text reaches the client. */
+static void test_stream_text_after_finish(void **state)
+{
+    run_result res;
+
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        EV("{'error':{'code':500,'message':'boom','status':'INTERNAL'}}"),
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_int_equal(res.err.status, 500);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        "data: {'error':{'message':'boom','type':'server_error','param':null,"
+        "'code':'INTERNAL'}}\n\n" DONE);
+
+    /* the same with the error as raw JSON after the events (Vertex) */
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        "[{\n  'error': {'code': 503, 'message': 'busy', 'status': 'UNAVAILABLE'}\n}]\n",
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        "data: {'error':{'message':'busy','type':'server_error','param':null,"
+        "'code':'UNAVAILABLE'}}\n\n" DONE);
+
+    /* more text after STOP and a clean end: the text, one finish (the last
+     * finishReason's) */
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'B'}]}}],'responseId':'R','modelVersion':'m'}")
+        EV("{'candidates':[{'content':{'parts':[{'text':'C'}]},'finishReason':'MAX_TOKENS'}],"
+           "'responseId':'R','modelVersion':'m'}"),
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE DELTA("{'content':'A'}") DELTA("{'content':'B'}")
+        DELTA("{'content':'C'}") FINISH("length") DONE);
+}
+
+#define FC_EV(fc) EV("{'candidates':[{'content':{'role':'model','parts':[{'functionCall':" fc \
+                     "}]}}],'responseId':'R','modelVersion':'m'}")
+#define FC_START(i, name) DELTA("{'tool_calls':[{'index':" #i ",'id':'call_R_" #i "'," \
+                                "'type':'function','function':{'name':'" name "','arguments':''}}]}")
+#define FC_ARGS(i, a) DELTA("{'tool_calls':[{'index':" #i ",'function':{'arguments':'" a "'}}]}")
+#define STOP_EV EV("{'candidates':[{'content':{'parts':[]},'finishReason':'STOP'}],'responseId':'R'," \
+                   "'modelVersion':'m'}")
+
+/* Vertex streamFunctionCallArguments: a named part opens the call, nameless
+ * parts carry partialArgs (jsonPath + value; a string continues while
+ * willContinue), the part without willContinue ends it. */
+static void test_stream_partial_args(void **state)
+{
+    run_result res;
+
+    run_stream(state,
+        FC_EV("{'name':'get_weather','willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.location','stringValue':'Bos','willContinue':true}],"
+              "'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.location','stringValue':'ton'}],'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.days','numberValue':3},"
+              "{'jsonPath':'$.opts.units[0]','stringValue':'C'},"
+              "{'jsonPath':'$.opts.units[1]','stringValue':'F'},"
+              "{'jsonPath':'$[\\u0027opts\\u0027][\\u0027metric\\u0027]','boolValue':true},"
+              "{'jsonPath':'$.note','nullValue':'NULL_VALUE'}],'willContinue':true}")
+        FC_EV("{}")
+        /* a nameless part with no call open is no call */
+        FC_EV("{'partialArgs':[{'jsonPath':'$.x','stringValue':'y'}]}")
+        FC_EV("{'args':{'k':1}}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FC_START(0, "get_weather")
+        FC_ARGS(0, "{\\'location\\':\\'Boston\\',\\'days\\':3,\\'opts\\':{\\'units\\':"
+                   "[\\'C\\',\\'F\\'],\\'metric\\':true},\\'note\\':null}")
+        FINISH("tool_calls") DONE);
+
+    /* a second named call closes the first; a call may start with args;
+     * the finish closes the last one */
+    run_stream(state,
+        FC_EV("{'name':'a','args':{'p':1},'willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.q','stringValue':'x'}],'willContinue':true}")
+        FC_EV("{'name':'b','partialArgs':[{'jsonPath':'$.r','boolValue':false}],'willContinue':true}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FC_START(0, "a")
+        FC_ARGS(0, "{\\'p\\':1,\\'q\\':\\'x\\'}")
+        FC_START(1, "b")
+        FC_ARGS(1, "{\\'r\\':false}")
+        FINISH("tool_calls") DONE);
+
+    /* a path that does not fit what is there fails the stream */
+    run_stream(state,
+        FC_EV("{'name':'a','willContinue':true}")
+        FC_EV("{'partialArgs':[{'jsonPath':'$.v','numberValue':1},"
+              "{'jsonPath':'$.v.w','numberValue':2}],'willContinue':true}")
+        STOP_EV,
+        0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.code, "upstream_bad_response");
+    assert_int_equal(res.err.status, 502);
+    assert_stream(&res, ROLE FC_START(0, "a")
+        "data: {'error':{'message':'upstream streamed function-call arguments with a JSON path "
+        "that does not fit the arguments','type':'upstream_error','param':null,"
+        "'code':'upstream_bad_response'}}\n\n" DONE);
+}
+
+static void test_stream_partial_args_bounded(void **state)
+{
+    run_result res;
+    mn_buf in;
+    size_t i;
+    char *chunk = malloc(70000);
+
+    /* 100 fragments of 64 KB, appended to one string: over the 4 MiB bound */
+    memset(chunk, 'x', 65536);
+    chunk[65536] = '\0';
+    mn_buf_init(&in);
+    buf_puts(&in, FC_EV("{'name':'a','willContinue':true}"));
+    for (i = 0; i < 100; i++) {
+        buf_puts(&in, "data: {'candidates':[{'content':{'parts':[{'functionCall':{'partialArgs':"
+                      "[{'jsonPath':'$.s','willContinue':true,'stringValue':'");
+        buf_puts(&in, chunk);
+        buf_puts(&in, "'}],'willContinue':true}}]}}]}\r\n\r\n");
+    }
+    mn_buf_append(&in, "", 1);
+    run_stream(state, in.data, 0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.code, "upstream_bad_response");
+    assert_string_equal(res.err.message,
+                        "upstream streamed function-call arguments over the size limit");
+    mn_buf_free(&res.out);
+
+    /* the same through whole args objects, each under a new key */
+    mn_buf_reset(&in);
+    buf_puts(&in, FC_EV("{'name':'a','willContinue':true}"));
+    for (i = 0; i < 100; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "k%zu", i);
+        buf_puts(&in, "data: {'candidates':[{'content':{'parts':[{'functionCall':{'args':{'");
+        buf_puts(&in, key);
+        buf_puts(&in, "':'");
+        buf_puts(&in, chunk);
+        buf_puts(&in, "'},'willContinue':true}}]}}]}\r\n\r\n");
+    }
+    mn_buf_append(&in, "", 1);
+    run_stream(state, in.data, 0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_FAILED);
+    assert_string_equal(res.err.message,
+                        "upstream streamed function-call arguments over the size limit");
+    mn_buf_free(&res.out);
+    mn_buf_free(&in);
+    free(chunk);
+}
+
+/* Found by fuzzing: a nameless functionCall leaked (and became a call named
+ * ""); it is no call at all, in answers and in streams. */
+static void test_nameless_function_call(void **state)
+{
+    mn_usage usage;
+    run_result res;
+    json_t *got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'functionCall':{'args':{'a':1}}},"
+        "{'functionCall':{'name':''}},{'functionCall':{'name':7}},"
+        "{'functionCall':{'name':'g'}}]},'finishReason':'STOP'}],'responseId':'R'}", &usage);
+    assert_jq(json_object_get(json_array_get(json_object_get(got, "choices"), 0), "message"),
+        "{'role':'assistant','content':null,'refusal':null,"
+        " 'tool_calls':[{'id':'call_R_0','type':'function','function':{'name':'g',"
+        "   'arguments':'{}'}}]}");
+    json_decref(got);
+
+    got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'text':'t'},{'functionCall':{}}]},"
+        "'finishReason':'STOP'}],'responseId':'R'}", &usage);
+    assert_jq(json_array_get(json_object_get(got, "choices"), 0),
+        "{'index':0,'message':{'role':'assistant','content':'t','refusal':null},"
+        "'logprobs':null,'finish_reason':'stop'}");
+    json_decref(got);
+
+    run_stream(state,
+        FC_EV("{'args':{'a':1}}") FC_EV("{'name':''}") STOP_EV, 0, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_stream(&res, ROLE FINISH("stop") DONE);
+}
+
+/* Found by fuzzing: token counts near the top of the range wrapped the
+ * sums negative.  Negative counts read as 0, sums saturate. */
+static void test_usage_saturates(void **state)
+{
+    mn_usage usage;
+    run_result res;
+    json_t *got = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'text':'t'}]},'finishReason':'STOP'}],"
+        "'responseId':'R','usageMetadata':{'promptTokenCount':9223372036854775807,"
+        "'toolUsePromptTokenCount':9223372036854775807,'candidatesTokenCount':-5,"
+        "'thoughtsTokenCount':9223372036854775000,'cachedContentTokenCount':-1}}", &usage);
+    assert_jq(json_object_get(got, "usage"),
+        "{'prompt_tokens':9223372036854775807,'completion_tokens':9223372036854775000,"
+        "'total_tokens':9223372036854775807,'prompt_tokens_details':{'cached_tokens':0},"
+        "'completion_tokens_details':{'reasoning_tokens':9223372036854775000}}");
+    assert_true(usage.prompt_tokens == LONG_MAX);
+    assert_true(usage.completion_tokens == 9223372036854775000L);
+    assert_true(usage.total_tokens == LONG_MAX);
+    json_decref(got);
+
+    run_stream(state,
+        EV("{'candidates':[{'content':{'parts':[{'text':'A'}]},'finishReason':'STOP'}],"
+           "'responseId':'R','modelVersion':'m','usageMetadata':{'promptTokenCount':-7,"
+           "'candidatesTokenCount':9223372036854775807,'thoughtsTokenCount':1,"
+           "'totalTokenCount':-3}}"),
+        1, NULL, &res);
+    assert_int_equal(res.status, MN_STREAM_DONE);
+    assert_true(res.usage.prompt_tokens == 0);
+    assert_true(res.usage.completion_tokens == LONG_MAX);
+    assert_true(res.usage.total_tokens == 0);
+    mn_buf_free(&res.out);
+}
+
+/* Answers without responseId (blocked prompts, safety): an id of ours, also
+ * in the tool-call ids built from it, different for every answer. */
+static void test_response_without_response_id(void **state)
+{
+    mn_usage usage;
+    json_t *a = decode_q(state,
+        "{'promptFeedback':{'blockReason':'SAFETY'},'modelVersion':'m'}", &usage);
+    json_t *b = decode_q(state,
+        "{'candidates':[{'content':{'parts':[{'functionCall':{'name':'f'}}]},"
+        "'finishReason':'STOP'}],'responseId':''}", &usage);
+    const char *ia = json_string_value(json_object_get(a, "id"));
+    const char *ib = json_string_value(json_object_get(b, "id"));
+    char want[96];
+
+    assert_non_null(ia);
+    assert_int_equal(strlen(ia), 33);
+    assert_memory_equal(ia, "chatcmpl-", 9);
+    assert_int_equal(strspn(ia + 9, "0123456789abcdef"), 24);
+    assert_non_null(ib);
+    assert_string_not_equal(ia, ib);
+    snprintf(want, sizeof(want), "call_%s_0", ib);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(
+        json_object_get(json_array_get(json_object_get(b, "choices"), 0), "message"),
+        "tool_calls"), 0), "id")), want);
+    json_decref(a);
+    json_decref(b);
 }
 
 int main(void)
@@ -1255,6 +1960,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_reasoning_effort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_reasoning_content_provider, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_json_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_schema_fanout_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_schema_expansion_factor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_schema_required_merge_linear, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_schema_worst_case, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_tools_and_choice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_dropped_and_passthrough, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_fixtures, setup, teardown),
@@ -1277,6 +1987,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_raw_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_raw_overflow, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_role_chunk_without_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_text_after_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_partial_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_partial_args_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nameless_function_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_usage_saturates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_response_without_response_id, setup, teardown),
     };
     int rc;
     apr_initialize();
