@@ -103,7 +103,7 @@ typedef struct {
 static void set_long(long *dst, json_t *v)
 {
     if (json_is_integer(v)) {
-        *dst = (long)json_integer_value(v);
+        *dst = mn_usage_count(v);
     }
 }
 
@@ -122,7 +122,7 @@ static void a_usage_merge(a_usage *u, json_t *usage)
     set_long(&u->out, json_object_get(usage, "output_tokens"));
     details = json_object_get(json_object_get(usage, "output_tokens_details"), "thinking_tokens");
     if (json_is_integer(details)) {
-        u->thinking = (long)json_integer_value(details);
+        u->thinking = mn_usage_count(details);
         u->have_thinking = 1;
     }
 }
@@ -130,9 +130,12 @@ static void a_usage_merge(a_usage *u, json_t *usage)
 static void a_usage_to_mn(const a_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = u->in + u->cache_creation + u->cache_read;
+    m->prompt_tokens = mn_usage_add(mn_usage_add(u->in, u->cache_creation), u->cache_read);
     m->completion_tokens = u->out;
-    m->total_tokens = m->prompt_tokens + m->completion_tokens;
+    m->total_tokens = mn_usage_add(m->prompt_tokens, m->completion_tokens);
+    m->cached_tokens = u->cache_read;
+    m->cache_write_tokens = u->cache_creation;
+    m->reasoning_tokens = u->thinking;
 }
 
 static json_t *a_usage_to_openai(const a_usage *u)

@@ -41,6 +41,7 @@
  *  - Unknown top-level params are copied into the body; when one collides
  *    with a member we build, ours wins, except generationConfig, whose
  *    members are merged (ours win per member). */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1291,12 +1292,21 @@ static void gm_usage_read(gm_usage *u, json_t *um)
     u->cached = int_member(um, "cachedContentTokenCount", NULL);
 }
 
+static long gm_count(json_int_t v)
+{
+    return v <= 0 ? 0 : v >= (json_int_t)LONG_MAX ? LONG_MAX : (long)v;
+}
+
 static void gm_usage_counts(const gm_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = (long)(u->prompt + u->tool_prompt);
-    m->completion_tokens = (long)(u->candidates + u->thoughts);
-    m->total_tokens = u->have_total ? (long)u->total : m->prompt_tokens + m->completion_tokens;
+    m->prompt_tokens = mn_usage_add(gm_count(u->prompt), gm_count(u->tool_prompt));
+    m->completion_tokens = mn_usage_add(gm_count(u->candidates), gm_count(u->thoughts));
+    m->total_tokens = u->have_total ? gm_count(u->total)
+                                    : mn_usage_add(m->prompt_tokens, m->completion_tokens);
+    m->cached_tokens = gm_count(u->cached);
+    m->cache_write_tokens = 0;
+    m->reasoning_tokens = gm_count(u->thoughts);
 }
 
 static json_t *gm_usage_json(const gm_usage *u)
