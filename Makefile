@@ -15,6 +15,10 @@ APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --
 # Units that need httpd; everything else in src/ is pure (APR + Jansson) and unit-tested.
 GLUE_SRCS := src/handler.c src/upstream.c
 PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
+# limits, prices, counters: pure code in src/core/, httpd glue in src/httpd/
+GLUE_SRCS += $(sort $(wildcard src/httpd/*.c))
+PURE_SRCS += $(sort $(wildcard src/core/*.c))
+MN_LIBS   := -ljansson -lhiredis -lmemcached -lm
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
 
@@ -34,7 +38,7 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	@cp $(MOD_SRCS) $(BUILD)/obj/
 	cd $(BUILD)/obj && $(APXS) -c -o mod_maniac.la \
 	    $(foreach f,$(WARN),-Wc,$(f)) -Wc,-O2 -I$(CURDIR)/include \
-	    $(notdir $(MOD_SRCS)) -ljansson >build.log 2>&1 || { cat build.log; exit 1; }
+	    $(notdir $(MOD_SRCS)) $(MN_LIBS) >build.log 2>&1 || { cat build.log; exit 1; }
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
 	@# a new file, renamed over the old one: a running httpd keeps its mapping
 	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
@@ -44,12 +48,12 @@ deps:
 
 $(BUILD)/unit/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(PURE_SRCS) $(MN_LIBS) -lcmocka $(APR_LIBS)
 
 # valgrind cannot run ASan binaries: a second, plain build of the same tests
 $(BUILD)/unit-vg/%: t/unit/%.c $(PURE_SRCS) $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit-vg
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(PURE_SRCS) $(MN_LIBS) -lcmocka $(APR_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
