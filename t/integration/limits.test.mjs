@@ -322,7 +322,7 @@ async function startStore(kind) {
   return {
     port,
     async stop() {
-      if (proc.exitCode !== null) return;
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
       const done = new Promise((r) => proc.once('exit', r));
       proc.kill('SIGKILL');
       await done;
