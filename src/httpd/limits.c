@@ -33,7 +33,8 @@ struct mn_limits_req {
     int admitted;            /* counters hold a reservation to settle */
     int unavailable;
     int priced;              /* some attempt had a known price */
-    int64_t est_prompt;
+    int64_t est_prompt;      /* -1 until needed */
+    json_t *body;            /* the request, alive while it is served */
     int64_t tokens;          /* used, every attempt */
     int64_t cost;            /* micro-USD, every attempt */
     int finished;
@@ -211,6 +212,8 @@ int mn_limits_admit(request_rec *r, json_t *body, int stream, const mn_target *t
     int refused;
 
     l->r = r;
+    l->body = body;
+    l->est_prompt = -1;
     *out = l;
     l->key = mn_auth_key(r);
     if (!l->key) {
@@ -264,6 +267,9 @@ void mn_limits_charge(mn_limits_req *l, const char *provider, const char *model,
             return;    /* failed before anything was produced */
         }
         if (!used.have) {
+            if (l->est_prompt < 0) {
+                l->est_prompt = mn_estimate_prompt_tokens(l->body);
+            }
             used.prompt_tokens = (long)l->est_prompt;
         }
         if (used.completion_tokens < frames) {

@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
@@ -305,6 +306,60 @@ test('max-streams=1: a second concurrent stream is refused, a non-stream request
     // the slot is free again
     const third = await chat(gw, { ...HI, stream: true }, auth);
     assert.equal(third.status, 200);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('concurrent requests never overspend: 12 at once against rpm=5 and against a budget for 5', async (t) => {
+  if (!authSupported()) return t.skip('AuthType maniac not in this build');
+  const rk = mint('conc-rpm', 'rpm=5');
+  // each request reserves and really uses 5 + 5 tokens at 1000 micro-USD: 10000; budget 50000
+  const bk = mint('conc-budget', 'budget=0.05/month');
+  const keys = path.join(dir, 'conc.keys');
+  fs.writeFileSync(keys, `${rk.line}\n${bk.line}\n`);
+  const gw = await gateway('conc', { location: keyed(keys), extra: 'ManiacPrice m/* input=1000 output=1000' });
+  try {
+    const s = new Date().getUTCSeconds();
+    if (s > 45) await new Promise((r) => setTimeout(r, (61 - s) * 1000));
+    mock.setHandler((req) => ({ ...jsonReply(usageBody('x', { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 })), delay: 300 }));
+    const fire = (key) => Promise.all(Array.from({ length: 12 }, () => chat(gw, HI, { Authorization: `Bearer ${key}` })));
+    const count = (rs, st) => rs.filter((r) => r.status === st).length;
+    let rs = await fire(rk.key);
+    assert.equal(count(rs, 200), 5);
+    assert.equal(count(rs, 429), 7);
+    rs = await fire(bk.key);
+    assert.equal(count(rs, 200), 5);
+    assert.equal(count(rs, 429), 7);
+    assert.ok(rs.filter((r) => r.status === 429).every((r) => JSON.parse(r.body.toString()).error.code === 'insufficient_quota'));
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('an aborted stream is charged for what it used', async (t) => {
+  const gw = await gateway('abort', { extra: 'ManiacPrice m/* input=1 output=1000' });
+  try {
+    const frame = (c) => `data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{"content":"${c}"},"finish_reason":null}]}\n\n`;
+    // three frames, then the upstream goes quiet; the client leaves; no usage ever came
+    mock.setHandler(() => sseReply([frame('a'), frame('b'), frame('c'), { data: frame('d'), delay: 5000 }]));
+    const id = tid();
+    const body = JSON.stringify({ ...HI, stream: true });
+    await new Promise((resolve) => {
+      const sock = net.connect(gw.port, '127.0.0.1', () => {
+        sock.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Test-Id: ${id}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      });
+      let got = '';
+      sock.on('data', (d) => {
+        got += d;
+        if ((got.match(/"delta":\{"content"/g) || []).length >= 3) { sock.destroy(); resolve(); }
+      });
+      sock.on('error', resolve);
+    });
+    const e = await gw.limitsLog(id, 10_000);
+    // no usage from the upstream: the estimated prompt (5 tokens at 1 micro-USD) and one
+    // token a frame (3 at 1000 micro-USD) = 3005 micro-USD
+    assert.equal(e.cost, '0.003005');
   } finally {
     await gw.stop();
   }
