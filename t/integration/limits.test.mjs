@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { MockUpstream, jsonReply, sseReply } from './lib/mock.mjs';
 import { startGateway, buildConf, configtest } from './lib/apache.mjs';
-import { APACHE_MODULES } from './lib/paths.mjs';
+import { APACHE_BIN, APACHE_MODULES } from './lib/paths.mjs';
 import { request, freePort, waitForPort } from './lib/http.mjs';
 import { makeTmpDir, removeTmpDir } from './lib/setup.mjs';
 
@@ -360,6 +360,33 @@ test('an aborted stream is charged for what it used', async (t) => {
     // no usage from the upstream: the estimated prompt (5 tokens at 1 micro-USD) and one
     // token a frame (3 at 1000 micro-USD) = 3005 micro-USD
     assert.equal(e.cost, '0.003005');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('shm counters survive a graceful restart (a reload does not forget what a key used)', async (t) => {
+  if (!authSupported()) return t.skip('AuthType maniac not in this build');
+  const k = mint('team-reload', 'rpm=3');
+  const keys = path.join(dir, 'reload.keys');
+  fs.writeFileSync(keys, `${k.line}\n`);
+  const gw = await gateway('reload', { location: keyed(keys) });
+  try {
+    answerWith({ prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 });
+    const s = new Date().getUTCSeconds();
+    if (s > 40) await new Promise((r) => setTimeout(r, (61 - s) * 1000));
+    const auth = { Authorization: `Bearer ${k.key}` };
+    const got = [];
+    for (let i = 0; i < 3; i++) got.push((await chat(gw, HI, auth)).status);
+    const gens = () => (gw.errorLog().match(/resuming normal operations/g) || []).length;
+    const before = gens();
+    const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const until = Date.now() + 15_000;
+    while (gens() <= before && Date.now() < until) await new Promise((res) => setTimeout(res, 50));
+    assert.ok(gens() > before, 'graceful restart did not complete');
+    got.push((await chat(gw, HI, auth)).status);
+    assert.deepEqual(got, [200, 200, 200, 429]);
   } finally {
     await gw.stop();
   }
