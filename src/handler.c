@@ -848,6 +848,7 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
                   pol.model, targets[0].provider->name, alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);
     if (mn_limits_admit(r, body, pol.stream, targets, ntargets, &req->lim, err)) {
+        req->prov = targets[0].provider;     /* the error names the routed provider */
         mn_policy_result_clear(&pol);
         return send_error(req, err);
     }

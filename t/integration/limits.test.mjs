@@ -228,6 +228,7 @@ test('rpm=5: exactly five answers in a minute, then 429 with the OpenAI headers,
     const body = JSON.parse(refused.body.toString());
     assert.equal(body.error.code, 'rate_limit_exceeded');
     assert.equal(body.error.type, 'requests');
+    assert.equal(body.provider, 'm');
     assert.match(body.error.message, /^Rate limit reached for requests per min \(RPM\): Limit 5, Used 5, Requested 1\. Please try again in /);
     assert.equal(results[0].log.key, 'team-rpm');
     // refused requests never reach the upstream
