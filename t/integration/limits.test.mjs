@@ -61,7 +61,8 @@ async function gateway(name, { extra = '', location = '', port } = {}) {
   fs.mkdirSync(d, { recursive: true });
   const gw = await startGateway({
     dir: d, port, sslProxyEngine: false,
-    providers: [`m ${mock.url('/v1')} retries=0 breaker-failures=0`, 'echo builtin:echo'],
+    providers: [`m ${mock.url('/v1')} retries=0 breaker-failures=0`, 'echo builtin:echo',
+      `a ${mock.url('/anth/v1')} format=anthropic retries=0 breaker-failures=0`],
     extra: `${AUTH_MODULES}\n${LOG}\nCustomLog "${d}/limits.log" limits\n${extra}`,
     location,
   });
@@ -147,6 +148,42 @@ test('ManiacPriceFile: LiteLLM format, provider/model key first, then the model 
     id = tid();
     await chat(gw, { model: 'echo/echo-priced', messages: [{ role: 'user', content: 'one two three' }] }, { 'X-Test-Id': id });
     assert.equal((await gw.limitsLog(id)).cost, '0.000009');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('Anthropic cache reads and writes are priced at their own rates, streamed or not', async () => {
+  const gw = await gateway('anthropic', {
+    extra: 'ManiacPrice a/claude-* input=3 output=15 cached-input=0.30 cache-write=3.75',
+  });
+  try {
+    const usage = { input_tokens: 10, cache_creation_input_tokens: 200, cache_read_input_tokens: 3000, output_tokens: 7 };
+    mock.setHandler((req) => {
+      const body = JSON.parse(req.body.toString());
+      if (!body.stream) {
+        return jsonReply({ id: 'msg_1', type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage });
+      }
+      const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+      return sseReply([
+        ev('message_start', { message: { id: 'msg_1', type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } } }),
+        ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+        ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'ok' } }),
+        ev('content_block_stop', { index: 0 }),
+        ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 7 } }),
+        ev('message_stop', {}),
+      ]);
+    });
+    for (const stream of [false, true]) {
+      const id = tid();
+      const res = await chat(gw, { model: 'a/claude-sonnet-4-5', stream, messages: [{ role: 'user', content: 'hi' }] }, { 'X-Test-Id': id });
+      assert.equal(res.status, 200);
+      const e = await gw.limitsLog(id);
+      // 10 x 3 + 200 x 3.75 + 3000 x 0.30 + 7 x 15 = 30 + 750 + 900 + 105 = 1785 micro-USD
+      assert.equal(e.cost, '0.001785', `stream=${stream}`);
+      assert.equal(e.cached, '3000');
+      assert.equal(e.prompt, '3210');
+    }
   } finally {
     await gw.stop();
   }
