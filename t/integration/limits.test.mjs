@@ -9,6 +9,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
+import OpenAI from 'openai';
 import { MockUpstream, jsonReply, sseReply } from './lib/mock.mjs';
 import { startGateway, buildConf, configtest } from './lib/apache.mjs';
 import { APACHE_BIN, APACHE_MODULES } from './lib/paths.mjs';
@@ -313,6 +314,17 @@ test('tpm and budget: reservation, reconciliation to the mock usage, exact cost,
     const err = JSON.parse(q.body.toString()).error;
     assert.equal(err.type, 'insufficient_quota');
     assert.equal(err.code, 'insufficient_quota');
+
+    // the official SDK, which retries 429s, takes x-should-retry: false at its word
+    const sdk = new OpenAI({ baseURL: gw.baseURL, apiKey: bk.key, maxRetries: 2 });
+    const id = tid();
+    await assert.rejects(
+      sdk.chat.completions.create(HI, { headers: { 'x-test-id': id } }),
+      (e) => e.status === 429 && e.code === 'insufficient_quota',
+    );
+    await gw.limitsLog(id);
+    const lines = fs.readFileSync(path.join(dir, 'tpm', 'limits.log'), 'utf8').split('\n').filter((l) => l.startsWith(`${id}\t`));
+    assert.equal(lines.length, 1, 'the SDK did not retry');
   } finally {
     await gw.stop();
   }
