@@ -22,8 +22,9 @@ PURE_SRCS := $(wildcard src/core/*.c src/wire/*.c)
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS   = mod_maniac.c $(sort $(GLUE_SRCS)) $(sort $(PURE_SRCS))
 PURE_LIST  = $(sort $(PURE_SRCS))
-# libraries the module links (the unit tests link the pure part's only)
-MN_LIBS   := -ljansson -lcrypto
+# libraries the pure units need (the unit tests link these), and the module
+PURE_LIBS := -ljansson -lhiredis -lmemcached -lm
+MN_LIBS   := $(PURE_LIBS) -lcrypto
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -69,12 +70,12 @@ $(BUILD)/libpure-vg.a: $(patsubst %.c,$(BUILD)/obj-vg/%.o,$(PURE_LIST))
 
 $(BUILD)/unit/%: t/unit/%.c $(BUILD)/libpure-asan.a $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit
-	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpure-asan.a -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpure-asan.a $(PURE_LIBS) -lcmocka $(APR_LIBS)
 
 # valgrind cannot run ASan binaries: a second, plain build of the same tests
 $(BUILD)/unit-vg/%: t/unit/%.c $(BUILD)/libpure-vg.a $(HEADERS) t/unit/harness.h
 	@mkdir -p $(BUILD)/unit-vg
-	$(CC) $(UNIT_CFLAGS) -o $@ $< $(BUILD)/libpure-vg.a -ljansson -lcmocka $(APR_LIBS)
+	$(CC) $(UNIT_CFLAGS) -o $@ $< $(BUILD)/libpure-vg.a $(PURE_LIBS) -lcmocka $(APR_LIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -161,18 +162,18 @@ fuzz-build: $(FUZZ_BINS)
 
 $(FUZZ_DIR)/fuzz_%: t/fuzz/fuzz_%.c $(FUZZ_DEPS)
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(PURE_LIST) -ljansson $(APR_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(PURE_LIST) $(PURE_LIBS) $(APR_LIBS)
 
 # one source per kind, one binary per wire format
 define mn_fuzz_format
 $(FUZZ_DIR)/fuzz_$(1)_response: t/fuzz/fuzz_response.c $(FUZZ_DEPS)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
-	  -o $$@ $$< $(PURE_LIST) -ljansson $(APR_LIBS)
+	  -o $$@ $$< $(PURE_LIST) $(PURE_LIBS) $(APR_LIBS)
 $(FUZZ_DIR)/fuzz_$(1)_stream: t/fuzz/fuzz_stream.c $(FUZZ_DEPS)
 	@mkdir -p $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFZ_FORMAT=MN_FORMAT_$(shell echo $(1) | tr a-z A-Z) \
-	  -o $$@ $$< $(PURE_LIST) -ljansson $(APR_LIBS)
+	  -o $$@ $$< $(PURE_LIST) $(PURE_LIBS) $(APR_LIBS)
 endef
 $(foreach f,$(FUZZ_FORMATS),$(eval $(call mn_fuzz_format,$(f))))
 

@@ -12,6 +12,7 @@
 
 #define MN_MODULE_MAIN
 #include "mod_maniac.h"
+#include "mn_limits.h"
 #include "mn_log.h"
 #include "mn_resilience.h"
 #include <apr_shm.h>
@@ -418,6 +419,7 @@ static int maniac_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 static void maniac_register_hooks(apr_pool_t *p)
 {
     static const char *const after_proxy[] = { "mod_proxy.c", NULL };
+    mn_limits_register_hooks(p);
     ap_hook_pre_config(maniac_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
@@ -454,6 +456,7 @@ static const command_rec maniac_cmds[] = {
     AP_INIT_TAKE1("ManiacMaxSchemaExpansion", cmd_expansion, NULL, RSRC_CONF,
                   "how many times its size a JSON Schema may grow when a format inlines "
                   "its $refs (default 8)"),
+    MN_LIMITS_DIRECTIVES,
     { NULL }
 };
 

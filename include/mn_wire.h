@@ -20,12 +20,25 @@
 #include "mn_providers.h"
 #include "mn_sse.h"
 
+/* Token counts as the upstream reported them.  prompt_tokens includes the
+ * cached and cache-write tokens (OpenAI's convention); completion_tokens
+ * includes the reasoning tokens.  Counts are clamped to [0, LONG_MAX]: an
+ * upstream's absurd number saturates rather than wraps. */
 typedef struct mn_usage {
     int have;                /* usage was seen */
     long prompt_tokens;
     long completion_tokens;
     long total_tokens;
+    long cached_tokens;      /* prompt tokens read from a cache */
+    long cache_write_tokens; /* prompt tokens written to a cache (Anthropic) */
+    long reasoning_tokens;   /* completion tokens spent thinking */
 } mn_usage;
+
+/* A JSON token count as a usage count: non-integers and negatives are 0,
+ * values past LONG_MAX are LONG_MAX. */
+long mn_usage_count(json_t *v);
+/* a + b for counts, saturating at LONG_MAX. */
+long mn_usage_add(long a, long b);
 
 /* What a translation needs to know about the request being served. */
 typedef struct mn_wire_ctx {

@@ -84,6 +84,8 @@ void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
         apr_table_setn(notes, "maniac-prompt-tokens", apr_ltoa(p, usage->prompt_tokens));
         apr_table_setn(notes, "maniac-completion-tokens", apr_ltoa(p, usage->completion_tokens));
         apr_table_setn(notes, "maniac-total-tokens", apr_ltoa(p, usage->total_tokens));
+        apr_table_setn(notes, "maniac-cached-tokens", apr_ltoa(p, usage->cached_tokens));
+        apr_table_setn(notes, "maniac-reasoning-tokens", apr_ltoa(p, usage->reasoning_tokens));
     }
     if (error_type && *error_type) {
         apr_table_setn(notes, "maniac-error", apr_pstrdup(p, error_type));

@@ -19,6 +19,7 @@
 #include <apr_portable.h>
 #include "mod_maniac.h"
 #include "mn_echo.h"
+#include "mn_limits.h"
 #include "mn_notes.h"
 #include "mn_policy.h"
 #include "mn_resilience.h"
@@ -30,6 +31,7 @@ typedef struct mn_request {
     int upstream_status;         /* of the attempt whose answer the client gets */
     int tries;                   /* exchanges with upstreams (retries included) */
     mn_usage usage;
+    mn_limits_req *lim;          /* reservation and cost (src/httpd/limits.c) */
 } mn_request;
 
 /* httpd knows no reason phrase for some statuses upstreams use (Anthropic's
@@ -269,12 +271,14 @@ static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
         mn_sink sink = { client_write, client_frame_end, &cs };
         start_event_stream(r);
         mn_echo_stream(ctx, body, &sink, &req->usage);
+        mn_limits_charge(req->lim, ctx->provider_name, ctx->model, &req->usage, 0, 1);
         set_usage_notes(req, NULL, NULL);
         client_flush(&cs);
         return OK;
     }
     else {
         json_t *resp = mn_echo_response(ctx, body, &req->usage);
+        mn_limits_charge(req->lim, ctx->provider_name, ctx->model, &req->usage, 0, 1);
         set_usage_notes(req, NULL, NULL);
         send_json(r, HTTP_OK, resp);
         json_decref(resp);
@@ -409,6 +413,7 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
         if (wire->decode_response_bytes(ctx, body, len, &bytes, &blen, &req->usage, err)) {
             return -1;
         }
+        mn_limits_charge(req->lim, at->prov->name, at->model, &req->usage, 0, 1);
         set_usage_notes(req, NULL, NULL);
         send_bytes(req->r, HTTP_OK, bytes, blen);
         return 0;
@@ -416,6 +421,7 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
     if (wire->decode_response(ctx, body, len, &resp, &req->usage, err)) {
         return -1;
     }
+    mn_limits_charge(req->lim, at->prov->name, at->model, &req->usage, 0, 1);
     set_usage_notes(req, NULL, NULL);
     send_json(req->r, HTTP_OK, resp);
     json_decref(resp);
@@ -593,6 +599,9 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
 
     req->usage = *wire->stream_usage(feed.st);
     final_err = wire->stream_error(feed.st);
+    /* every attempt is charged, the ones a fallback replaced included */
+    mn_limits_charge(req->lim, at->prov->name, at->model, &req->usage, frames_sent,
+                     feed.status == MN_STREAM_DONE && !client_gone);
     if (client_gone) {
         /* stop reading; the half-read connection must never be reused */
         mn_upstream_abandon(u);
@@ -975,7 +984,13 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
                   pol.model, targets[0].provider->name, is_alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);
+    if (mn_limits_admit(r, body, pol.stream, targets, ntargets, &req->lim, err)) {
+        req->prov = targets[0].provider;     /* the error names the routed provider */
+        mn_policy_result_clear(&pol);
+        return send_error(req, err);
+    }
     rc = serve_targets(req, body, &pol, targets, ntargets, err);
+    mn_limits_finish(req->lim);
     mn_policy_result_clear(&pol);
     return rc;
 }

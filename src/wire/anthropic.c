@@ -107,16 +107,8 @@ typedef struct {
 static void set_long(long *dst, json_t *v)
 {
     if (json_is_integer(v)) {
-        json_int_t n = json_integer_value(v);
-        *dst = n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
+        *dst = mn_usage_count(v);
     }
-}
-
-/* Saturating: an upstream may send counts near LONG_MAX, and a wrapped sum
- * would reach the client and the accounting as a negative total. */
-static long add_sat(long a, long b)
-{
-    return a > LONG_MAX - b ? LONG_MAX : a + b;
 }
 
 /* Overwrites only what the object carries: message_delta repeats the input
@@ -134,7 +126,7 @@ static void a_usage_merge(a_usage *u, json_t *usage)
     set_long(&u->out, json_object_get(usage, "output_tokens"));
     details = json_object_get(json_object_get(usage, "output_tokens_details"), "thinking_tokens");
     if (json_is_integer(details)) {
-        set_long(&u->thinking, details);
+        u->thinking = mn_usage_count(details);
         u->have_thinking = 1;
     }
 }
@@ -142,9 +134,12 @@ static void a_usage_merge(a_usage *u, json_t *usage)
 static void a_usage_to_mn(const a_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = add_sat(add_sat(u->in, u->cache_creation), u->cache_read);
+    m->prompt_tokens = mn_usage_add(mn_usage_add(u->in, u->cache_creation), u->cache_read);
     m->completion_tokens = u->out;
-    m->total_tokens = add_sat(m->prompt_tokens, m->completion_tokens);
+    m->total_tokens = mn_usage_add(m->prompt_tokens, m->completion_tokens);
+    m->cached_tokens = u->cache_read;
+    m->cache_write_tokens = u->cache_creation;
+    m->reasoning_tokens = u->thinking;
 }
 
 static json_t *a_usage_to_openai(const a_usage *u)

@@ -1466,11 +1466,6 @@ static long int_member(json_t *o, const char *name, int *present)
     return n < 0 ? 0 : n > LONG_MAX ? LONG_MAX : (long)n;
 }
 
-static long sat_add(long a, long b)
-{
-    return a > LONG_MAX - b ? LONG_MAX : a + b;
-}
-
 /* Replaces u: usageMetadata is cumulative, the last one wins. */
 static void gm_usage_read(gm_usage *u, json_t *um)
 {
@@ -1489,9 +1484,13 @@ static void gm_usage_read(gm_usage *u, json_t *um)
 static void gm_usage_counts(const gm_usage *u, mn_usage *m)
 {
     m->have = u->have;
-    m->prompt_tokens = sat_add(u->prompt, u->tool_prompt);
-    m->completion_tokens = sat_add(u->candidates, u->thoughts);
-    m->total_tokens = u->have_total ? u->total : sat_add(m->prompt_tokens, m->completion_tokens);
+    m->prompt_tokens = mn_usage_add(u->prompt, u->tool_prompt);
+    m->completion_tokens = mn_usage_add(u->candidates, u->thoughts);
+    m->total_tokens = u->have_total ? u->total
+                                    : mn_usage_add(m->prompt_tokens, m->completion_tokens);
+    m->cached_tokens = u->cached;
+    m->cache_write_tokens = 0;
+    m->reasoning_tokens = u->thoughts;
 }
 
 static json_t *gm_usage_json(const gm_usage *u)

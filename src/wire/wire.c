@@ -1,4 +1,5 @@
 /* mn_wire: format registry and helpers shared by the translators. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_cstr.h>
@@ -18,10 +19,23 @@ const mn_wire *mn_wire_for(mn_format f)
     }
 }
 
+long mn_usage_count(json_t *v)
+{
+    json_int_t n;
+    if (!json_is_integer(v) || (n = json_integer_value(v)) <= 0) {
+        return 0;
+    }
+    return n >= (json_int_t)LONG_MAX ? LONG_MAX : (long)n;
+}
+
+long mn_usage_add(long a, long b)
+{
+    return a > LONG_MAX - b ? LONG_MAX : a + b;
+}
+
 static long int_member(json_t *obj, const char *name)
 {
-    json_t *v = json_object_get(obj, name);
-    return json_is_integer(v) ? (long)json_integer_value(v) : 0;
+    return mn_usage_count(json_object_get(obj, name));
 }
 
 void mn_usage_from_openai(mn_usage *u, json_t *usage)
@@ -33,6 +47,10 @@ void mn_usage_from_openai(mn_usage *u, json_t *usage)
     u->prompt_tokens = int_member(usage, "prompt_tokens");
     u->completion_tokens = int_member(usage, "completion_tokens");
     u->total_tokens = int_member(usage, "total_tokens");
+    u->cached_tokens = int_member(json_object_get(usage, "prompt_tokens_details"),
+                                  "cached_tokens");
+    u->reasoning_tokens = int_member(json_object_get(usage, "completion_tokens_details"),
+                                     "reasoning_tokens");
 }
 
 json_t *mn_usage_to_openai(const mn_usage *u)

@@ -55,7 +55,7 @@ static void test_response_shape(void **state)
 {
     fixture *f = *state;
     json_t *req = request_with("\"hello  echo world\"");
-    mn_usage u = { 0, 0, 0, 0 };
+    mn_usage u = { 0, 0, 0, 0, 0, 0, 0 };
     json_t *resp = mn_echo_response(&f->ctx, req, &u);
     json_t *want = mn_t_json("{\"object\":\"chat.completion\",\"created\":1767225600,"
                         "\"model\":\"test-model\",\"choices\":[{\"index\":0,\"message\":"

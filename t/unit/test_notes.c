@@ -184,13 +184,15 @@ static void test_outcome_all(void **state)
 {
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
-    mn_usage u = { 1, 24, 19, 43 };
+    mn_usage u = { 1, 24, 19, 43, 7, 3, 11 };
     mn_notes_outcome(p, notes, 429, &u, "rate_limit_error", "rate_limit_exceeded");
     assert_notes(notes,
                  "maniac-upstream-status", "429",
                  "maniac-prompt-tokens", "24",
                  "maniac-completion-tokens", "19",
                  "maniac-total-tokens", "43",
+                 "maniac-cached-tokens", "7",
+                 "maniac-reasoning-tokens", "11",
                  "maniac-error", "rate_limit_error",
                  "maniac-error-code", "rate_limit_exceeded",
                  NULL);
@@ -200,7 +202,7 @@ static void test_outcome_absent(void **state)
 {
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
-    mn_usage none = { 0, 5, 5, 10 };
+    mn_usage none = { 0, 5, 5, 10, 0, 0, 0 };
     mn_notes_outcome(p, notes, 0, NULL, NULL, NULL);
     assert_notes(notes, NULL);
     mn_notes_outcome(p, notes, 0, &none, "", "");
@@ -215,10 +217,11 @@ static void test_outcome_zero_usage(void **state)
 {
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
-    mn_usage u = { 1, 0, 0, 0 };
+    mn_usage u = { 1, 0, 0, 0, 0, 0, 0 };
     mn_notes_outcome(p, notes, 200, &u, NULL, NULL);
     assert_notes(notes, "maniac-upstream-status", "200", "maniac-prompt-tokens", "0",
-                 "maniac-completion-tokens", "0", "maniac-total-tokens", "0", NULL);
+                 "maniac-completion-tokens", "0", "maniac-total-tokens", "0",
+                 "maniac-cached-tokens", "0", "maniac-reasoning-tokens", "0", NULL);
 }
 
 /* The glue may record an outcome after a first attempt: values replace,
@@ -227,8 +230,8 @@ static void test_outcome_overwrites(void **state)
 {
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
-    mn_usage u1 = { 1, 1, 2, 3 };
-    mn_usage u2 = { 1, 10, 20, 30 };
+    mn_usage u1 = { 1, 1, 2, 3, 1, 0, 1 };
+    mn_usage u2 = { 1, 10, 20, 30, 0, 0, 5 };
     char err[] = "server_error";
     mn_notes_outcome(p, notes, 503, &u1, err, "x");
     mn_notes_outcome(p, notes, 200, &u2, "upstream_error", "upstream_eof");
@@ -238,6 +241,8 @@ static void test_outcome_overwrites(void **state)
                  "maniac-prompt-tokens", "10",
                  "maniac-completion-tokens", "20",
                  "maniac-total-tokens", "30",
+                 "maniac-cached-tokens", "0",
+                 "maniac-reasoning-tokens", "5",
                  "maniac-error", "upstream_error",
                  "maniac-error-code", "upstream_eof",
                  NULL);
