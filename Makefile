@@ -17,6 +17,13 @@ GLUE_SRCS := src/handler.c src/upstream.c
 PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
+# operations (issue 16): /v1/models, tracing, timing notes; the published
+# OpenAPI document is compiled in from docs/openapi.json
+OPS_PURE  := src/core/trace.c src/core/models.c
+OPS_GLUE  := src/httpd/ops.c src/httpd/endpoints.c $(BUILD)/gen/openapi_doc.c
+PURE_SRCS += $(OPS_PURE)
+GLUE_SRCS += $(OPS_GLUE)
+MOD_SRCS  += $(OPS_PURE) $(OPS_GLUE)
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -38,6 +45,15 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
 	@# a new file, renamed over the old one: a running httpd keeps its mapping
 	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/gen/openapi_doc.c: docs/openapi.json Makefile
+	@mkdir -p $(BUILD)/gen
+	@{ echo '/* generated from docs/openapi.json by the Makefile: do not edit */'; \
+	  echo 'const unsigned char mn_openapi_json[] = {'; \
+	  od -An -v -tx1 docs/openapi.json | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0 };'; \
+	  echo "const unsigned long mn_openapi_json_len = $$(wc -c < docs/openapi.json);"; \
+	} > $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@sh t/deps.sh

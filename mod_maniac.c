@@ -13,6 +13,7 @@
 #define MN_MODULE_MAIN
 #include "mod_maniac.h"
 #include "mn_log.h"
+#include "mn_ops.h"
 #include "mn_resilience.h"
 #include <apr_shm.h>
 #include <http_core.h>
@@ -250,6 +251,7 @@ static void maniac_register_hooks(apr_pool_t *p)
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mn_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    mn_ops_register_hooks(p);
 }
 
 static const command_rec maniac_cmds[] = {
@@ -259,7 +261,7 @@ static const command_rec maniac_cmds[] = {
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
                       "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] "
-                      "[keep=strict,logprobs,n,input_audio]"),
+                      "[keep=strict,logprobs,n,input_audio] [models=NAME,NAME...]"),
     AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),
@@ -272,6 +274,9 @@ static const command_rec maniac_cmds[] = {
                   "largest non-streaming upstream response in bytes (default 64 MiB)"),
     AP_INIT_TAKE1("ManiacMaxEventSize", cmd_size, NULL, RSRC_CONF,
                   "largest single upstream stream event in bytes (default 4 MiB)"),
+    AP_INIT_FLAG("ManiacOverheadHeader", mn_ops_cmd_overhead_header, NULL, RSRC_CONF,
+                 "On: answers carry " MN_OVERHEAD_HEADER " (microseconds spent in the gateway, "
+                 "upstream waiting excluded); default Off"),
     { NULL }
 };
 
