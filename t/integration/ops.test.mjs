@@ -85,8 +85,19 @@ function opsLog(id) {
   })();
 }
 
-const get = (p, id, opts = {}) => request(gw.port, p, undefined, { method: 'GET', ...opts, headers: { 'X-Test-Id': id, ...(opts.headers || {}) } });
-const post = (body, id, opts = {}) => request(gw.port, '/v1/chat/completions', body, { ...opts, headers: { 'X-Test-Id': id, ...(opts.headers || {}) } });
+/** Every JSON answer of these helpers is checked against the published document. */
+function checked(p, res) {
+  if (!/json/.test(res.headers['content-type'] ?? '') || !res.json) return res;
+  let name = null;
+  if (res.status >= 400) name = 'Error';
+  else if (p.endsWith('/chat/completions')) name = 'ChatCompletion';
+  else if (p.endsWith('/models')) name = 'ModelList';
+  else if (p.includes('/models/')) name = 'Model';
+  if (name) assertSchema(name, res.json, `${res.status} ${p}`);
+  return res;
+}
+const get = async (p, id, opts = {}) => checked(p, await request(gw.port, p, undefined, { method: 'GET', ...opts, headers: { 'X-Test-Id': id, ...(opts.headers || {}) } }));
+const post = async (body, id, opts = {}) => checked('/v1/chat/completions', await request(gw.port, '/v1/chat/completions', body, { ...opts, headers: { 'X-Test-Id': id, ...(opts.headers || {}) } }));
 
 // ---------------------------------------------------------------------------
 // GET /v1/models
