@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { makeTmpDir, removeTmpDir, UPSTREAM_KEY, assertNoSecrets } from './lib/setup.mjs';
 import { MockUpstream, jsonReply, sseReply } from './lib/mock.mjs';
 import { request, streamRequest, recordingFetch, seenBodies } from './lib/http.mjs';
-import { startGateway, unescapeLogItem } from './lib/apache.mjs';
+import { startGateway, unescapeLogItem, buildConf, configtest } from './lib/apache.mjs';
 import { APACHE_MODULES } from './lib/paths.mjs';
 import { fixture, fixtureJSON, chunk, sse } from './lib/fixtures.mjs';
 import { assertJSONError, assertSSEBody, CT_JSON } from './lib/expect.mjs';
@@ -462,6 +462,24 @@ test('x-request-id: the client\'s goes upstream; else mod_unique_id\'s; request-
   await post({ model: 'echo/x', messages: MSGS }, id);
   log = await opsLog(id);
   assert.equal(log['upstream-request-id'], null);
+});
+
+test('configuration: a bad models= or ManiacOverheadHeader fails apache2 -t naming it', () => {
+  const cases = [
+    [{ providers: ['x http://127.0.0.1:9/v1 models=a,,b'] }, /ManiacProvider: bad models= 'a,,b': expected model names separated by ','/],
+    [{ providers: ['x http://127.0.0.1:9/v1 models=a,b,a'] }, /ManiacProvider: models= names 'a' twice/],
+    [{ providers: ['echo builtin:echo'], extra: 'ManiacOverheadHeader maybe' }, /ManiacOverheadHeader must be On or Off/],
+    [{ providers: ['echo builtin:echo'], location: '    ManiacOverheadHeader On' }, /ManiacOverheadHeader not allowed in <Location> context/],
+  ];
+  cases.forEach(([opts, re], i) => {
+    const d = path.join(dir, `conf-${i}`);
+    const r = configtest(d, buildConf({ dir: d, port: 9, ...opts }));
+    assert.notEqual(r.code, 0, `case ${i} passed configtest`);
+    assert.match(r.output, re);
+  });
+  const d = path.join(dir, 'conf-ok');
+  const ok = configtest(d, buildConf({ dir: d, port: 9, providers: ['echo builtin:echo models=a,b/c'], extra: 'ManiacOverheadHeader Off' }));
+  assert.equal(ok.code, 0, ok.output);
 });
 
 test('no crash, no key in any log or body', async () => {
