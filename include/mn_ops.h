@@ -38,6 +38,11 @@ const char *mn_ops_cmd_overhead_header(cmd_parms *cmd, void *dconf, int on);
 
 /* --- trace context and request ids (src/httpd/ops.c) --- */
 
+/* Reads the client's trace context (the body's `trace`, else a traceparent
+ * header) and request id, once; a header's ids become the maniac-trace-id
+ * and maniac-span-id notes. */
+void mn_ops_client_trace(request_rec *r, const mn_policy_result *pol);
+
 /* Adds traceparent (and tracestate) and x-request-id to the headers of one
  * upstream try; a new span id per try. */
 void mn_ops_upstream_headers(request_rec *r, const mn_policy_result *pol, apr_table_t *headers);

@@ -941,6 +941,7 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
         return send_error(req, err);
     }
     mn_notes_request(r->pool, r->notes, &pol, targets[0].provider->name, targets[0].model);
+    mn_ops_client_trace(r, &pol);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
                   pol.model, targets[0].provider->name, is_alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);

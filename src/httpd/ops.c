@@ -124,6 +124,14 @@ static void parse_trace(request_rec *r, ops_req *o, const mn_policy_result *pol)
     }
 }
 
+void mn_ops_client_trace(request_rec *r, const mn_policy_result *pol)
+{
+    ops_req *o = ops_of(r);
+    if (!o->trace_parsed) {
+        parse_trace(r, o, pol);
+    }
+}
+
 void mn_ops_upstream_headers(request_rec *r, const mn_policy_result *pol, apr_table_t *headers)
 {
     ops_req *o = ops_of(r);

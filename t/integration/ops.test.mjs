@@ -389,6 +389,13 @@ test('traceparent header (no trace in the body) -> the client\'s flags kept, tra
   assert.equal(up.requests[1].url, '/anth/v1/messages');
   assertOurSpan(up.requests[1].headers.traceparent, { flags: '01', not: [SID] });
   assert.equal(up.requests[1].headers.tracestate, undefined);
+  // no upstream at all (echo): the ids are still logged
+  const eid = tid('tph');
+  await post({ model: 'echo/x', messages: MSGS }, eid, { headers: { traceparent: `00-${TID}-${SID}-01` } });
+  const elog = await opsLog(eid);
+  assert.equal(elog['trace-id'], TID);
+  assert.equal(elog['span-id'], SID);
+  assert.equal(elog.traceparent, null);
 });
 
 test('invalid trace ids are not forwarded (and say so at debug)', async () => {
