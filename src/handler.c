@@ -967,10 +967,10 @@ static int handle(request_rec *r)
     if ((rc = cors(&req, &err)) != DECLINED) {
         return rc;
     }
-    if (!path_is_chat_completions(r->uri) && (rc = mn_ops_endpoints(r)) != DECLINED) {
-        return rc;
-    }
     if (!path_is_chat_completions(r->uri)) {
+        if ((rc = mn_ops_endpoints(r)) != DECLINED) {
+            return rc;
+        }
         req.prov = models_path_provider(r->uri);
         mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
                      "Invalid URL (%s %s): this endpoint serves POST .../chat/completions "
