@@ -25,6 +25,8 @@ PURE_LIST  = $(sort $(PURE_SRCS))
 # libraries the pure units need (the unit tests link these), and the module
 PURE_LIBS := -ljansson -lhiredis -lmemcached -lm
 MN_LIBS   := $(PURE_LIBS) -lcrypto
+# the published OpenAPI document is compiled in from docs/openapi.json
+GLUE_SRCS += $(BUILD)/gen/openapi_doc.c
 
 UNIT_SRCS := $(sort $(wildcard t/unit/test_*.c))
 UNIT_BINS := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -48,6 +50,15 @@ $(BUILD)/mod_maniac.so: $(MOD_SRCS) $(HEADERS) Makefile
 	@if grep -i 'warning:' $(BUILD)/obj/build.log; then exit 1; fi
 	@# a new file, renamed over the old one: a running httpd keeps its mapping
 	cp $(BUILD)/obj/.libs/mod_maniac.so $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/gen/openapi_doc.c: docs/openapi.json Makefile
+	@mkdir -p $(BUILD)/gen
+	@{ echo '/* generated from docs/openapi.json by the Makefile: do not edit */'; \
+	  echo 'const unsigned char mn_openapi_json[] = {'; \
+	  od -An -v -tx1 docs/openapi.json | sed 's/ \([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	  echo '0 };'; \
+	  echo "const unsigned long mn_openapi_json_len = $$(wc -c < docs/openapi.json);"; \
+	} > $@.tmp && mv -f $@.tmp $@
 
 deps:
 	@sh t/deps.sh

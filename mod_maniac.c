@@ -14,6 +14,7 @@
 #include "mod_maniac.h"
 #include "mn_limits.h"
 #include "mn_log.h"
+#include "mn_ops.h"
 #include "mn_resilience.h"
 #include <apr_shm.h>
 #include <http_core.h>
@@ -425,6 +426,7 @@ static void maniac_register_hooks(apr_pool_t *p)
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mn_handler, NULL, NULL, APR_HOOK_MIDDLE);
     mn_auth_register_hooks(p);
+    mn_ops_register_hooks(p);
 }
 
 static const command_rec maniac_cmds[] = {
@@ -434,7 +436,7 @@ static const command_rec maniac_cmds[] = {
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
                       "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] [key-header=NAME] "
-                      "[keep=strict,logprobs,n,input_audio]"),
+                      "[keep=strict,logprobs,n,input_audio] [models=NAME,NAME...]"),
     AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),
@@ -457,6 +459,9 @@ static const command_rec maniac_cmds[] = {
                   "how many times its size a JSON Schema may grow when a format inlines "
                   "its $refs (default 8)"),
     MN_LIMITS_DIRECTIVES,
+    AP_INIT_FLAG("ManiacOverheadHeader", mn_ops_cmd_overhead_header, NULL, RSRC_CONF,
+                 "On: answers carry " MN_OVERHEAD_HEADER " (microseconds spent in the gateway, "
+                 "upstream waiting excluded); default Off"),
     { NULL }
 };
 

@@ -48,6 +48,7 @@ typedef struct mn_provider {
     long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
     int reasoning_content;       /* emit thinking as delta.reasoning_content */
     unsigned keep;               /* keep=: MN_KEEP_* fields passed as is (openai only) */
+    apr_array_header_t *models;  /* models=: upstream names /v1/models lists; NULL = none */
     const char *conf_file;       /* where it was configured, for messages */
     int conf_line;
 } mn_provider;

@@ -25,7 +25,8 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -f "$here/integration/package.json" ] && [ ! -d "$here/integration/node_modules/openai" ]; then
+if [ -f "$here/integration/package.json" ] && { [ ! -d "$here/integration/node_modules/openai" ] \
+        || [ ! -d "$here/integration/node_modules/@seriousme/openapi-schema-validator" ]; }; then
     echo "deps: npm ci (t/integration)"
     (cd "$here/integration" && npm ci --no-audit --no-fund --loglevel=error)
 fi

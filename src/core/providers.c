@@ -324,6 +324,36 @@ static int valid_header_name(const char *n)
     return 1;
 }
 
+/* models=a,b,c: the upstream model names /v1/models advertises (as
+ * provider/a ...); an empty item is a typo, not a model. */
+static const char *parse_models(apr_pool_t *p, const char *list, apr_array_header_t **out)
+{
+    apr_array_header_t *models = apr_array_make(p, 4, sizeof(const char *));
+    const char *s = list;
+
+    for (;;) {
+        size_t len = strcspn(s, ",");
+        int i;
+        if (!len) {
+            return apr_psprintf(p, "bad models= '%s': expected model names separated by ','",
+                                list);
+        }
+        for (i = 0; i < models->nelts; i++) {
+            const char *m = APR_ARRAY_IDX(models, i, const char *);
+            if (strlen(m) == len && !strncmp(m, s, len)) {
+                return apr_psprintf(p, "models= names '%s' twice", m);
+            }
+        }
+        *(const char **)apr_array_push(models) = apr_pstrmemdup(p, s, len);
+        if (!s[len]) {
+            break;
+        }
+        s += len + 1;
+    }
+    *out = models;
+    return NULL;
+}
+
 const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
                               mn_provider **out)
 {
@@ -441,11 +471,16 @@ const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *arg
                 return err;
             }
         }
+        else if (KEY_IS("models")) {
+            if ((err = parse_models(p, val, &prov->models)) != NULL) {
+                return err;
+            }
+        }
         else {
             return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
                                 "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
                                 "total-timeout, retries, breaker-failures, breaker-cooldown, "
-                                "max-tokens, reasoning, key-header, keep)", (int)klen, argv[i]);
+                                "max-tokens, reasoning, key-header, keep, models)", (int)klen, argv[i]);
         }
 #undef KEY_IS
     }

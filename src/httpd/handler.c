@@ -21,6 +21,7 @@
 #include "mn_echo.h"
 #include "mn_limits.h"
 #include "mn_notes.h"
+#include "mn_ops.h"
 #include "mn_policy.h"
 #include "mn_resilience.h"
 #include "mn_sse.h"
@@ -51,6 +52,7 @@ static void send_bytes(request_rec *r, int status, const char *body, apr_size_t 
     r->status_line = status_line(r, status);
     ap_set_content_type(r, "application/json");
     ap_set_content_length(r, (apr_off_t)len);
+    mn_ops_first_byte(r);
     if (!r->header_only && len) {
         ap_rwrite(body, (int)len, r);
     }
@@ -255,6 +257,7 @@ static void start_event_stream(request_rec *r)
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
     /* compression filters would hold frames back */
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    mn_ops_first_byte(r);
 }
 
 static void set_usage_notes(mn_request *req, const char *error_type, const char *error_code)
@@ -694,9 +697,14 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     if (wire->encode_request(&ctx, body, &up, err)) {
         return MN_OUTCOME_CALLER;
     }
+    if (!up.headers) {
+        up.headers = apr_table_make(r->pool, 4);
+    }
+    mn_ops_upstream_headers(r, pol, up.headers);
     if (mn_upstream_open(r, at->prov, &up, at->deadline, &u, err)) {
         return error_is_retryable(err) ? MN_OUTCOME_FAILURE : MN_OUTCOME_CALLER;
     }
+    mn_ops_upstream_answered(r, mn_upstream_headers(u));
     at->upstream_status = req->upstream_status = mn_upstream_status(u);
     if (at->upstream_status < 200 || at->upstream_status >= 300) {
         read_upstream_error(req, at, wire, &ctx, u, err);
@@ -868,6 +876,8 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: retrying %s in %" APR_TIME_T_FMT
                           " ms", prov->name, apr_time_as_msec(wait));
             apr_sleep(wait);
+            /* waiting for an upstream, not work in the gateway */
+            mn_ops_clock_of(r)->upstream += wait;
             try_no++;
         }
     }
@@ -981,6 +991,7 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
     }
     mn_notes_request(r->pool, r->notes, &pol, targets[0].provider->name, targets[0].model);
     mn_auth_add_tags(r);
+    mn_ops_client_trace(r, &pol);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: route %s -> %s%s (%d target%s), stream=%d",
                   pol.model, targets[0].provider->name, is_alias ? " via alias" : "", ntargets,
                   ntargets == 1 ? "" : "s", pol.stream);
@@ -995,7 +1006,7 @@ static int serve(mn_request *req, json_t *body, mn_error *err)
     return rc;
 }
 
-int mn_handler(request_rec *r)
+static int handle(request_rec *r)
 {
     mn_request req;
     mn_error err;
@@ -1005,9 +1016,6 @@ int mn_handler(request_rec *r)
     json_error_t jerr;
     int rc;
 
-    if (!r->handler || strcmp(r->handler, MN_HANDLER_NAME)) {
-        return DECLINED;
-    }
     memset(&req, 0, sizeof(req));
     req.r = r;
     mn_error_clear(&err);
@@ -1016,6 +1024,9 @@ int mn_handler(request_rec *r)
         return rc;
     }
     if (!path_is_chat_completions(r->uri)) {
+        if ((rc = mn_ops_endpoints(r)) != DECLINED) {
+            return rc;
+        }
         req.prov = models_path_provider(r->uri);
         mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
                      "Invalid URL (%s %s): this endpoint serves POST .../chat/completions "
@@ -1042,5 +1053,16 @@ int mn_handler(request_rec *r)
     }
     rc = serve(&req, body, &err);
     json_decref(body);
+    return rc;
+}
+
+int mn_handler(request_rec *r)
+{
+    int rc;
+    if (!r->handler || strcmp(r->handler, MN_HANDLER_NAME)) {
+        return DECLINED;
+    }
+    rc = handle(r);
+    mn_ops_finish(r);
     return rc;
 }

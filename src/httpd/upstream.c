@@ -10,6 +10,7 @@
 #include <http_connection.h>
 
 #include "mod_maniac.h"
+#include "mn_ops.h"
 
 /* mod_proxy is a separate DSO.  Its functions are looked up by name once
  * every LoadModule has run (pre_config), not bound when mod_maniac is loaded:
@@ -69,6 +70,7 @@ struct mn_upstream {
      * attempt to connect ... failed"): the provider in it tells an admin
      * which upstream failed */
     const char *proxy_fn;          /* "MANIAC:<provider>" */
+    mn_ops_clock *clock;           /* time blocked on the upstream adds up here */
 };
 
 int mn_upstream_proxy_available(void)
@@ -372,8 +374,8 @@ void mn_upstream_set_timeout(mn_upstream *u, apr_interval_time_t t)
     }
 }
 
-int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
-                     apr_time_t deadline, mn_upstream **out, mn_error *err)
+static int upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
+                         apr_time_t deadline, mn_upstream **out, mn_error *err)
 {
     proxy_server_conf *psf = ap_get_module_config(r->server->module_config, px.proxy_module);
     const char *url = apr_pstrcat(r->pool, prov->base_url, req->path, NULL);
@@ -470,15 +472,36 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
                         "provider '%s' closed the connection twice", prov->name);
 }
 
+/* Connect, send and wait for the head: all of it is upstream time, not the
+ * gateway's overhead (maniac-overhead-us). */
+int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
+                     apr_time_t deadline, mn_upstream **out, mn_error *err)
+{
+    mn_ops_clock *clock = mn_ops_clock_of(r);
+    apr_time_t t0 = apr_time_now();
+    int rc = upstream_open(r, prov, req, deadline, out, err);
+
+    clock->upstream += apr_time_now() - t0;
+    if (rc == 0) {
+        (*out)->clock = clock;
+    }
+    return rc;
+}
+
 apr_status_t mn_upstream_read(mn_upstream *u, apr_bucket_brigade *bb, apr_read_type_e block)
 {
     apr_status_t rv;
     apr_bucket *e, *next;
+    apr_time_t t0;
 
     if (u->body_done) {
         return APR_EOF;
     }
+    t0 = apr_time_now();
     rv = ap_get_brigade(u->rp->input_filters, bb, AP_MODE_READBYTES, block, 16384);
+    if (u->clock) {
+        u->clock->upstream += apr_time_now() - t0;
+    }
     if (block == APR_NONBLOCK_READ && APR_STATUS_IS_EAGAIN(rv)) {
         return APR_SUCCESS;
     }
