@@ -30,6 +30,20 @@ typedef struct {
 
 static apr_array_header_t *https_uses;
 
+/* httpd reads the configuration twice at start (generations 0 and 1), then
+ * once per restart; the running parent keeps the environment it started
+ * with. */
+static int config_is_restart(void)
+{
+    return ap_state_query(AP_SQ_CONFIG_GEN) >= 2;
+}
+
+/* Warnings once per read that matters: not again on the second read at start. */
+static int config_warns(void)
+{
+    return ap_state_query(AP_SQ_CONFIG_GEN) != 1;
+}
+
 static void log_to_httpd(mn_log_level level, const char *msg)
 {
     ap_log_error(APLOG_MARK, (int)level, 0, NULL, "maniac: %s", msg);
@@ -46,6 +60,8 @@ static int maniac_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     mn_conf->max_event = MN_DEFAULT_MAX_EVENT;
     https_uses = apr_array_make(pconf, 4, sizeof(https_use));
     mn_log_set(log_to_httpd);
+    /* every LoadModule has run by now, whatever order they came in */
+    mn_upstream_resolve_proxy();
     return OK;
 }
 
@@ -56,26 +72,76 @@ static const char *where(cmd_parms *cmd)
                         cmd->directive ? cmd->directive->line_num : 0);
 }
 
+/* key-file=P1,P2: relative paths are relative to ServerRoot, as every
+ * Apache path.  The argv copy is what the pure parser sees. */
+static const char *resolve_key_files(cmd_parms *cmd, int argc, char *const argv[],
+                                     const char ***out)
+{
+    const char **v = apr_pmemdup(cmd->temp_pool, argv, sizeof(char *) * (apr_size_t)argc);
+    int i;
+    for (i = 2; i < argc; i++) {
+        apr_array_header_t *paths;
+        char *copy, *last = NULL, *path;
+        if (strncmp(v[i], "key-file=", 9) || !v[i][9]) {
+            continue;
+        }
+        paths = apr_array_make(cmd->temp_pool, 2, sizeof(const char *));
+        copy = apr_pstrdup(cmd->temp_pool, v[i] + 9);
+        for (path = apr_strtok(copy, ",", &last); path; path = apr_strtok(NULL, ",", &last)) {
+            const char *abs = ap_server_root_relative(cmd->pool, path);
+            if (!abs) {
+                return apr_pstrcat(cmd->pool, "key-file=", path, ": invalid path", NULL);
+            }
+            *(const char **)apr_array_push(paths) = abs;
+        }
+        v[i] = apr_pstrcat(cmd->pool, "key-file=", apr_array_pstrcat(cmd->pool, paths, ','),
+                           NULL);
+    }
+    *out = v;
+    return NULL;
+}
+
+static void log_provider_warnings(cmd_parms *cmd, const mn_provider *prov)
+{
+    int i;
+    if (prov->unavailable) {
+        /* the variable's name only: err never holds a key */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, cmd->server,
+                     "maniac: ManiacProvider %s (%s) is disabled until a full stop and start: "
+                     "%s; environment variables are read when httpd starts, not on a graceful "
+                     "restart (key-file= is re-read on every restart)",
+                     prov->name, where(cmd), prov->unavailable);
+    }
+    for (i = 0; config_warns() && prov->warnings && i < prov->warnings->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server, "maniac: ManiacProvider %s (%s): %s",
+                     prov->name, where(cmd), APR_ARRAY_IDX(prov->warnings, i, const char *));
+    }
+}
+
 static const char *cmd_provider(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
 {
     mn_provider *prov;
+    const char **args = NULL;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
-    if (err) {
+    if (err || (err = resolve_key_files(cmd, argc, argv, &args)) != NULL) {
         return err;
     }
-    err = mn_provider_parse(cmd->pool, argc, (const char *const *)argv, &prov);
+    /* a restart must not take the server down for a key: that provider
+     * answers 503 until the key is back, the others keep working */
+    err = mn_provider_parse_ex(cmd->pool, argc, args,
+                               config_is_restart() ? MN_PARSE_KEYS_SOFT : 0, &prov);
     if (err) {
         return apr_pstrcat(cmd->pool, "ManiacProvider: ", err, NULL);
     }
     prov->conf_file = cmd->directive ? cmd->directive->filename : NULL;
     prov->conf_line = cmd->directive ? cmd->directive->line_num : 0;
+    log_provider_warnings(cmd, prov);
     if (prov->format != MN_FORMAT_ECHO) {
         if (!mn_upstream_proxy_available()) {
-            return apr_psprintf(cmd->pool, "ManiacProvider %s (%s): mod_proxy is not loaded, "
-                                "or is loaded after mod_maniac; put "
-                                "'LoadModule proxy_module .../mod_proxy.so' before "
-                                "'LoadModule maniac_module ...'", prov->name, where(cmd));
+            return apr_psprintf(cmd->pool, "ManiacProvider %s (%s): mod_proxy is not loaded: "
+                                "a2enmod proxy (or 'LoadModule proxy_module "
+                                ".../mod_proxy.so')", prov->name, where(cmd));
         }
         if ((err = mn_upstream_define_worker(cmd->pool, cmd->server, prov)) != NULL) {
             return apr_pstrcat(cmd->pool, "ManiacProvider ", prov->name, ": ", err, NULL);
@@ -171,26 +237,97 @@ static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
     return NULL;
 }
 
-/* Is `SSLProxyEngine on` anywhere in the configuration tree? */
-static int tree_has_ssl_proxy(const ap_directive_t *d)
+/* Where the handler is mounted and where `SSLProxyEngine on` is in effect:
+ * one scope for the main server (inherited by every virtual host), one per
+ * <VirtualHost>.  TLS to an upstream needs the engine in the server that
+ * serves the request, not just anywhere. */
+typedef struct {
+    const ap_directive_t *vhost;    /* NULL: main server */
+    const ap_directive_t *mount;    /* first SetHandler maniac */
+    int ssl_proxy;
+} tls_scope;
+
+static int arg_is(const char *args, const char *word)
+{
+    size_t n = strlen(word);
+    if (!args) {
+        return 0;
+    }
+    if (*args == '"' || *args == '\'') {
+        return !ap_cstr_casecmpn(args + 1, word, n) && args[n + 1] == *args && !args[n + 2];
+    }
+    return !ap_cstr_casecmp(args, word);
+}
+
+static void scan_scope(const ap_directive_t *d, tls_scope *sc, apr_array_header_t *vhosts)
 {
     for (; d; d = d->next) {
-        if (!ap_cstr_casecmp(d->directive, "SSLProxyEngine") && d->args
-            && !ap_cstr_casecmp(d->args, "on")) {
-            return 1;
+        if (!ap_cstr_casecmp(d->directive, "<VirtualHost")) {
+            tls_scope *v = apr_array_push(vhosts);
+            memset(v, 0, sizeof(*v));
+            v->vhost = d;
+            scan_scope(d->first_child, v, vhosts);
+            continue;
         }
-        if (d->first_child && tree_has_ssl_proxy(d->first_child)) {
-            return 1;
+        if (!ap_cstr_casecmp(d->directive, "SSLProxyEngine") && arg_is(d->args, "on")) {
+            sc->ssl_proxy = 1;
+        }
+        if (!ap_cstr_casecmp(d->directive, "SetHandler") && arg_is(d->args, MN_HANDLER_NAME)
+            && !sc->mount) {
+            sc->mount = d;
+        }
+        scan_scope(d->first_child, sc, vhosts);
+    }
+}
+
+/* NULL when TLS upstreams work wherever the handler is mounted, else why not. */
+static const char *tls_scope_problem(apr_pool_t *p)
+{
+    apr_array_header_t *vhosts = apr_array_make(p, 4, sizeof(tls_scope));
+    tls_scope main_sc;
+    int i, any_mount, any_ssl;
+
+    memset(&main_sc, 0, sizeof(main_sc));
+    scan_scope(ap_conftree, &main_sc, vhosts);
+    any_mount = main_sc.mount != NULL;
+    any_ssl = main_sc.ssl_proxy;
+    for (i = 0; i < vhosts->nelts; i++) {
+        const tls_scope *v = &APR_ARRAY_IDX(vhosts, i, tls_scope);
+        any_mount |= v->mount != NULL;
+        any_ssl |= v->ssl_proxy;
+    }
+    if (!any_mount) {
+        /* mounted from .htaccess or not yet: at least the engine must exist */
+        return any_ssl ? NULL : "'SSLProxyEngine on' is not set";
+    }
+    if (main_sc.mount && !main_sc.ssl_proxy) {
+        return apr_psprintf(p, "'SSLProxyEngine on' is not set in the main server config, "
+                            "where SetHandler maniac (%s:%d) is mounted for every virtual host",
+                            main_sc.mount->filename, main_sc.mount->line_num);
+    }
+    for (i = 0; i < vhosts->nelts; i++) {
+        const tls_scope *v = &APR_ARRAY_IDX(vhosts, i, tls_scope);
+        if (v->mount && !v->ssl_proxy && !main_sc.ssl_proxy) {
+            const char *args = v->vhost->args ? v->vhost->args : "";
+            size_t alen = strlen(args);
+            if (alen && args[alen - 1] == '>') {
+                alen--;   /* the tree keeps the section's closing '>' */
+            }
+            return apr_psprintf(p, "'SSLProxyEngine on' is not set for <VirtualHost %.*s> (%s:%d), "
+                                "which mounts SetHandler maniac (%s:%d): set it in that "
+                                "virtual host or in the main server config",
+                                (int)alen, args, v->vhost->filename, v->vhost->line_num,
+                                v->mount->filename, v->mount->line_num);
         }
     }
-    return 0;
+    return NULL;
 }
 
 static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
 {
     int i, ok = 1, have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
-    int ssl_proxy = tree_has_ssl_proxy(ap_conftree);
+    const char *tls_problem = https_uses->nelts ? tls_scope_problem(ptemp) : NULL;
     const char *err = mn_aliases_resolve(mn_conf->providers);
 
     if (err) {
@@ -199,15 +336,19 @@ static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
     }
     warn_alias_keep(ptemp, s);
 
+    for (i = 0; config_warns() && i < mn_conf->providers->warnings->nelts; i++) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "maniac: %s",
+                     APR_ARRAY_IDX(mn_conf->providers->warnings, i, const char *));
+    }
     for (i = 0; i < https_uses->nelts; i++) {
         const https_use *h = &APR_ARRAY_IDX(https_uses, i, https_use);
-        if (!have_ssl || !ssl_proxy) {
+        if (!have_ssl || tls_problem) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                          "maniac: ManiacProvider %s (%s:%d) has an https URL but %s",
                          h->name, h->file ? h->file : "?", h->line,
-                         have_ssl ? "'SSLProxyEngine on' is not set"
-                                  : "mod_ssl is not loaded (LoadModule ssl_module ...) "
-                                    "and 'SSLProxyEngine on' is needed");
+                         !have_ssl ? "mod_ssl is not loaded: a2enmod ssl (or 'LoadModule "
+                                     "ssl_module .../mod_ssl.so'), and set 'SSLProxyEngine on'"
+                                   : tls_problem);
             ok = 0;
         }
     }
@@ -259,7 +400,7 @@ static const command_rec maniac_cmds[] = {
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
                       "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] "
-                      "[keep=strict,logprobs,n,input_audio]"),
+                      "[keep=strict,logprobs,n,input_audio] [key-header=NAME]"),
     AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),

@@ -1,8 +1,8 @@
 /* mn_providers: the provider table.
  *
  * Parses `ManiacProvider <name> <base-url> [key=value ...]` arguments into a
- * provider entry (reading keys from the environment or a file once, at
- * startup), keeps entries by name, and routes a client `model` of the form
+ * provider entry (reading keys from the environment or a file each time the
+ * configuration is read), keeps entries by name, and routes a client `model` of the form
  * `provider/model` to an entry and the upstream model name.  No httpd
  * dependency: the directive handler only passes the words through. */
 #ifndef MN_PROVIDERS_H
@@ -25,12 +25,16 @@ typedef struct mn_provider {
     const char *scheme;          /* "http", "https" or "builtin" */
     const char *hostinfo;        /* host[:port] for the Host header */
     const char *base_path;       /* path part of base_url, no trailing slash */
+    const char *base_query;      /* query of the base URL (no '?'), kept on every request; or NULL */
     int is_ssl;
     mn_format format;
     const char *key;             /* secret (the first key); NULL when none; never logged */
     const char *const *keys;     /* all keys, round-robin (key-env=A,B,C) */
     int nkeys;
     const char *key_source;      /* "env:VAR" / "file:PATH" for messages */
+    const char *key_header;      /* key-header=NAME: raw key in NAME instead of the format's header */
+    const char *unavailable;     /* why it is disabled (no key after a restart); NULL when usable */
+    apr_array_header_t *warnings;/* const char *: options that do nothing, suspicious URLs */
     apr_interval_time_t timeout; /* default for the three timeouts below */
     apr_interval_time_t connect_timeout;
     apr_interval_time_t first_byte_timeout; /* until the first upstream event */
@@ -66,6 +70,7 @@ typedef struct mn_provider_table {
     apr_hash_t *by_name;
     apr_array_header_t *list;    /* mn_provider *, in configuration order */
     apr_hash_t *aliases;         /* name -> mn_alias * */
+    apr_array_header_t *warnings;/* const char *, from mn_aliases_resolve (shadowing) */
 } mn_provider_table;
 
 #define MN_DEFAULT_TIMEOUT apr_time_from_sec(60)
@@ -83,6 +88,13 @@ const char *mn_format_name(mn_format f);
 const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
                               mn_provider **out);
 
+/* MN_PARSE_KEYS_SOFT: a key that cannot be read does not fail the line; the
+ * provider is returned with `unavailable` saying why (a graceful restart must
+ * not take the server down because the running parent lacks a variable). */
+#define MN_PARSE_KEYS_SOFT 1
+const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *argv,
+                                 int flags, mn_provider **out);
+
 /* Adds a parsed provider; error message on a duplicate name. */
 const char *mn_providers_add(mn_provider_table *t, mn_provider *prov);
 
@@ -93,7 +105,8 @@ const mn_provider *mn_providers_get(const mn_provider_table *t,
  * mn_aliases_resolve once every ManiacProvider line has been read. */
 const char *mn_alias_add(mn_provider_table *t, int argc, const char *const *argv,
                          const char *file, int line);
-/* NULL or an error naming the alias line with an unknown provider. */
+/* NULL or an error naming the alias line with an unknown provider; aliases
+ * that shadow a provider/model add a warning to t->warnings. */
 const char *mn_aliases_resolve(mn_provider_table *t);
 const mn_alias *mn_alias_get(const mn_provider_table *t, const char *name);
 

@@ -88,5 +88,8 @@ void mn_upstream_abandon(mn_upstream *u);
  * error message), and whether mod_proxy is usable at all. */
 const char *mn_upstream_define_worker(apr_pool_t *p, server_rec *s, mn_provider *prov);
 int mn_upstream_proxy_available(void);
+/* Looks mod_proxy's functions up by name (pre_config, after every LoadModule);
+ * 0 when mod_proxy is not loaded. */
+int mn_upstream_resolve_proxy(void);
 
 #endif

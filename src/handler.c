@@ -762,6 +762,16 @@ static int serve_targets(mn_request *req, json_t *body, const mn_policy_result *
         req->prov = prov;
         apr_table_setn(r->notes, "maniac-provider", prov->name);
         apr_table_setn(r->notes, "maniac-model", targets[ti].model);
+        if (prov->unavailable) {
+            /* its key was missing at a graceful restart; the reason names
+             * the variable or file, never a value */
+            *(const char **)apr_array_push(attempts) =
+                apr_pstrcat(r->pool, prov->name, ":unavailable", NULL);
+            mn_error_set(&last, 503, "server_error", NULL, "provider_unavailable",
+                         "provider '%s' is unavailable: %s", prov->name, prov->unavailable);
+            have_err = 1;
+            continue;
+        }
         if (prov->format == MN_FORMAT_ECHO) {
             mn_wire_ctx ctx;
             wire_ctx_init(&ctx, r, prov, targets[ti].model, pol);

@@ -16,6 +16,7 @@ mn_provider_table *mn_providers_create(apr_pool_t *p)
     t->by_name = apr_hash_make(p);
     t->list = apr_array_make(p, 8, sizeof(mn_provider *));
     t->aliases = apr_hash_make(p);
+    t->warnings = apr_array_make(p, 2, sizeof(const char *));
     return t;
 }
 
@@ -83,7 +84,10 @@ static const char *read_key_file(apr_pool_t *p, const char *path, const char **k
     rv = apr_file_read(f, buf, &n);
     apr_file_close(f);
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
-        return apr_psprintf(p, "key-file=%s cannot be read", path);
+        char ebuf[128];
+        /* e.g. "Is a directory": open() succeeds on one, read() does not */
+        return apr_psprintf(p, "key-file=%s cannot be read: %s", path,
+                            apr_strerror(rv, ebuf, sizeof(ebuf)));
     }
     *key = trim_key(p, buf, n);
     if (!**key) {
@@ -138,6 +142,20 @@ static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list,
     return NULL;
 }
 
+static int valid_port(const char *s)
+{
+    long v = 0;
+    if (!*s) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isdigit(*s) || (v = v * 10 + (*s - '0')) > 65535) {
+            return 0;
+        }
+    }
+    return v > 0;
+}
+
 static const char *parse_url(apr_pool_t *p, mn_provider *prov, const char *url)
 {
     apr_uri_t uri;
@@ -158,13 +176,17 @@ static const char *parse_url(apr_pool_t *p, mn_provider *prov, const char *url)
     }
     if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || !uri.scheme || !uri.hostname
         || !*uri.hostname || (strcmp(uri.scheme, "http") && strcmp(uri.scheme, "https"))
-        || uri.query || uri.fragment || uri.user) {
-        return apr_psprintf(p, "bad base URL '%s': expected http(s)://host[:port][/path] "
+        || uri.fragment || uri.user) {
+        return apr_psprintf(p, "bad base URL '%s': expected http(s)://host[:port][/path][?query] "
                             "or builtin:echo", url);
     }
-    if (uri.port_str && (!uri.port || !*uri.port_str)) {
-        return apr_psprintf(p, "bad base URL '%s': invalid port", url);
+    if (uri.port_str && !valid_port(uri.port_str)) {
+        /* apr_uri_parse wraps 99999 to 34463: check the digits ourselves */
+        return apr_psprintf(p, "bad base URL '%s': invalid port '%s' (1-65535)", url,
+                            uri.port_str);
     }
+    /* Azure OpenAI and others want e.g. ?api-version=...: kept on every request */
+    prov->base_query = uri.query && *uri.query ? apr_pstrdup(p, uri.query) : NULL;
     prov->scheme = apr_pstrdup(p, uri.scheme);
     prov->is_ssl = !strcmp(uri.scheme, "https");
     prov->hostinfo = apr_pstrdup(p, uri.hostinfo);
@@ -177,12 +199,82 @@ static const char *parse_url(apr_pool_t *p, mn_provider *prov, const char *url)
     return NULL;
 }
 
+static void warn(apr_pool_t *p, mn_provider *prov, const char *msg)
+{
+    if (!prov->warnings) {
+        prov->warnings = apr_array_make(p, 2, sizeof(const char *));
+    }
+    *(const char **)apr_array_push(prov->warnings) = msg;
+}
+
+/* A base URL that already names the endpoint would get it twice. */
+static void check_endpoint_suffix(apr_pool_t *p, mn_provider *prov)
+{
+    static const char *const suffixes[] = { "/chat/completions", "/messages", NULL };
+    const char *path = prov->base_path, *cut = NULL, *colon;
+    size_t len = strlen(path);
+    int i;
+
+    for (i = 0; suffixes[i]; i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (len >= sl && !strcmp(path + len - sl, suffixes[i])) {
+            cut = path + len - sl;
+        }
+    }
+    colon = strrchr(path, ':');
+    if (colon && (!strcmp(colon, ":generateContent") || !strcmp(colon, ":streamGenerateContent"))) {
+        const char *models = strstr(path, "/models/");
+        cut = models && models < colon ? models : colon;
+    }
+    if (cut) {
+        warn(p, prov, apr_psprintf(p, "base URL %s already ends in '%s', which the gateway "
+                                   "appends itself: use %s://%s%.*s%s%s", prov->base_url, cut,
+                                   prov->scheme, prov->hostinfo, (int)(cut - path), path,
+                                   prov->base_query ? "?" : "",
+                                   prov->base_query ? prov->base_query : ""));
+    }
+}
+
+/* Options accepted for every format but read by some only. */
+static void check_format_options(apr_pool_t *p, mn_provider *prov, int have_reasoning)
+{
+    const char *f = mn_format_name(prov->format);
+    if (prov->max_tokens && prov->format != MN_FORMAT_ANTHROPIC) {
+        warn(p, prov, apr_psprintf(p, "max-tokens= does nothing for format=%s (it is the "
+                                   "default max_tokens of format=anthropic only)", f));
+    }
+    if (have_reasoning && prov->format != MN_FORMAT_ANTHROPIC
+        && prov->format != MN_FORMAT_GEMINI) {
+        warn(p, prov, apr_psprintf(p, "reasoning= does nothing for format=%s (anthropic and "
+                                   "gemini only)", f));
+    }
+}
+
+static int valid_header_name(const char *n)
+{
+    if (!*n) {
+        return 0;
+    }
+    for (; *n; n++) {
+        if (!(apr_isalnum(*n) || *n == '-' || *n == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
                               mn_provider **out)
 {
+    return mn_provider_parse_ex(p, argc, argv, 0, out);
+}
+
+const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *argv,
+                                 int flags, mn_provider **out)
+{
     mn_provider *prov;
     const char *err;
-    int i, have_format = 0, is_echo;
+    int i, have_format = 0, have_reasoning = 0, is_echo;
 
     if (argc < 2) {
         return "ManiacProvider needs a name and a base URL";
@@ -230,7 +322,11 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
                 return from_env ? "key-env= needs a variable name" : "key-file= needs a path";
             }
             if ((err = read_keys(p, prov, val, from_env)) != NULL) {
-                return err;
+                if (!(flags & MN_PARSE_KEYS_SOFT)) {
+                    return err;
+                }
+                prov->unavailable = err;
+                prov->key_source = apr_pstrcat(p, from_env ? "env:" : "file:", val, NULL);
             }
         }
         else if (KEY_IS("timeout") || KEY_IS("connect-timeout") || KEY_IS("first-byte-timeout")
@@ -266,7 +362,15 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
             }
             prov->max_tokens = v;
         }
+        else if (KEY_IS("key-header")) {
+            if (!valid_header_name(val)) {
+                return apr_psprintf(p, "bad key-header '%s': expected a header name, e.g. "
+                                    "key-header=api-key", val);
+            }
+            prov->key_header = apr_pstrdup(p, val);
+        }
         else if (KEY_IS("reasoning")) {
+            have_reasoning = 1;
             if (!strcmp(val, "on")) prov->reasoning_content = 1;
             else if (!strcmp(val, "off")) prov->reasoning_content = 0;
             else return apr_psprintf(p, "bad reasoning '%s': expected on or off", val);
@@ -280,7 +384,7 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
             return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
                                 "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
                                 "total-timeout, retries, breaker-failures, breaker-cooldown, "
-                                "max-tokens, reasoning, keep)", (int)klen, argv[i]);
+                                "max-tokens, reasoning, keep, key-header)", (int)klen, argv[i]);
         }
 #undef KEY_IS
     }
@@ -292,6 +396,13 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
         return apr_psprintf(p, "keep= needs format=openai: format %s cannot carry n > 1, "
                             "logprobs, input_audio or json_schema.strict",
                             mn_format_name(prov->format));
+    }
+    if (prov->key_header && !prov->key_source) {
+        return "key-header= needs a key (key-env= or key-file=)";
+    }
+    if (!is_echo) {
+        check_endpoint_suffix(p, prov);
+        check_format_options(p, prov, have_reasoning);
     }
     /* the split timeouts default to the general one */
     if (!prov->connect_timeout) prov->connect_timeout = prov->timeout;
@@ -347,8 +458,9 @@ const char *mn_alias_add(mn_provider_table *t, int argc, const char *const *argv
     if (!valid_name(argv[0]) && !strchr(argv[0], '/')) {
         return apr_psprintf(t->pool, "bad alias name '%s'", argv[0]);
     }
-    if (apr_hash_get(t->aliases, argv[0], APR_HASH_KEY_STRING)) {
-        return apr_psprintf(t->pool, "duplicate alias '%s'", argv[0]);
+    if ((a = apr_hash_get(t->aliases, argv[0], APR_HASH_KEY_STRING)) != NULL) {
+        return apr_psprintf(t->pool, "duplicate alias '%s' (first defined at %s:%d)", argv[0],
+                            a->conf_file ? a->conf_file : "?", a->conf_line);
     }
     a = apr_pcalloc(t->pool, sizeof(*a));
     a->name = apr_pstrdup(t->pool, argv[0]);
@@ -374,7 +486,15 @@ const char *mn_aliases_resolve(mn_provider_table *t)
     apr_hash_index_t *hi;
     for (hi = apr_hash_first(t->pool, t->aliases); hi; hi = apr_hash_next(hi)) {
         mn_alias *a = apr_hash_this_val(hi);
+        const char *slash = strchr(a->name, '/');
         int i;
+        if (slash && apr_hash_get(t->by_name, a->name, (apr_ssize_t)(slash - a->name))) {
+            *(const char **)apr_array_push(t->warnings) =
+                apr_psprintf(t->pool, "ManiacModel %s (%s:%d) has the name of a model of "
+                             "provider '%.*s': the alias wins, that model can no longer be "
+                             "asked for directly", a->name, a->conf_file ? a->conf_file : "?",
+                             a->conf_line, (int)(slash - a->name), a->name);
+        }
         for (i = 0; i < a->targets->nelts; i++) {
             mn_target *tg = &APR_ARRAY_IDX(a->targets, i, mn_target);
             tg->provider = apr_hash_get(t->by_name, tg->provider_name, APR_HASH_KEY_STRING);

@@ -3,6 +3,7 @@
  * HTTP_IN filter on a "fake" request so chunked and Content-Length bodies are
  * decoded for us.  The call sequence follows mod_proxy_http.c. */
 #include <string.h>
+#include <dlfcn.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <mod_proxy.h>
@@ -10,20 +11,46 @@
 
 #include "mod_maniac.h"
 
-/* mod_proxy is a separate DSO.  Weak references let mod_maniac load even when
- * mod_proxy is missing or loaded after us, so the configuration can say so
- * clearly instead of httpd failing with "undefined symbol". */
-#pragma weak proxy_module
-#pragma weak ap_proxy_acquire_connection
-#pragma weak ap_proxy_release_connection
-#pragma weak ap_proxy_determine_connection
-#pragma weak ap_proxy_check_connection
-#pragma weak ap_proxy_connect_backend
-#pragma weak ap_proxy_connection_create_ex
-#pragma weak ap_proxy_pass_brigade
-#pragma weak ap_proxy_pre_http_request
-#pragma weak ap_proxy_get_worker_ex
-#pragma weak ap_proxy_define_worker_ex
+/* mod_proxy is a separate DSO.  Its functions are looked up by name once
+ * every LoadModule has run (pre_config), not bound when mod_maniac is loaded:
+ * so mod_maniac may be loaded before mod_proxy (Debian's mods-enabled sorts
+ * "maniac" before "proxy"), and a missing mod_proxy is a clear configuration
+ * error instead of "undefined symbol". */
+static struct {
+    int ok;
+    module *proxy_module;
+    __typeof__(&ap_proxy_acquire_connection) acquire_connection;
+    __typeof__(&ap_proxy_release_connection) release_connection;
+    __typeof__(&ap_proxy_determine_connection) determine_connection;
+    __typeof__(&ap_proxy_check_connection) check_connection;
+    __typeof__(&ap_proxy_connect_backend) connect_backend;
+    __typeof__(&ap_proxy_connection_create_ex) connection_create_ex;
+    __typeof__(&ap_proxy_pass_brigade) pass_brigade;
+    __typeof__(&ap_proxy_pre_http_request) pre_http_request;
+    __typeof__(&ap_proxy_get_worker_ex) get_worker_ex;
+    __typeof__(&ap_proxy_define_worker_ex) define_worker_ex;
+} px;
+
+#define PX_SYM(field, name) \
+    ((px.field = (__typeof__(px.field))dlsym(RTLD_DEFAULT, name)) != NULL)
+
+int mn_upstream_resolve_proxy(void)
+{
+    memset(&px, 0, sizeof(px));
+    px.proxy_module = dlsym(RTLD_DEFAULT, "proxy_module");
+    px.ok = px.proxy_module != NULL
+            && PX_SYM(acquire_connection, "ap_proxy_acquire_connection")
+            && PX_SYM(release_connection, "ap_proxy_release_connection")
+            && PX_SYM(determine_connection, "ap_proxy_determine_connection")
+            && PX_SYM(check_connection, "ap_proxy_check_connection")
+            && PX_SYM(connect_backend, "ap_proxy_connect_backend")
+            && PX_SYM(connection_create_ex, "ap_proxy_connection_create_ex")
+            && PX_SYM(pass_brigade, "ap_proxy_pass_brigade")
+            && PX_SYM(pre_http_request, "ap_proxy_pre_http_request")
+            && PX_SYM(get_worker_ex, "ap_proxy_get_worker_ex")
+            && PX_SYM(define_worker_ex, "ap_proxy_define_worker_ex");
+    return px.ok;
+}
 
 
 struct mn_upstream {
@@ -46,19 +73,18 @@ struct mn_upstream {
 
 int mn_upstream_proxy_available(void)
 {
-    return &proxy_module != NULL && ap_proxy_acquire_connection != NULL
-           && ap_proxy_define_worker_ex != NULL;
+    return px.ok;
 }
 
 const char *mn_upstream_define_worker(apr_pool_t *p, server_rec *s, mn_provider *prov)
 {
-    proxy_server_conf *psf = ap_get_module_config(s->module_config, &proxy_module);
+    proxy_server_conf *psf = ap_get_module_config(s->module_config, px.proxy_module);
     proxy_worker *worker;
     const char *url = prov->base_url;
 
-    worker = ap_proxy_get_worker_ex(p, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
+    worker = px.get_worker_ex(p, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
     if (!worker || strcmp(worker->s->name_ex, url)) {
-        char *err = ap_proxy_define_worker_ex(p, &worker, NULL, psf, url,
+        char *err = px.define_worker_ex(p, &worker, NULL, psf, url,
                                               AP_PROXY_WORKER_IS_PREFIX);
         if (err) {
             return apr_psprintf(p, "cannot define an upstream worker for %s: %s", url, err);
@@ -116,7 +142,7 @@ void mn_upstream_close(mn_upstream *u)
         u->backend->close = 1;
     }
     if (u->backend) {
-        ap_proxy_release_connection(u->proxy_fn, u->backend, u->r->server);
+        px.release_connection(u->proxy_fn, u->backend, u->r->server);
         u->backend = NULL;
     }
     apr_pool_cleanup_kill(u->r->pool, u, upstream_cleanup);
@@ -173,16 +199,34 @@ static int is_hop_by_hop(const char *name)
 typedef struct {
     apr_pool_t *p;
     apr_array_header_t *lines;
+    int own_key_header;         /* key-header=: the format's auth headers are replaced */
 } header_acc;
+
+static int is_auth_header(const char *name)
+{
+    return !ap_cstr_casecmp(name, "Authorization") || !ap_cstr_casecmp(name, "x-api-key")
+           || !ap_cstr_casecmp(name, "x-goog-api-key");
+}
 
 static int add_header_line(void *data, const char *key, const char *val)
 {
     header_acc *acc = data;
-    if (!is_hop_by_hop(key)) {
+    if (!is_hop_by_hop(key) && !(acc->own_key_header && is_auth_header(key))) {
         *(const char **)apr_array_push(acc->lines) =
             apr_pstrcat(acc->p, key, ": ", val, CRLF, NULL);
     }
     return 1;
+}
+
+/* base path + endpoint, with the base URL's own query (Azure's api-version)
+ * joined to the endpoint's (gemini's alt=sse). */
+static const char *request_target(apr_pool_t *p, const mn_provider *prov, const char *path)
+{
+    if (!prov->base_query) {
+        return apr_pstrcat(p, prov->base_path, path, NULL);
+    }
+    return apr_pstrcat(p, prov->base_path, path, strchr(path, '?') ? "&" : "?",
+                       prov->base_query, NULL);
 }
 
 static const char *request_head(request_rec *r, const mn_provider *prov,
@@ -191,13 +235,18 @@ static const char *request_head(request_rec *r, const mn_provider *prov,
     header_acc acc;
     acc.p = r->pool;
     acc.lines = apr_array_make(r->pool, 10, sizeof(const char *));
+    acc.own_key_header = prov->key_header && prov->key;
     *(const char **)apr_array_push(acc.lines) =
-        apr_pstrcat(r->pool, "POST ", prov->base_path, req->path, " HTTP/1.1" CRLF,
+        apr_pstrcat(r->pool, "POST ", request_target(r->pool, prov, req->path), " HTTP/1.1" CRLF,
                     "Host: ", prov->hostinfo, CRLF,
                     "Content-Length: ", apr_off_t_toa(r->pool, (apr_off_t)req->body_len), CRLF,
                     "User-Agent: mod_maniac/" MN_VERSION CRLF, NULL);
     if (req->headers) {
         apr_table_do(add_header_line, &acc, req->headers, NULL);
+    }
+    if (acc.own_key_header) {
+        *(const char **)apr_array_push(acc.lines) =
+            apr_pstrcat(r->pool, prov->key_header, ": ", prov->key, CRLF, NULL);
     }
     *(const char **)apr_array_push(acc.lines) = CRLF;
     return apr_array_pstrcat(r->pool, acc.lines, 0);
@@ -236,7 +285,7 @@ static apr_status_t send_request(mn_upstream *u, const mn_upstream_req *req)
         APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create(req->body, req->body_len,
                                                                c->bucket_alloc));
     }
-    return ap_proxy_pass_brigade(c->bucket_alloc, r, u->backend, u->backend->connection, bb, 1)
+    return px.pass_brigade(c->bucket_alloc, r, u->backend, u->backend->connection, bb, 1)
            == OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
@@ -294,7 +343,7 @@ static apr_status_t read_head(mn_upstream *u)
         u->body_done = 1;
     }
     else {
-        ap_proxy_pre_http_request(u->backend->connection, u->rp);
+        px.pre_http_request(u->backend->connection, u->rp);
     }
     return APR_SUCCESS;
 }
@@ -326,7 +375,7 @@ void mn_upstream_set_timeout(mn_upstream *u, apr_interval_time_t t)
 int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_req *req,
                      apr_time_t deadline, mn_upstream **out, mn_error *err)
 {
-    proxy_server_conf *psf = ap_get_module_config(r->server->module_config, &proxy_module);
+    proxy_server_conf *psf = ap_get_module_config(r->server->module_config, px.proxy_module);
     const char *url = apr_pstrcat(r->pool, prov->base_url, req->path, NULL);
     int attempt;
 
@@ -342,7 +391,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
         u->r = r;
         u->prov = prov;
         u->proxy_fn = apr_pstrcat(r->pool, "MANIAC:", prov->name, NULL);
-        u->worker = ap_proxy_get_worker_ex(r->pool, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
+        u->worker = px.get_worker_ex(r->pool, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
         if (!u->worker) {
             u->released = 1;
             mn_error_set(err, 502, NULL, NULL, "upstream_unconfigured",
@@ -350,7 +399,7 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
                          prov->name);
             return -1;
         }
-        if (ap_proxy_acquire_connection(u->proxy_fn, &u->backend, u->worker, r->server) != OK) {
+        if (px.acquire_connection(u->proxy_fn, &u->backend, u->worker, r->server) != OK) {
             u->backend = NULL;
             u->released = 1;
             r->status_line = NULL;
@@ -360,21 +409,21 @@ int mn_upstream_open(request_rec *r, const mn_provider *prov, const mn_upstream_
         }
         apr_pool_cleanup_register(r->pool, u, upstream_cleanup, apr_pool_cleanup_null);
         u->backend->is_ssl = prov->is_ssl;
-        if (ap_proxy_determine_connection(r->pool, r, psf, u->worker, u->backend, uri, &locurl,
+        if (px.determine_connection(r->pool, r, psf, u->worker, u->backend, uri, &locurl,
                                           NULL, 0, portstr, sizeof(portstr)) != OK) {
             return fail(u, err, 502, "upstream_unreachable", "cannot be resolved");
         }
-        if (ap_proxy_check_connection(u->proxy_fn, u->backend, r->server, 0,
+        if (px.check_connection(u->proxy_fn, u->backend, r->server, 0,
                                       PROXY_CHECK_CONN_EMPTY) == APR_SUCCESS) {
             reused = 1;
         }
-        else if (ap_proxy_connect_backend(u->proxy_fn, u->backend, u->worker, r->server) != OK) {
+        else if (px.connect_backend(u->proxy_fn, u->backend, u->worker, r->server) != OK) {
             if (apr_time_now() - t0 >= prov->connect_timeout) {
                 return fail(u, err, 504, "upstream_timeout", "did not accept a connection in time");
             }
             return fail(u, err, 502, "upstream_unreachable", "is unreachable");
         }
-        if (ap_proxy_connection_create_ex(u->proxy_fn, u->backend, r) != OK) {
+        if (px.connection_create_ex(u->proxy_fn, u->backend, r) != OK) {
             return fail(u, err, 502, "upstream_tls_error",
                         "connection could not be set up (TLS not enabled? check SSLProxyEngine)");
         }

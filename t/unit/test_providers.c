@@ -129,7 +129,7 @@ static void test_url_normalisation(void **state)
 static void test_bad_urls(void **state)
 {
     static const char *const bad[] = {
-        "ftp://x", "not a url", "https://", "http:///v1", "https://h/v1?x=1",
+        "ftp://x", "not a url", "https://", "http:///v1",
         "https://h/v1#frag", "h.example/v1", "",
     };
     const char *creds[] = { "x", "https://user:pw@h/v1", NULL };
@@ -269,7 +269,7 @@ static void test_key_file_errors(void **state)
     const char *argv[] = { "x", "https://h", NULL, NULL };
 
     parse_err(p, missing, "/nonexistent/mn/key", "cannot be read", NULL);
-    parse_err(p, dir, "/tmp", NULL);
+    parse_err(p, dir, "/tmp", "directory", NULL);
     argv[2] = apr_pstrcat(p, "key-file=", empty, NULL);
     parse_err(p, argv, empty, "empty", NULL);
     argv[2] = apr_pstrcat(p, "key-file=", blank, NULL);
@@ -660,6 +660,141 @@ static void test_route_split(void **state)
     assert_int_equal(mn_route_split(p, "", &prov, &plen, &model), -1);
 }
 
+/* ---- issue 13: what configtest must catch ---------------------------------- */
+
+static void test_port_range(void **state)
+{
+    const char *big[] = { "x", "http://h:99999/v1", NULL };
+    const char *over[] = { "x", "http://h:65536/v1", NULL };
+    const char *max[] = { "x", "http://h:65535/v1", NULL };
+    /* apr_uri_parse alone wraps 99999 to 34463 */
+    parse_err(*state, big, "http://h:99999/v1", "99999", NULL);
+    parse_err(*state, over, "65536", NULL);
+    assert_string_equal(parse_ok(*state, max)->hostinfo, "h:65535");
+}
+
+static void test_base_query(void **state)
+{
+    const char *argv[] = { "azure",
+        "https://r.openai.azure.com/openai/deployments/gpt4o?api-version=2024-10-21", NULL };
+    const char *plain[] = { "x", "https://h/v1", NULL };
+    mn_provider *prov = parse_ok(*state, argv);
+    assert_string_equal(prov->base_query, "api-version=2024-10-21");
+    assert_string_equal(prov->base_path, "/openai/deployments/gpt4o");
+    assert_string_equal(prov->base_url, "https://r.openai.azure.com/openai/deployments/gpt4o");
+    assert_null(parse_ok(*state, plain)->base_query);
+}
+
+static void test_key_header(void **state)
+{
+    const char *ok[] = { "azure", "https://h/d", "key-env=MN_TEST_KH", "key-header=api-key", NULL };
+    const char *nokey[] = { "azure", "https://h/d", "key-header=api-key", NULL };
+    const char *bad[] = { "azure", "https://h/d", "key-env=MN_TEST_KH", "key-header=a b:", NULL };
+    setenv("MN_TEST_KH", SECRET, 1);
+    assert_string_equal(parse_ok(*state, ok)->key_header, "api-key");
+    assert_null(parse_ok(*state, (const char *const[]){ "x", "https://h", NULL })->key_header);
+    parse_err(*state, nokey, "key-header", "key-env", NULL);
+    parse_err(*state, bad, "key-header", NULL);
+    unsetenv("MN_TEST_KH");
+}
+
+static const char *only_warning(const mn_provider *prov)
+{
+    assert_non_null(prov->warnings);
+    assert_int_equal(prov->warnings->nelts, 1);
+    return APR_ARRAY_IDX(prov->warnings, 0, const char *);
+}
+
+static void check_suffix(apr_pool_t *p, const char *url, const char *format, const char *want)
+{
+    const char *argv[] = { "x", url, format, NULL };
+    const char *w = only_warning(parse_ok(p, argv));
+    if (!strstr(w, want)) {
+        fail_msg("warning \"%s\" does not say \"%s\"", w, want);
+    }
+}
+
+static void test_endpoint_suffix_warnings(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *fine[] = { "x", "https://h/v1", NULL };
+    check_suffix(p, "https://h/v1/chat/completions", "format=openai", "use https://h/v1");
+    check_suffix(p, "https://h/v1/messages/", "format=anthropic", "use https://h/v1");
+    check_suffix(p, "https://g/v1beta/models/gemini-2.0-flash:generateContent", "format=gemini",
+                 "use https://g/v1beta");
+    check_suffix(p, "https://a/d/chat/completions?api-version=1", "format=openai",
+                 "use https://a/d?api-version=1");
+    assert_null(parse_ok(p, fine)->warnings);
+}
+
+static void test_format_option_warnings(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *mt[] = { "x", "https://h/v1", "max-tokens=100", NULL };
+    const char *rs[] = { "x", "https://h/v1", "reasoning=on", NULL };
+    const char *mtg[] = { "x", "https://h/v1", "format=gemini", "max-tokens=100", NULL };
+    const char *an[] = { "x", "https://h/v1", "format=anthropic", "max-tokens=100",
+                         "reasoning=on", NULL };
+    const char *gr[] = { "x", "https://h/v1", "format=gemini", "reasoning=off", NULL };
+    assert_non_null(strstr(only_warning(parse_ok(p, mt)), "max-tokens= does nothing for format=openai"));
+    assert_non_null(strstr(only_warning(parse_ok(p, rs)), "reasoning= does nothing for format=openai"));
+    assert_non_null(strstr(only_warning(parse_ok(p, mtg)), "max-tokens= does nothing for format=gemini"));
+    assert_null(parse_ok(p, an)->warnings);
+    assert_null(parse_ok(p, gr)->warnings);
+}
+
+/* At a graceful restart a missing variable disables the provider instead of
+ * failing the configuration (and so the server). */
+static void test_soft_keys(void **state)
+{
+    const char *argv[] = { "late", "https://h/v1", "key-env=MN_TEST_LATE_KEY", "timeout=5", NULL };
+    const char *dir[] = { "late", "https://h/v1", "key-file=/tmp", NULL };
+    mn_provider *prov = NULL;
+    unsetenv("MN_TEST_LATE_KEY");
+    assert_null(mn_provider_parse_ex(*state, 4, argv, MN_PARSE_KEYS_SOFT, &prov));
+    assert_non_null(prov->unavailable);
+    assert_non_null(strstr(prov->unavailable, "MN_TEST_LATE_KEY"));
+    assert_null(prov->key);
+    assert_int_equal(prov->nkeys, 0);
+    assert_int_equal(prov->timeout, apr_time_from_sec(5));
+    assert_string_equal(prov->key_source, "env:MN_TEST_LATE_KEY");
+    prov = NULL;
+    assert_null(mn_provider_parse_ex(*state, 3, dir, MN_PARSE_KEYS_SOFT, &prov));
+    assert_non_null(strstr(prov->unavailable, "/tmp"));
+    /* not soft: the same line fails, and a good line is usable */
+    parse_err(*state, argv, "MN_TEST_LATE_KEY", NULL);
+    setenv("MN_TEST_LATE_KEY", SECRET, 1);
+    prov = NULL;
+    assert_null(mn_provider_parse_ex(*state, 4, argv, MN_PARSE_KEYS_SOFT, &prov));
+    assert_null(prov->unavailable);
+    assert_string_equal(prov->key, SECRET);
+    unsetenv("MN_TEST_LATE_KEY");
+}
+
+static void test_alias_first_defined_and_shadowing(void **state)
+{
+    apr_pool_t *p = *state;
+    mn_provider_table *t = mn_providers_create(p);
+    const char *a1[] = { "fast", "openai/gpt-4o-mini", NULL };
+    const char *a2[] = { "fast", "openai/gpt-4o", NULL };
+    const char *shadow[] = { "openai/gpt-4o", "openai/gpt-4o-mini", NULL };
+    const char *other[] = { "team/gpt", "openai/gpt-4o", NULL };
+    const char *err, *w;
+    assert_null(mn_providers_add(t, make(p, "openai")));
+    assert_null(mn_alias_add(t, 2, a1, "/etc/apache2/conf-enabled/m.conf", 12));
+    err = mn_alias_add(t, 2, a2, "/etc/apache2/conf-enabled/m.conf", 20);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "duplicate alias 'fast' (first defined at "
+                                "/etc/apache2/conf-enabled/m.conf:12)"));
+    assert_null(mn_alias_add(t, 2, shadow, "/etc/m.conf", 30));
+    assert_null(mn_alias_add(t, 2, other, "/etc/m.conf", 31));
+    assert_null(mn_aliases_resolve(t));
+    assert_int_equal(t->warnings->nelts, 1);
+    w = APR_ARRAY_IDX(t->warnings, 0, const char *);
+    assert_non_null(strstr(w, "ManiacModel openai/gpt-4o (/etc/m.conf:30)"));
+    assert_non_null(strstr(w, "provider 'openai'"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
 int main(void)
@@ -697,6 +832,13 @@ int main(void)
         T(test_table),
         T(test_duplicate_names_location),
         T(test_route_split),
+        T(test_port_range),
+        T(test_base_query),
+        T(test_key_header),
+        T(test_endpoint_suffix_warnings),
+        T(test_format_option_warnings),
+        T(test_soft_keys),
+        T(test_alias_first_defined_and_shadowing),
     };
     int rc;
     apr_initialize();
