@@ -13,6 +13,7 @@
 #define MN_MODULE_MAIN
 #include "mod_maniac.h"
 #include "mn_log.h"
+#include "mn_metrics_glue.h"
 #include "mn_resilience.h"
 #include <apr_shm.h>
 #include <http_core.h>
@@ -387,6 +388,7 @@ static int maniac_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
 static void maniac_register_hooks(apr_pool_t *p)
 {
     static const char *const after_proxy[] = { "mod_proxy.c", NULL };
+    mn_metrics_register_hooks(p);
     ap_hook_pre_config(maniac_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
@@ -413,6 +415,7 @@ static const command_rec maniac_cmds[] = {
                   "largest non-streaming upstream response in bytes (default 64 MiB)"),
     AP_INIT_TAKE1("ManiacMaxEventSize", cmd_size, NULL, RSRC_CONF,
                   "largest single upstream stream event in bytes (default 4 MiB)"),
+    MN_METRICS_DIRECTIVES,
     { NULL }
 };
 

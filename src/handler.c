@@ -19,6 +19,7 @@
 #include <apr_portable.h>
 #include "mod_maniac.h"
 #include "mn_echo.h"
+#include "mn_metrics_glue.h"
 #include "mn_notes.h"
 #include "mn_policy.h"
 #include "mn_resilience.h"
@@ -255,6 +256,7 @@ static void start_event_stream(request_rec *r)
     apr_table_setn(r->headers_out, "X-Accel-Buffering", "no");
     /* compression filters would hold frames back */
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    mn_metrics_stream_begin(r);
 }
 
 static void set_usage_notes(mn_request *req, const char *error_type, const char *error_code)
