@@ -4,7 +4,8 @@
 # nodejs package already bundles npm, and the two conflict.
 set -e
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev libjansson-dev libcmocka-dev \
-openssl curl valgrind cppcheck make gcc pkg-config ca-certificates"
+openssl curl valgrind cppcheck make gcc pkg-config ca-certificates \
+build-essential debhelper dpkg-dev fakeroot"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
