@@ -79,6 +79,7 @@ run: deps
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
+	sh bench/metrics-cost.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
