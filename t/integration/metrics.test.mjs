@@ -245,3 +245,20 @@ test('only GET; promtool agrees when it is installed', async () => {
   const pt = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
   assert.equal(pt.status, 0, pt.stdout + pt.stderr);
 });
+
+test('ManiacMetrics Off: nothing counted, the handler says so', async () => {
+  const off = await startFaultGateway({
+    dir: path.join(dir, 'apache-off'),
+    providers: ['echo builtin:echo'],
+    extra: 'ManiacMetrics Off\n<Location /metrics>\n    SetHandler maniac-metrics\n</Location>',
+  });
+  try {
+    const r = await request(off.port, '/v1/chat/completions', { model: 'echo/x', messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(r.status, 200);
+    const m2 = await request(off.port, '/metrics', null, { method: 'GET' });
+    assert.equal(m2.status, 200);
+    assert.equal(m2.body.toString('utf8'), '# metrics are off (ManiacMetrics Off, or no shared memory)\n');
+  } finally {
+    await off.stop();
+  }
+});
