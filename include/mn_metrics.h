@@ -18,6 +18,7 @@
 #define MN_METRICS_PROVIDER_MAX 64   /* bytes, NUL included */
 #define MN_METRICS_MODEL_MAX 128
 #define MN_METRICS_DYNAMIC 8         /* unconfigured model names per provider */
+#define MN_METRICS_PROCS 64          /* processes whose live streams are counted apart */
 
 /* How a request ended: success, or its error type (bounded set). */
 typedef enum {
@@ -70,7 +71,7 @@ typedef struct mn_metrics_slot {
     uint64_t requests[MN_ME_COUNT];
     uint64_t tokens[4];                    /* input, output, cached input, reasoning */
     uint64_t cost_micro_usd;
-    int64_t live_streams;
+    int64_t live_streams;                  /* streams of processes without a row */
     uint64_t attempts[MN_MA_COUNT];        /* MN_SK_PROVIDER only */
     uint64_t retries;
     uint64_t fallbacks;
@@ -84,6 +85,9 @@ typedef struct mn_metrics_table {
     uint32_t used;                         /* slots handed out by the parent */
     int64_t created_us;                    /* when counting began (unix time, microseconds) */
     uint64_t generations;                  /* configurations that used this table */
+    /* Live streams are counted per process (a row each, after the slots):
+     * a process that dies mid-stream takes its row's streams with it. */
+    int32_t pids[MN_METRICS_PROCS];
     mn_metrics_slot slots[];
 } mn_metrics_table;
 
@@ -126,7 +130,15 @@ void mn_metrics_record(mn_metrics_table *t, int slot, const mn_metrics_obs *o);
 void mn_metrics_record_attempts(mn_metrics_table *t, const char *attempts,
                                 int (*provider_slot)(void *baton, const char *name, size_t len),
                                 void *baton);
-void mn_metrics_stream_delta(mn_metrics_table *t, int slot, int delta);
+/* The row of process pid: its own, or a free one, or one whose process is
+ * gone (alive(pid) == 0), cleared; -1 when every row is in use. */
+int mn_metrics_proc_row(mn_metrics_table *t, int32_t pid, int (*alive)(int32_t pid));
+/* Which rows belong to running processes (bit i: row i), for the sums. */
+uint64_t mn_metrics_rows_alive(const mn_metrics_table *t, int (*alive)(int32_t pid));
+/* A stream starts (+1) or ends (-1) in slot, counted in row (-1: the slot's own). */
+void mn_metrics_stream_delta(mn_metrics_table *t, int row, int slot, int delta);
+/* Live streams of slot: its own count and the rows in rows_alive. */
+int64_t mn_metrics_live(const mn_metrics_table *t, int slot, uint64_t rows_alive);
 
 mn_metrics_error mn_metrics_error_of(const char *type);
 mn_metrics_attempt mn_metrics_attempt_of(const char *label, size_t len);
@@ -135,8 +147,8 @@ int mn_metrics_bucket(mn_metrics_hist_kind kind, uint64_t value);
 void mn_metrics_observe(mn_metrics_hist *h, mn_metrics_hist_kind kind, uint64_t value);
 
 /* Prometheus text exposition format 0.0.4 of the table. */
-char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t,
-                            const mn_metrics_breaker *breakers, int nbreakers, int64_t now_us);
+char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t, uint64_t rows_alive,
+                            const mn_metrics_breaker *breakers, int nbreakers);
 
 /* Totals of the table for mod_status's short form: requests, errors, live
  * streams, tokens in and out, attempts, retries, fallbacks. */
@@ -145,7 +157,7 @@ typedef struct mn_metrics_totals {
     uint64_t cost_micro_usd;
     int64_t live_streams;
 } mn_metrics_totals;
-void mn_metrics_sum(const mn_metrics_table *t, mn_metrics_totals *out);
+void mn_metrics_sum(const mn_metrics_table *t, uint64_t rows_alive, mn_metrics_totals *out);
 
 const char *mn_metrics_error_name(mn_metrics_error e);
 const char *mn_metrics_attempt_name(mn_metrics_attempt a);

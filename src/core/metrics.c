@@ -138,7 +138,14 @@ void mn_metrics_observe(mn_metrics_hist *h, mn_metrics_hist_kind kind, uint64_t 
 
 size_t mn_metrics_size(uint32_t capacity)
 {
-    return sizeof(mn_metrics_table) + (size_t)capacity * sizeof(mn_metrics_slot);
+    return sizeof(mn_metrics_table) + (size_t)capacity * sizeof(mn_metrics_slot)
+           + (size_t)MN_METRICS_PROCS * capacity * sizeof(int64_t);
+}
+
+static int64_t *live_row(const mn_metrics_table *t, int row)
+{
+    return (int64_t *)(void *)&((mn_metrics_table *)t)->slots[t->capacity]
+           + (size_t)row * t->capacity;
 }
 
 void mn_metrics_init(mn_metrics_table *t, uint32_t capacity, int64_t now_us)
@@ -323,14 +330,70 @@ void mn_metrics_record_attempts(mn_metrics_table *t, const char *attempts,
     }
 }
 
-void mn_metrics_stream_delta(mn_metrics_table *t, int slot, int delta)
+int mn_metrics_proc_row(mn_metrics_table *t, int32_t pid, int (*alive)(int32_t pid))
 {
-    if (slot >= 0 && (uint32_t)slot < t->capacity) {
+    int i;
+    for (i = 0; i < MN_METRICS_PROCS; i++) {
+        if (__atomic_load_n(&t->pids[i], __ATOMIC_ACQUIRE) == pid) {
+            return i;
+        }
+    }
+    for (i = 0; i < MN_METRICS_PROCS; i++) {
+        int32_t old = __atomic_load_n(&t->pids[i], __ATOMIC_ACQUIRE);
+        if ((old == 0 || !alive(old))
+            && __atomic_compare_exchange_n(&t->pids[i], &old, pid, 0, __ATOMIC_ACQ_REL,
+                                           __ATOMIC_ACQUIRE)) {
+            /* what a dead process left open is not open any more */
+            memset(live_row(t, i), 0, sizeof(int64_t) * t->capacity);
+            return i;
+        }
+    }
+    return -1;
+}
+
+uint64_t mn_metrics_rows_alive(const mn_metrics_table *t, int (*alive)(int32_t pid))
+{
+    uint64_t mask = 0;
+    int i;
+    for (i = 0; i < MN_METRICS_PROCS; i++) {
+        int32_t pid = __atomic_load_n(&t->pids[i], __ATOMIC_ACQUIRE);
+        if (pid > 0 && alive(pid)) {
+            mask |= (uint64_t)1 << i;
+        }
+    }
+    return mask;
+}
+
+void mn_metrics_stream_delta(mn_metrics_table *t, int row, int slot, int delta)
+{
+    if (slot < 0 || (uint32_t)slot >= t->capacity) {
+        return;
+    }
+    if (row >= 0 && row < MN_METRICS_PROCS) {
+        ADD(live_row(t, row)[slot], (int64_t)delta);
+    }
+    else {
         ADD(t->slots[slot].live_streams, (int64_t)delta);
     }
 }
 
-void mn_metrics_sum(const mn_metrics_table *t, mn_metrics_totals *out)
+int64_t mn_metrics_live(const mn_metrics_table *t, int slot, uint64_t rows_alive)
+{
+    int64_t n;
+    int i;
+    if (slot < 0 || (uint32_t)slot >= t->capacity) {
+        return 0;
+    }
+    n = LOAD(t->slots[slot].live_streams);
+    for (i = 0; i < MN_METRICS_PROCS; i++) {
+        if (rows_alive & ((uint64_t)1 << i)) {
+            n += LOAD(live_row(t, i)[slot]);
+        }
+    }
+    return n;
+}
+
+void mn_metrics_sum(const mn_metrics_table *t, uint64_t rows_alive, mn_metrics_totals *out)
 {
     uint32_t i, used = __atomic_load_n(&t->used, __ATOMIC_ACQUIRE);
     int k;
@@ -354,7 +417,7 @@ void mn_metrics_sum(const mn_metrics_table *t, mn_metrics_totals *out)
         out->tokens_in += LOAD(s->tokens[0]);
         out->tokens_out += LOAD(s->tokens[1]);
         out->cost_micro_usd += LOAD(s->cost_micro_usd);
-        out->live_streams += LOAD(s->live_streams);
+        out->live_streams += mn_metrics_live(t, (int)i, rows_alive);
     }
 }
 
@@ -542,7 +605,8 @@ static void fam_token_usage(out_t *o, const mn_metrics_table *t, uint32_t used)
     }
 }
 
-static void fam_model_scalars(out_t *o, const mn_metrics_table *t, uint32_t used)
+static void fam_model_scalars(out_t *o, const mn_metrics_table *t, uint32_t used,
+                              uint64_t rows_alive)
 {
     static const char *const types[4] = { "input", "output", "cached_input", "reasoning" };
     char lab[512], cost[32];
@@ -574,7 +638,7 @@ static void fam_model_scalars(out_t *o, const mn_metrics_table *t, uint32_t used
         const mn_metrics_slot *s = &t->slots[i];
         if (visible(s) && is_model_slot(s)) {
             outf(o, "maniac_streams_active{%s} %lld\n", labels(lab, sizeof(lab), s),
-                 (long long)LOAD(s->live_streams));
+                 (long long)mn_metrics_live(t, (int)i, rows_alive));
         }
     }
 }
@@ -629,8 +693,8 @@ static void fam_providers(out_t *o, const mn_metrics_table *t, uint32_t used,
     }
 }
 
-char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t,
-                            const mn_metrics_breaker *breakers, int nbreakers, int64_t now_us)
+char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t, uint64_t rows_alive,
+                            const mn_metrics_breaker *breakers, int nbreakers)
 {
     out_t o;
     uint32_t used = __atomic_load_n(&t->used, __ATOMIC_ACQUIRE);
@@ -652,7 +716,7 @@ char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t,
              "Time per output token after the first, successful streams", MN_MH_TPOT);
     fam_hist(&o, t, used, "maniac_gateway_overhead_seconds",
              "Time spent in the gateway, upstream waiting excluded", MN_MH_OVERHEAD);
-    fam_model_scalars(&o, t, used);
+    fam_model_scalars(&o, t, used, rows_alive);
     fam_providers(&o, t, used, breakers, nbreakers);
     head(&o, "maniac_metrics_start_time_seconds", "gauge",
          "When these counters started (unix time): a reset shows as a change");
@@ -661,7 +725,6 @@ char *mn_metrics_prometheus(apr_pool_t *p, const mn_metrics_table *t,
     head(&o, "maniac_metrics_slots", "gauge", "Label slots used and available");
     outf(&o, "maniac_metrics_slots{state=\"used\"} %u\n", (unsigned)used);
     outf(&o, "maniac_metrics_slots{state=\"capacity\"} %u\n", (unsigned)t->capacity);
-    (void)now_us;
     res = o.failed ? NULL : apr_pstrmemdup(p, o.b.data ? o.b.data : "", o.b.len);
     mn_buf_free(&o.b);
     return res;

@@ -7,7 +7,10 @@
  * by the configuration pool: a graceful restart hands it to the next
  * generation, whose slots are found by name, so counters go on.  A full stop
  * and start begins at zero (maniac_metrics_start_time_seconds says when). */
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <apr_shm.h>
 #include <apr_strings.h>
 #include <http_core.h>
@@ -38,14 +41,25 @@ static struct {
     prov_slots *provs;
     int nprovs;
     int unrouted;
+    int row;                        /* this process's live-streams row, -2: not yet */
 } mx;
 
 /* Per request: which slot a stream counts in, when its first byte left. */
 typedef struct {
     mn_metrics_table *t;
-    int slot;
+    int row, slot;
     apr_time_t first_byte;
 } req_state;
+
+static int pid_alive(int32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static void metrics_child_init(apr_pool_t *p, server_rec *s)
+{
+    mx.row = -2;
+}
 
 static int metrics_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
@@ -54,6 +68,7 @@ static int metrics_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     mx.provs = NULL;
     mx.nprovs = 0;
     mx.unrouted = -1;
+    mx.row = -2;
     return OK;
 }
 
@@ -217,7 +232,7 @@ static int model_slot(const char *provider, const char *model)
 static apr_status_t stream_end(void *data)
 {
     req_state *rs = data;
-    mn_metrics_stream_delta(rs->t, rs->slot, -1);
+    mn_metrics_stream_delta(rs->t, rs->row, rs->slot, -1);
     return APR_SUCCESS;
 }
 
@@ -232,7 +247,12 @@ void mn_metrics_stream_begin(request_rec *r)
     rs->first_byte = apr_time_now();
     rs->slot = model_slot(apr_table_get(r->notes, "maniac-provider"),
                           apr_table_get(r->notes, "maniac-model"));
-    mn_metrics_stream_delta(rs->t, rs->slot, 1);
+    if (mx.row == -2) {
+        /* once per process; -1 (no row free) counts in the slot itself */
+        mx.row = mn_metrics_proc_row(mx.t, (int32_t)getpid(), pid_alive);
+    }
+    rs->row = mx.row;
+    mn_metrics_stream_delta(rs->t, rs->row, rs->slot, 1);
     apr_pool_cleanup_register(r->pool, rs, stream_end, apr_pool_cleanup_null);
     apr_pool_userdata_setn(rs, REQ_KEY, NULL, r->pool);
 }
@@ -408,7 +428,7 @@ static int metrics_handler(request_rec *r)
         return OK;
     }
     b = breakers(r->pool, &n);
-    text = mn_metrics_prometheus(r->pool, mx.t, b, n, (int64_t)apr_time_now());
+    text = mn_metrics_prometheus(r->pool, mx.t, mn_metrics_rows_alive(mx.t, pid_alive), b, n);
     if (!text) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -427,7 +447,7 @@ static const char *usd(apr_pool_t *p, uint64_t micro)
                         (apr_uint64_t)(micro / 1000000), (apr_uint64_t)(micro % 1000000));
 }
 
-static void status_models(request_rec *r, int short_form)
+static void status_models(request_rec *r, int short_form, uint64_t rows)
 {
     uint32_t i, used = __atomic_load_n(&mx.t->used, __ATOMIC_ACQUIRE);
     if (!short_form) {
@@ -453,7 +473,7 @@ static void status_models(request_rec *r, int short_form)
                        APR_UINT64_T_FMT " streams=%" APR_INT64_T_FMT " tokens_in=%"
                        APR_UINT64_T_FMT " tokens_out=%" APR_UINT64_T_FMT " cost_usd=%s\n",
                        s->provider, s->model, (apr_uint64_t)req, (apr_uint64_t)err,
-                       (apr_int64_t)s->live_streams, (apr_uint64_t)s->tokens[0],
+                       (apr_int64_t)mn_metrics_live(mx.t, (int)i, rows), (apr_uint64_t)s->tokens[0],
                        (apr_uint64_t)s->tokens[1], usd(r->pool, s->cost_micro_usd));
         }
         else {
@@ -461,7 +481,8 @@ static void status_models(request_rec *r, int short_form)
                        APR_UINT64_T_FMT "</td><td>%" APR_INT64_T_FMT "</td><td>%"
                        APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
                        ap_escape_html(r->pool, s->provider), ap_escape_html(r->pool, s->model),
-                       (apr_uint64_t)req, (apr_uint64_t)err, (apr_int64_t)s->live_streams,
+                       (apr_uint64_t)req, (apr_uint64_t)err,
+                       (apr_int64_t)mn_metrics_live(mx.t, (int)i, rows),
                        (apr_uint64_t)s->tokens[0], (apr_uint64_t)s->tokens[1],
                        usd(r->pool, s->cost_micro_usd));
         }
@@ -475,10 +496,12 @@ static int metrics_status_hook(request_rec *r, int flags)
 {
     mn_metrics_totals tot;
     int short_form = (flags & AP_STATUS_SHORT) != 0;
+    uint64_t rows;
     if (!mx.t) {
         return OK;
     }
-    mn_metrics_sum(mx.t, &tot);
+    rows = mn_metrics_rows_alive(mx.t, pid_alive);
+    mn_metrics_sum(mx.t, rows, &tot);
     if (short_form) {
         ap_rprintf(r, "ManiacRequests: %" APR_UINT64_T_FMT "\nManiacErrors: %" APR_UINT64_T_FMT
                    "\nManiacStreamsActive: %" APR_INT64_T_FMT "\nManiacUpstreamAttempts: %"
@@ -504,7 +527,7 @@ static int metrics_status_hook(request_rec *r, int flags)
                    usd(r->pool, tot.cost_micro_usd));
     }
     if (flags & AP_STATUS_EXTENDED) {
-        status_models(r, short_form);
+        status_models(r, short_form, rows);
     }
     return OK;
 }
@@ -513,6 +536,7 @@ void mn_metrics_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(metrics_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(metrics_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(metrics_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_log_transaction(metrics_log, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, metrics_status_hook, NULL, NULL, APR_HOOK_MIDDLE);

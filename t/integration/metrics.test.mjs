@@ -104,8 +104,8 @@ function value(families, name, labels) {
 
 async function settled(pred, what) {
   // the counts are added after the response is sent (log_transaction)
-  for (let i = 0; i < 100; i++) {
-    const text = await scrape();
+  for (let i = 0; i < 200; i++) {
+    const text = await scrape().catch(() => '');
     if (pred(text)) return text;
     await sleep(20);
   }
@@ -261,4 +261,17 @@ test('ManiacMetrics Off: nothing counted, the handler says so', async () => {
   } finally {
     await off.stop();
   }
+});
+
+test('a child killed in the middle of a stream leaves no stream counted', async () => {
+  const live = (n) => (t) => t.includes(`maniac_streams_active{gen_ai_provider_name="ok",gen_ai_request_model="gpt-4o-mini"} ${n}\n`);
+  const first = `${fixture('openai/stream_text.sse').toString('utf8').split('\n\n')[0]}\n\n`;
+  m.respond('ok', sseReply([first], { after: 'hang' }));
+  const pending = streamRequest(gw.port, '/v1/chat/completions',
+    { model: 'fast', messages: [{ role: 'user', content: 'hi' }], stream: true }, { timeoutMs: 15_000 }).catch(() => null);
+  await settled(live(1), 'one live stream');
+  for (const pid of gw.childPids()) process.kill(pid, 'SIGKILL');
+  await pending;
+  await settled(live(0), 'the killed child\'s stream gone');
+  m.reset('ok');
 });

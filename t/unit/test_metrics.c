@@ -186,12 +186,59 @@ static void test_record(void **state)
     assert_int_equal(t->slots[s].hist[MN_MH_DURATION].count, 1);
     assert_int_equal(t->slots[s].hist[MN_MH_OVERHEAD].count, 1);
     assert_int_equal(t->slots[s].hist[MN_MH_TOKENS_IN].count, 1);
-    mn_metrics_stream_delta(t, s, 1);
-    mn_metrics_stream_delta(t, s, 1);
-    mn_metrics_stream_delta(t, s, -1);
+    mn_metrics_stream_delta(t, -1, s, 1);
+    mn_metrics_stream_delta(t, -1, s, 1);
+    mn_metrics_stream_delta(t, -1, s, -1);
     assert_int_equal(t->slots[s].live_streams, 1);
+    assert_int_equal(mn_metrics_live(t, s, 0), 1);
     mn_metrics_record(t, 99, &o);     /* out of range: ignored */
     mn_metrics_record(t, -1, &o);
+    free(t);
+}
+
+static int32_t dead_pid;
+
+static int fake_alive(int32_t pid)
+{
+    return pid != dead_pid;
+}
+
+/* A process that dies mid-stream: its streams leave the gauge, and its row
+ * goes, cleared, to the next process that needs one. */
+static void test_live_rows(void **state)
+{
+    mn_metrics_table *t = table(4);
+    int s = mn_metrics_slot_add(t, "p", "m", MN_SK_MODEL);
+    int a, b, i;
+    mn_metrics_totals tot;
+    (void)state;
+    dead_pid = 0;
+    a = mn_metrics_proc_row(t, 100, fake_alive);
+    b = mn_metrics_proc_row(t, 200, fake_alive);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(mn_metrics_proc_row(t, 100, fake_alive), a);
+    mn_metrics_stream_delta(t, a, s, 1);
+    mn_metrics_stream_delta(t, a, s, 1);
+    mn_metrics_stream_delta(t, b, s, 1);
+    assert_int_equal(mn_metrics_live(t, s, mn_metrics_rows_alive(t, fake_alive)), 3);
+    dead_pid = 100;
+    assert_int_equal(mn_metrics_rows_alive(t, fake_alive), 2);
+    assert_int_equal(mn_metrics_live(t, s, mn_metrics_rows_alive(t, fake_alive)), 1);
+    mn_metrics_sum(t, mn_metrics_rows_alive(t, fake_alive), &tot);
+    assert_int_equal(tot.live_streams, 1);
+    /* pid 300 takes the dead row, cleared */
+    assert_int_equal(mn_metrics_proc_row(t, 300, fake_alive), a);
+    dead_pid = 0;
+    assert_int_equal(mn_metrics_live(t, s, mn_metrics_rows_alive(t, fake_alive)), 1);
+    /* every row taken by a live process: -1, and the slot counts it */
+    for (i = 2; i < MN_METRICS_PROCS; i++) {
+        assert_int_equal(mn_metrics_proc_row(t, 1000 + i, fake_alive), i);
+    }
+    assert_int_equal(mn_metrics_proc_row(t, 5000, fake_alive), -1);
+    mn_metrics_stream_delta(t, -1, s, 1);
+    assert_int_equal(mn_metrics_live(t, s, mn_metrics_rows_alive(t, fake_alive)), 2);
+    mn_metrics_stream_delta(t, 0, 99, 1);    /* no such slot: ignored */
     free(t);
 }
 
@@ -220,7 +267,7 @@ static void test_prometheus_text(void **state)
     o.have_usage = 0;
     o.cost_micro_usd = 0;
     mn_metrics_record(t, u, &o);
-    text = mn_metrics_prometheus(p, t, br, 1, 0);
+    text = mn_metrics_prometheus(p, t, 0, br, 1);
     assert_non_null(text);
 #define HAS(line) do { if (!strstr(text, line)) fail_msg("missing: %s\n--\n%s", line, text); } while (0)
 #define L "gen_ai_provider_name=\"open\\\"ai\",gen_ai_request_model=\"gpt\\\\4o\\nx\""
@@ -248,7 +295,7 @@ static void test_prometheus_text(void **state)
     /* an unrouted slot has no success line and no histograms */
     assert_null(strstr(text, "maniac_requests_total{outcome=\"success\"}"));
     assert_null(strstr(text, "_sum{}"));
-    mn_metrics_sum(t, &tot);
+    mn_metrics_sum(t, 0, &tot);
     assert_int_equal(tot.requests, 2);
     assert_int_equal(tot.errors, 1);
     assert_int_equal(tot.tokens_in, 24);
@@ -265,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_dynamic_then_other),
         cmocka_unit_test(test_attempts),
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_live_rows),
         cmocka_unit_test(test_prometheus_text),
     };
     int rc;
