@@ -70,8 +70,8 @@ test ! -e /etc/apache2/mods-enabled/maniac.load    # nothing enabled by the pack
 a2enmod -q maniac
 a2enconf -q maniac-site
 apache2ctl configtest
-apache2ctl start
 started=1
+apache2ctl start
 
 i=0
 until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
