@@ -336,7 +336,6 @@ static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     warn_alias_keep(ptemp, s);
-
     for (i = 0; config_warns() && i < mn_conf->providers->warnings->nelts; i++) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "maniac: %s",
                      APR_ARRAY_IDX(mn_conf->providers->warnings, i, const char *));
@@ -401,8 +400,8 @@ static const command_rec maniac_cmds[] = {
                       "gemini] [key-env=VAR[,VAR...] | key-file=PATH[,PATH...]] [timeout=S] "
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
-                      "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] "
-                      "[keep=strict,logprobs,n,input_audio] [key-header=NAME]"),
+                      "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] [key-header=NAME] "
+                      "[keep=strict,logprobs,n,input_audio]"),
     AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),

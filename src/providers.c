@@ -384,7 +384,7 @@ const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *arg
             return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
                                 "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
                                 "total-timeout, retries, breaker-failures, breaker-cooldown, "
-                                "max-tokens, reasoning, keep, key-header)", (int)klen, argv[i]);
+                                "max-tokens, reasoning, key-header, keep)", (int)klen, argv[i]);
         }
 #undef KEY_IS
     }
