@@ -15,9 +15,8 @@ APR_LIBS  := $(shell apr-1-config --link-ld 2>/dev/null) $(shell apu-1-config --
 # Units that need httpd; everything else in src/ is pure (APR + Jansson) and unit-tested.
 GLUE_SRCS := src/handler.c src/upstream.c
 PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
-# pure code in src/core/, httpd glue in src/httpd/ (basenames unique: apxs builds flat)
-GLUE_SRCS += $(sort $(wildcard src/httpd/*.c))
-PURE_SRCS += $(sort $(wildcard src/core/*.c))
+GLUE_SRCS += src/httpd/metrics_glue.c
+PURE_SRCS += src/core/metrics.c
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
 
