@@ -34,7 +34,7 @@ SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 FIXTURES  ?= $(CURDIR)/t/fixtures
 UNIT_CFLAGS := -g -O1 $(WARN) $(APR_CPP) $(APR_INC) -Iinclude -It/unit -DMN_FIXTURES='"$(FIXTURES)"'
 
-.PHONY: all deps test unit unit-valgrind integration run bench clean lint test-asan
+.PHONY: all deps test unit unit-valgrind integration run bench clean lint test-asan install uninstall deb
 
 all: $(BUILD)/mod_maniac.so
 
@@ -114,6 +114,7 @@ run: deps
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
+	sh bench/metrics-cost.sh
 
 # The integration suite against an ASan/UBSan build of the module (build/asan/,
 # beside the plain build/mod_maniac.so).  apache2 is not instrumented: the
@@ -144,6 +145,30 @@ lint:
 	@# the pure layers never include httpd or mod_proxy headers
 	@if grep -lE '#include [<"](httpd|http_|ap_|mod_proxy|mod_maniac)' src/core/*.c src/wire/*.c; then \
 	  echo "pure units above include httpd headers" >&2; exit 1; fi
+
+# Debian layout: the module where apxs says, maniac.load/.conf in mods-available
+# (a2enmod maniac), maniac-site.conf in conf-available (a2enconf maniac-site).
+LIBEXECDIR    ?= $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+APACHE_CONFDIR ?= /etc/apache2
+
+install: $(BUILD)/mod_maniac.so
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(APACHE_CONFDIR)/mods-available \
+	    $(DESTDIR)$(APACHE_CONFDIR)/conf-available
+	install -m 644 $(BUILD)/mod_maniac.so $(DESTDIR)$(LIBEXECDIR)/mod_maniac.so
+	sed 's#/usr/lib/apache2/modules/#$(LIBEXECDIR)/#' httpd-conf/maniac.load \
+	    >$(DESTDIR)$(APACHE_CONFDIR)/mods-available/maniac.load
+	install -m 644 httpd-conf/maniac.conf $(DESTDIR)$(APACHE_CONFDIR)/mods-available/maniac.conf
+	install -m 644 httpd-conf/maniac-site.conf $(DESTDIR)$(APACHE_CONFDIR)/conf-available/maniac-site.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/mod_maniac.so $(DESTDIR)$(APACHE_CONFDIR)/mods-available/maniac.load \
+	    $(DESTDIR)$(APACHE_CONFDIR)/mods-available/maniac.conf \
+	    $(DESTDIR)$(APACHE_CONFDIR)/conf-available/maniac-site.conf
+
+# libapache2-mod-maniac_*.deb in build/deb/ (the source is copied there first:
+# dpkg-buildpackage writes its results next to the source tree)
+deb:
+	sh t/deb-smoke.sh --build-only
 
 clean:
 	rm -rf $(BUILD)

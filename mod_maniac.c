@@ -15,6 +15,7 @@
 #include "mn_limits.h"
 #include "mn_log.h"
 #include "mn_ops.h"
+#include "mn_metrics_glue.h"
 #include "mn_resilience.h"
 #include <apr_shm.h>
 #include <http_core.h>
@@ -421,6 +422,7 @@ static void maniac_register_hooks(apr_pool_t *p)
 {
     static const char *const after_proxy[] = { "mod_proxy.c", NULL };
     mn_limits_register_hooks(p);
+    mn_metrics_register_hooks(p);
     ap_hook_pre_config(maniac_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
@@ -462,6 +464,7 @@ static const command_rec maniac_cmds[] = {
     AP_INIT_FLAG("ManiacOverheadHeader", mn_ops_cmd_overhead_header, NULL, RSRC_CONF,
                  "On: answers carry " MN_OVERHEAD_HEADER " (microseconds spent in the gateway, "
                  "upstream waiting excluded); default Off"),
+    MN_METRICS_DIRECTIVES,
     { NULL }
 };
 

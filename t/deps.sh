@@ -6,7 +6,8 @@ set -e
 PKGS="apache2 apache2-dev libapr1-dev libaprutil1-dev libjansson-dev libcmocka-dev \
 libssl-dev libaprutil1-dbd-sqlite3 libaprutil1-dbd-pgsql sqlite3 postgresql \
 openssl curl valgrind cppcheck make gcc pkg-config ca-certificates \
-clang libclang-rt-14-dev libhiredis-dev libmemcached-dev redis-server memcached"
+clang libclang-rt-14-dev libhiredis-dev libmemcached-dev redis-server memcached \
+build-essential debhelper dpkg-dev fakeroot"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

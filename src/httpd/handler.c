@@ -20,6 +20,7 @@
 #include "mod_maniac.h"
 #include "mn_echo.h"
 #include "mn_limits.h"
+#include "mn_metrics_glue.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
 #include "mn_policy.h"
@@ -258,6 +259,7 @@ static void start_event_stream(request_rec *r)
     /* compression filters would hold frames back */
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
     mn_ops_first_byte(r);
+    mn_metrics_stream_begin(r);
 }
 
 static void set_usage_notes(mn_request *req, const char *error_type, const char *error_code)
