@@ -254,7 +254,7 @@ static void test_outcome_serving_attempt_wins(void **state)
 {
     apr_pool_t *p = *state;
     apr_table_t *notes = apr_table_make(p, 4);
-    mn_usage u = { 1, 1, 1, 2 };
+    mn_usage u = { 1, 1, 1, 2, 0, 0, 0 };
     mn_notes_outcome(p, notes, 529, NULL, "overloaded_error", "overloaded");
     mn_notes_outcome(p, notes, 0, &u, NULL, NULL);
     assert_notes(notes, "maniac-prompt-tokens", "1", "maniac-completion-tokens", "1",
