@@ -258,7 +258,8 @@ static void test_outcome_serving_attempt_wins(void **state)
     mn_notes_outcome(p, notes, 529, NULL, "overloaded_error", "overloaded");
     mn_notes_outcome(p, notes, 0, &u, NULL, NULL);
     assert_notes(notes, "maniac-prompt-tokens", "1", "maniac-completion-tokens", "1",
-                 "maniac-total-tokens", "2", NULL);
+                 "maniac-total-tokens", "2", "maniac-cached-tokens", "0",
+                 "maniac-reasoning-tokens", "0", NULL);
     /* an error without a code clears an earlier code */
     mn_notes_outcome(p, notes, 502, NULL, "upstream_error", "upstream_eof");
     mn_notes_outcome(p, notes, 400, NULL, "invalid_request_error", NULL);
