@@ -19,6 +19,7 @@ PURE_SRCS := $(filter-out $(GLUE_SRCS),$(sort $(wildcard src/*.c)))
 # sources flat into build/obj, so basenames stay unique
 GLUE_SRCS += src/httpd/auth.c
 PURE_SRCS += src/core/keys.c
+PURE_SRCS += src/core/jscan.c
 HEADERS   := $(wildcard include/*.h)
 MOD_SRCS  := mod_maniac.c $(GLUE_SRCS) $(PURE_SRCS)
 
