@@ -88,3 +88,20 @@ lint:
 
 clean:
 	rm -rf $(BUILD)
+
+# Differential fuzzing of src/core/jscan.c against Jansson (issue 15):
+#   make fuzz-jscan FUZZ_TIME=1800   (corpus seeded from t/fixtures)
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+.PHONY: fuzz-jscan
+$(BUILD)/fuzz/fuzz_jscan: t/fuzz/fuzz_jscan.c src/core/jscan.c include/mn_jscan.h t/unit/jscan_diff.h
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) -g -O1 -std=c11 -Iinclude -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -o $@ t/fuzz/fuzz_jscan.c src/core/jscan.c -ljansson
+fuzz-jscan: $(BUILD)/fuzz/fuzz_jscan
+	@mkdir -p $(BUILD)/fuzz/corpus-jscan
+	@find t/fixtures -name '*.json' -exec cp {} $(BUILD)/fuzz/corpus-jscan/ \;
+	@i=0; grep -h '^data: ' $$(find t/fixtures -name '*.sse') | cut -c7- | while IFS= read -r l; \
+	  do i=$$((i+1)); printf '%s' "$$l" >$(BUILD)/fuzz/corpus-jscan/sse-$$i.json; done
+	$(BUILD)/fuzz/fuzz_jscan -max_total_time=$(FUZZ_TIME) -max_len=4096 \
+	  -dict=t/fuzz/jscan.dict $(BUILD)/fuzz/corpus-jscan
