@@ -383,7 +383,7 @@ static int deny(request_rec *r, int status, const char *type, const char *code,
     if (ap_discard_request_body(r) != OK) {
         r->connection->keepalive = AP_CONN_CLOSE;
     }
-    mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type);
+    mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
     body = mn_error_to_json(&e, NULL);
     s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
@@ -502,7 +502,7 @@ static int note_auth_failure(request_rec *r, const char *type)
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", "Bearer");
     mn_error_set(&e, HTTP_UNAUTHORIZED, "invalid_request_error", NULL, "key_not_allowed",
                  "This API key is not allowed to use this endpoint.");
-    mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type);
+    mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
     body = mn_error_to_json(&e, NULL);
     s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
