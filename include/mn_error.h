@@ -42,13 +42,22 @@ json_t *mn_error_to_json(const mn_error *e, const char *provider);
 /* Writes the error as one SSE frame `data: {...}\n\n` into the sink. */
 void mn_error_write_frame(const mn_error *e, const char *provider, mn_sink *out);
 
-/* Replaces every occurrence of secret in e->message by "***" (upstreams echo
- * keys back in 401 messages; ours must never reach a client or a log). */
-void mn_error_scrub(mn_error *e, const char *secret);
+struct mn_provider;
+
+/* Replaces every key of prov (its key and each key of its list) by "***" in
+ * every string of e a client or a log sees: message, type, param, code
+ * (upstreams echo keys back in auth errors; ours must never leave).  A
+ * string cut to its field's size also loses a trailing key prefix (4 or
+ * more characters) the cut left.  The one scrubber: every path calls it.
+ * prov NULL: nothing to do. */
+void mn_error_scrub(mn_error *e, const struct mn_provider *prov);
 
 /* Normalises an OpenAI-compatible upstream error body: {"error":{...}},
  * vLLM's unwrapped {"object":"error","message":...}, a bare string error, or
- * anything else (non-JSON, HTML) for the given HTTP status. */
-void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t len);
+ * anything else (non-JSON, HTML) for the given HTTP status.  The keys of
+ * prov (may be NULL) are scrubbed from the whole upstream strings, before
+ * they are cut to the fields' sizes. */
+void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t len,
+                               const struct mn_provider *prov);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <apr_pools.h>
 #include <apr_hash.h>
+#include <apr_tables.h>
 #include <apr_time.h>
 
 typedef enum {

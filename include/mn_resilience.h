@@ -7,6 +7,7 @@
 #ifndef MN_RESILIENCE_H
 #define MN_RESILIENCE_H
 
+#include <stddef.h>
 #include <apr_time.h>
 #include <apr_atomic.h>
 
@@ -29,9 +30,17 @@ apr_interval_time_t mn_backoff(int attempt, apr_interval_time_t base,
                                apr_interval_time_t retry_after, apr_interval_time_t cap,
                                double rnd);
 
-/* Parses a Retry-After header (delta seconds, or an HTTP date relative to now).
- * Returns -1 when absent or unparsable. */
+/* Longest Retry-After taken from an upstream (and passed on): one day. */
+#define MN_RETRY_AFTER_MAX_SEC 86400
+
+/* Parses a Retry-After header (delta seconds, or an HTTP date relative to now),
+ * clamped to 0..MN_RETRY_AFTER_MAX_SEC.  Returns -1 when absent or unparsable. */
 apr_interval_time_t mn_parse_retry_after(const char *value, apr_time_t now);
+
+/* The Retry-After to send a client for an upstream's value: whole seconds
+ * (rounded up, clamped as above) into out.  Returns 0, or -1 with out ""
+ * when the value is absent or unparsable (then no header is sent). */
+int mn_retry_after_normalise(const char *value, apr_time_t now, char *out, size_t size);
 
 /* One provider's breaker state, shared between processes. */
 typedef struct mn_breaker_slot {

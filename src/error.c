@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "mn_error.h"
+#include "mn_providers.h"
 #include "mn_sse.h"
 
 static void copy_str(char *dst, size_t size, const char *src)
@@ -60,31 +61,35 @@ const char *mn_error_type_for_status(int status)
     }
 }
 
+/* json_string refuses invalid UTF-8, which an upstream's text may carry or a
+ * cut to a field's size may create: keep the ASCII, mask the rest. */
+static json_t *text_json(const char *s)
+{
+    char clean[sizeof(((mn_error *)0)->message)];
+    json_t *j = json_string(s);
+    size_t i;
+    if (j) {
+        return j;
+    }
+    for (i = 0; s[i] && i + 1 < sizeof(clean); i++) {
+        unsigned char ch = (unsigned char)s[i];
+        clean[i] = ch < 0x80 ? (char)ch : '?';
+    }
+    clean[i] = '\0';
+    return json_string(clean);
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return (s && *s) ? json_string(s) : json_null();
+    return (s && *s) ? text_json(s) : json_null();
 }
 
 json_t *mn_error_to_json(const mn_error *e, const char *provider)
 {
     json_t *inner = json_object();
     json_t *outer = json_object();
-    /* json_string rejects invalid UTF-8; an upstream message may carry it */
-    json_t *msg = json_string(e->message);
-    if (!msg) {
-        /* invalid UTF-8 (an upstream's, or quoted from a client's body):
-         * keep the ASCII, mask the rest */
-        char clean[sizeof(e->message)];
-        size_t i;
-        for (i = 0; e->message[i] && i + 1 < sizeof(clean); i++) {
-            unsigned char ch = (unsigned char)e->message[i];
-            clean[i] = ch < 0x80 ? (char)ch : '?';
-        }
-        clean[i] = '\0';
-        msg = json_string(clean);
-    }
-    json_object_set_new(inner, "message", msg);
-    json_object_set_new(inner, "type", json_string(e->type[0] ? e->type : "server_error"));
+    json_object_set_new(inner, "message", text_json(e->message));
+    json_object_set_new(inner, "type", text_json(e->type[0] ? e->type : "server_error"));
     json_object_set_new(inner, "param", str_or_null(e->param));
     json_object_set_new(inner, "code", str_or_null(e->code));
     json_object_set_new(outer, "error", inner);
@@ -101,36 +106,109 @@ void mn_error_write_frame(const mn_error *e, const char *provider, mn_sink *out)
     json_decref(j);
 }
 
-void mn_error_scrub(mn_error *e, const char *secret)
+/* The keys of prov, one by one: its current key, then every key of its list
+ * (with round-robin keys any of them may be the one that was sent). */
+static const char *key_at(const mn_provider *prov, int i)
 {
-    char out[sizeof(e->message)];
-    size_t slen, i = 0, o = 0;
-    if (!secret || !*secret || !strstr(e->message, secret)) {
-        return;
+    if (i == 0) {
+        return prov->key;
     }
-    slen = strlen(secret);
-    while (e->message[i] && o + 1 < sizeof(out)) {
-        if (!strncmp(e->message + i, secret, slen)) {
+    return prov->keys && i <= prov->nkeys ? prov->keys[i - 1] : NULL;
+}
+
+/* Length of the longest key of prov starting at s (0: none).  The longest,
+ * so that a key which is a prefix of another cannot leave the other's tail. */
+static size_t key_match(const mn_provider *prov, const char *s)
+{
+    size_t best = 0;
+    int i;
+    for (i = 0; i <= prov->nkeys; i++) {
+        const char *k = key_at(prov, i);
+        size_t klen = k ? strlen(k) : 0;
+        if (klen > best && !strncmp(s, k, klen)) {
+            best = klen;
+        }
+    }
+    return best;
+}
+
+/* Copies src into dst (size bytes, always terminated), every key of prov
+ * replaced by "***".  Keys are matched in the whole of src, before the cut
+ * to size, so a key that crosses the cut is masked, not shortened.  Returns
+ * 1 when src did not fit. */
+static int scrub_into(char *dst, size_t size, const char *src, const mn_provider *prov)
+{
+    size_t i = 0, o = 0;
+    while (src[i] && o + 1 < size) {
+        size_t klen = prov ? key_match(prov, src + i) : 0;
+        if (klen) {
             size_t k;
-            for (k = 0; k < 3 && o + 1 < sizeof(out); k++) {
-                out[o++] = '*';
+            for (k = 0; k < 3 && o + 1 < size; k++) {
+                dst[o++] = '*';
             }
-            i += slen;
+            i += klen;
         }
         else {
-            out[o++] = e->message[i++];
+            dst[o++] = src[i++];
         }
     }
-    out[o] = '\0';
-    memcpy(e->message, out, o + 1);
+    dst[o] = '\0';
+    return src[i] != '\0';
+}
+
+/* A string that was cut to its field may end in the first characters of a
+ * key whose rest was cut off (the cut made before this unit saw the whole
+ * string): mask such a tail when it is MN_SCRUB_TAIL characters or more. */
+#define MN_SCRUB_TAIL 4
+
+static void scrub_cut_tail(char *s, size_t size, const mn_provider *prov)
+{
+    size_t len = strlen(s), best = 0;
+    int i;
+    for (i = 0; i <= prov->nkeys; i++) {
+        const char *k = key_at(prov, i);
+        size_t klen = k ? strlen(k) : 0, n;
+        for (n = klen < len ? klen : len; n > best && n >= MN_SCRUB_TAIL; n--) {
+            if (!strncmp(s + len - n, k, n)) {
+                best = n;
+                break;
+            }
+        }
+    }
+    if (best) {
+        copy_str(s + len - best, size - (len - best), "***");
+    }
+}
+
+static void scrub_field(char *s, size_t size, const mn_provider *prov)
+{
+    char copy[sizeof(((mn_error *)0)->message)];
+    int was_full = strlen(s) + 1 >= size;
+    copy_str(copy, sizeof(copy), s);
+    scrub_into(s, size, copy, prov);
+    if (was_full) {
+        scrub_cut_tail(s, size, prov);
+    }
+}
+
+void mn_error_scrub(mn_error *e, const mn_provider *prov)
+{
+    if (!prov) {
+        return;
+    }
+    scrub_field(e->message, sizeof(e->message), prov);
+    scrub_field(e->type, sizeof(e->type), prov);
+    scrub_field(e->param, sizeof(e->param), prov);
+    scrub_field(e->code, sizeof(e->code), prov);
 }
 
 /* Takes the string member `name` of obj, or the integer as text. */
-static void member_text(json_t *obj, const char *name, char *dst, size_t size)
+static void member_text(json_t *obj, const char *name, char *dst, size_t size,
+                        const mn_provider *prov)
 {
     json_t *v = json_object_get(obj, name);
     if (json_is_string(v)) {
-        copy_str(dst, size, json_string_value(v));
+        scrub_into(dst, size, json_string_value(v), prov);
     }
     else if (json_is_integer(v)) {
         snprintf(dst, size, "%lld", (long long)json_integer_value(v));
@@ -140,7 +218,8 @@ static void member_text(json_t *obj, const char *name, char *dst, size_t size)
     }
 }
 
-void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t len)
+void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t len,
+                               const mn_provider *prov)
 {
     json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
     json_t *err = json_object_get(root, "error");
@@ -148,23 +227,23 @@ void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t
     mn_error_clear(e);
     e->status = status;
     if (json_is_object(err)) {
-        member_text(err, "message", e->message, sizeof(e->message));
-        member_text(err, "type", e->type, sizeof(e->type));
-        member_text(err, "param", e->param, sizeof(e->param));
-        member_text(err, "code", e->code, sizeof(e->code));
+        member_text(err, "message", e->message, sizeof(e->message), prov);
+        member_text(err, "type", e->type, sizeof(e->type), prov);
+        member_text(err, "param", e->param, sizeof(e->param), prov);
+        member_text(err, "code", e->code, sizeof(e->code), prov);
     }
     else if (json_is_string(err)) {
-        copy_str(e->message, sizeof(e->message), json_string_value(err));
+        scrub_into(e->message, sizeof(e->message), json_string_value(err), prov);
     }
     else if (json_is_object(root) && json_is_string(json_object_get(root, "message"))) {
         /* vLLM and a few others answer without the {"error":...} wrapper */
-        member_text(root, "message", e->message, sizeof(e->message));
-        member_text(root, "type", e->type, sizeof(e->type));
-        member_text(root, "param", e->param, sizeof(e->param));
-        member_text(root, "code", e->code, sizeof(e->code));
+        member_text(root, "message", e->message, sizeof(e->message), prov);
+        member_text(root, "type", e->type, sizeof(e->type), prov);
+        member_text(root, "param", e->param, sizeof(e->param), prov);
+        member_text(root, "code", e->code, sizeof(e->code), prov);
     }
     else if (json_is_object(root) && json_is_string(json_object_get(root, "detail"))) {
-        member_text(root, "detail", e->message, sizeof(e->message));
+        member_text(root, "detail", e->message, sizeof(e->message), prov);
     }
     if (!e->message[0]) {
         snprintf(e->message, sizeof(e->message),

@@ -66,15 +66,13 @@ static int send_error(mn_request *req, mn_error *e)
 {
     request_rec *r = req->r;
     json_t *body;
-    if (req->prov) {
-        int i;
-        mn_error_scrub(e, req->prov->key);
-        for (i = 0; i < req->prov->nkeys; i++) {
-            mn_error_scrub(e, req->prov->keys[i]);
-        }
-    }
+    mn_error_scrub(e, req->prov);
     if (e->retry_after[0]) {
-        apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, e->retry_after));
+        /* an upstream's value, normalised: never 1e300 or a date verbatim */
+        char secs[32];
+        if (!mn_retry_after_normalise(e->retry_after, apr_time_now(), secs, sizeof(secs))) {
+            apr_table_setn(r->headers_out, "Retry-After", apr_pstrdup(r->pool, secs));
+        }
     }
     if (e->status == HTTP_METHOD_NOT_ALLOWED) {
         apr_table_setn(r->headers_out, "Allow", "POST");
@@ -323,6 +321,8 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
         return;
     }
     wire->decode_error(ctx, status, body, len, retry_after, err);
+    /* before anything logs it, whatever the format's decoder did */
+    mn_error_scrub(err, at->prov);
     err->status = status;
 }
 

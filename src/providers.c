@@ -70,6 +70,54 @@ static const char *trim_key(apr_pool_t *p, const char *raw, apr_size_t len)
     return apr_pstrmemdup(p, raw, len);
 }
 
+/* A key goes into a request header as it is: a line break (or any control
+ * byte) in it would end that header and start another. */
+static int has_control(const char *key)
+{
+    for (; *key; key++) {
+        unsigned char c = (unsigned char)*key;
+        if (c < 0x20 || c == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Whether a word that should name a variable or a file looks like a key
+ * pasted there instead: a known key prefix, or long and random-looking
+ * (variable names are short and rarely mix lowercase and digits).  Such a
+ * word is never repeated into a message, which configtest and the error
+ * log show. */
+static int looks_like_key(const char *w)
+{
+    static const char *const prefixes[] = {
+        "sk-", "sk_", "gsk_", "xai-", "AIza", "hf_", "r8_", "ghp_", "gho_", "ghs_",
+        "github_pat_", "pplx-", "csk-", "nvapi-", "fw_", "tgp_", "pk_", "rk_", "AKIA",
+        "glpat-", "xox"
+    };
+    size_t i, len = strlen(w);
+    int lower = 0, digit = 0;
+    for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (!strncmp(w, prefixes[i], strlen(prefixes[i]))) {
+            return 1;
+        }
+    }
+    if (strchr(w, '/')) {
+        return 0;                /* a path */
+    }
+    for (i = 0; i < len; i++) {
+        lower |= apr_islower(w[i]) != 0;
+        digit |= apr_isdigit(w[i]) != 0;
+    }
+    return len > 64 || (len >= 20 && lower && digit);
+}
+
+/* w for a message, or a placeholder when it looks like a key. */
+static const char *shown(const char *w)
+{
+    return looks_like_key(w) ? "(not shown: it looks like a key)" : w;
+}
+
 static const char *read_key_file(apr_pool_t *p, const char *path, const char **key)
 {
     apr_file_t *f;
@@ -78,7 +126,7 @@ static const char *read_key_file(apr_pool_t *p, const char *path, const char **k
     apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p);
     if (rv != APR_SUCCESS) {
         char ebuf[128];
-        return apr_psprintf(p, "key-file=%s cannot be read: %s", path,
+        return apr_psprintf(p, "key-file=%s cannot be read: %s", shown(path),
                             apr_strerror(rv, ebuf, sizeof(ebuf)));
     }
     rv = apr_file_read(f, buf, &n);
@@ -86,17 +134,22 @@ static const char *read_key_file(apr_pool_t *p, const char *path, const char **k
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
         char ebuf[128];
         /* e.g. "Is a directory": open() succeeds on one, read() does not */
-        return apr_psprintf(p, "key-file=%s cannot be read: %s", path,
+        return apr_psprintf(p, "key-file=%s cannot be read: %s", shown(path),
                             apr_strerror(rv, ebuf, sizeof(ebuf)));
     }
     *key = trim_key(p, buf, n);
     if (!**key) {
-        return apr_psprintf(p, "key-file=%s is empty", path);
+        return apr_psprintf(p, "key-file=%s is empty", shown(path));
+    }
+    if (has_control(*key)) {
+        return apr_psprintf(p, "key-file=%s: the key holds a line break or another control "
+                            "character (one key per file)", shown(path));
     }
     return NULL;
 }
 
-/* key-env=A,B,C or key-file=P1,P2: one key per name, all required. */
+/* key-env=A,B,C or key-file=P1,P2: one key per name, all required.  The
+ * list itself is never echoed: one of its words may be a pasted key. */
 static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list, int from_env)
 {
     apr_array_header_t *keys = apr_array_make(p, 2, sizeof(const char *));
@@ -114,14 +167,22 @@ static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list,
                            "not a key";
                 }
             }
+            if (looks_like_key(name)) {
+                return "key-env= takes environment variable names, not a key (the value "
+                       "looks like one and is not shown)";
+            }
             if (apr_env_get(&v, name, p) != APR_SUCCESS || !v || !*v) {
-                return apr_psprintf(p, "key-env=%s: environment variable %s is not set "
+                return apr_psprintf(p, "key-env: environment variable %s is not set "
                                     "(export it in the environment httpd starts with, "
-                                    "e.g. /etc/apache2/envvars)", list, name);
+                                    "e.g. /etc/apache2/envvars)", name);
             }
             key = trim_key(p, v, strlen(v));
             if (!*key) {
-                return apr_psprintf(p, "key-env=%s: environment variable %s is empty", list, name);
+                return apr_psprintf(p, "key-env: environment variable %s is empty", name);
+            }
+            if (has_control(key)) {
+                return apr_psprintf(p, "key-env: environment variable %s holds a line break or "
+                                    "another control character inside the key", name);
             }
         }
         else {
@@ -133,7 +194,7 @@ static const char *read_keys(apr_pool_t *p, mn_provider *prov, const char *list,
         *(const char **)apr_array_push(keys) = key;
     }
     if (!keys->nelts) {
-        return apr_psprintf(p, "%s=%s names no key", from_env ? "key-env" : "key-file", list);
+        return from_env ? "key-env= names no key" : "key-file= names no key";
     }
     prov->keys = (const char *const *)keys->elts;
     prov->nkeys = keys->nelts;
@@ -298,7 +359,7 @@ const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *arg
         const char *val;
         size_t klen;
         if (!eq || eq == argv[i]) {
-            return apr_psprintf(p, "bad option '%s': expected key=value", argv[i]);
+            return apr_psprintf(p, "bad option '%s': expected key=value", shown(argv[i]));
         }
         klen = (size_t)(eq - argv[i]);
         val = eq + 1;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <apr_lib.h>
 #include <apr_date.h>
+#include <apr_strings.h>
 #include "mn_resilience.h"
 
 mn_outcome mn_outcome_for_status(int status)
@@ -54,8 +55,12 @@ apr_interval_time_t mn_parse_retry_after(const char *value, apr_time_t now)
         while (apr_isspace(*end)) {
             end++;
         }
-        if (*end) {
+        if (*end || !(secs >= 0)) {
             return -1;
+        }
+        /* clamped before the cast: 1e300 (or inf) does not fit any integer */
+        if (secs > (double)MN_RETRY_AFTER_MAX_SEC) {
+            secs = (double)MN_RETRY_AFTER_MAX_SEC;
         }
         return (apr_interval_time_t)(secs * APR_USEC_PER_SEC);
     }
@@ -63,7 +68,26 @@ apr_interval_time_t mn_parse_retry_after(const char *value, apr_time_t now)
     if (when == APR_DATE_BAD) {
         return -1;
     }
-    return when > now ? when - now : 0;
+    if (when <= now) {
+        return 0;
+    }
+    return when - now > apr_time_from_sec(MN_RETRY_AFTER_MAX_SEC)
+               ? apr_time_from_sec(MN_RETRY_AFTER_MAX_SEC) : when - now;
+}
+
+int mn_retry_after_normalise(const char *value, apr_time_t now, char *out, size_t size)
+{
+    apr_interval_time_t wait = mn_parse_retry_after(value, now);
+    if (wait < 0) {
+        if (size) {
+            out[0] = '\0';
+        }
+        return -1;
+    }
+    /* whole seconds, rounded up: a client must not come back too early */
+    apr_snprintf(out, size, "%" APR_TIME_T_FMT,
+                 (apr_time_t)((wait + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC));
+    return 0;
 }
 
 int mn_breaker_allow(mn_breaker_slot *s, int threshold, apr_interval_time_t cooldown,

@@ -44,14 +44,7 @@ json_t *mn_usage_to_openai(const mn_usage *u)
 
 mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out)
 {
-    const mn_provider *prov = b->ctx->provider;
-    if (prov) {
-        int i;
-        mn_error_scrub(&b->err, prov->key);
-        for (i = 0; i < prov->nkeys; i++) {
-            mn_error_scrub(&b->err, prov->keys[i]);
-        }
-    }
+    mn_error_scrub(&b->err, b->ctx->provider);
     mn_error_write_frame(&b->err, b->ctx->provider_name, out);
     mn_sse_write_done(out);
     b->status = MN_STREAM_FAILED;

@@ -992,7 +992,7 @@ static int anthropic_decode_response(mn_wire_ctx *ctx, const char *body, size_t 
         if (upstream) {
             mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
                          "upstream answered 200 with an error instead of a message: %s", upstream);
-            mn_error_scrub(err, ctx->provider ? ctx->provider->key : NULL);
+            mn_error_scrub(err, ctx->provider);
         }
         else {
             mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
@@ -1090,7 +1090,7 @@ static void anthropic_decode_error(mn_wire_ctx *ctx, int status, const char *bod
                      "upstream answered HTTP %d without an error message", status);
     }
     json_decref(root);
-    mn_error_scrub(err, ctx->provider ? ctx->provider->key : NULL);
+    mn_error_scrub(err, ctx->provider);
     if (retry_after) {
         apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
     }

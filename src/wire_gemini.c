@@ -1228,18 +1228,10 @@ static int error_from_gemini(mn_error *e, int http, json_t *root)
     return 0;
 }
 
-/* Upstreams echo the key back in auth errors; with round-robin keys any of
- * them may be the one that was sent. */
+/* Upstreams echo the key back in auth errors. */
 static void scrub_key(mn_wire_ctx *ctx, mn_error *e)
 {
-    int i;
-    if (!ctx->provider) {
-        return;
-    }
-    mn_error_scrub(e, ctx->provider->key);
-    for (i = 0; ctx->provider->keys && i < ctx->provider->nkeys; i++) {
-        mn_error_scrub(e, ctx->provider->keys[i]);
-    }
+    mn_error_scrub(e, ctx->provider);
 }
 
 static void gemini_decode_error(mn_wire_ctx *ctx, int status, const char *body,
@@ -1248,7 +1240,7 @@ static void gemini_decode_error(mn_wire_ctx *ctx, int status, const char *body,
     json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
 
     if (error_from_gemini(err, status, root)) {
-        mn_error_from_openai_body(err, status, body, len);
+        mn_error_from_openai_body(err, status, body, len, ctx->provider);
     }
     json_decref(root);
     if (retry_after && *retry_after) {

@@ -44,20 +44,16 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     return 0;
 }
 
-static const char *find(const char *hay, size_t len, const char *needle, size_t nlen)
-{
-    return memmem(hay, len, needle, nlen);
-}
-
-static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
-                                  json_t **out, mn_usage *usage, mn_error *err)
+/* The answer as a tree, checked, without our "provider" yet. */
+static int parse_completion(mn_wire_ctx *ctx, const char *body, size_t len, json_t **out,
+                            mn_usage *usage, mn_error *err)
 {
     json_t *root = json_loadb(body, len, 0, NULL);
 
     if (!json_is_object(root) || !json_is_array(json_object_get(root, "choices"))) {
         json_t *e = json_object_get(root, "error");
         if (json_is_object(e) || json_is_string(e)) {
-            mn_error_from_openai_body(err, 502, body, len);
+            mn_error_from_openai_body(err, 502, body, len, ctx->provider);
             err->status = 502;
         }
         else {
@@ -68,13 +64,102 @@ static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
         return -1;
     }
     mn_usage_from_openai(usage, json_object_get(root, "usage"));
-    json_object_set_new(root, "provider", json_string(ctx->provider_name));
     *out = root;
     return 0;
 }
 
+static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
+                                  json_t **out, mn_usage *usage, mn_error *err)
+{
+    if (parse_completion(ctx, body, len, out, usage, err)) {
+        return -1;
+    }
+    json_object_set_new(*out, "provider", json_string(ctx->provider_name));
+    return 0;
+}
+
+/* Bytes a client may get as they are: Jansson accepts a raw NUL right after
+ * a number or a literal, no other JSON parser does. */
+static int bytes_clean(const char *data, size_t len)
+{
+    return !memchr(data, '\0', len);
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* Skips a JSON string starting at its opening quote d[i]; returns the index
+ * of its closing quote and whether it holds an escape. */
+static size_t skip_string(const char *d, size_t i, size_t end, int *escaped)
+{
+    *escaped = 0;
+    for (i++; i < end && d[i] != '"'; i++) {
+        if (d[i] == '\\') {
+            *escaped = 1;
+            i++;
+        }
+    }
+    return i;
+}
+
+/* Scans the bytes of a chunk Jansson accepted for its top-level keys.
+ * Returns -1 when one holds an escape (it could spell "usage" or
+ * "provider": the tree knows, the bytes do not) or "usage" comes twice;
+ * else 1 with [*at, *at_end) the member `"usage":null` when there is one,
+ * or 0.  Bytes matched inside a string or a nested object would cut the
+ * wrong thing, hence the scan rather than a search. */
+static int scan_top_keys(const char *d, size_t start, size_t end, size_t *at, size_t *at_end)
+{
+    size_t i;
+    int depth = 0, expect_key = 0, usage_seen = 0, found = 0;
+    for (i = start; i < end; i++) {
+        char c = d[i];
+        if (c == '"') {
+            int escaped;
+            size_t close = skip_string(d, i, end, &escaped);
+            if (depth == 1 && expect_key) {
+                size_t v = close + 1;
+                if (escaped) {
+                    return -1;
+                }
+                while (v < end && (is_space(d[v]) || d[v] == ':')) {
+                    v++;
+                }
+                if (close - i - 1 == 5 && !memcmp(d + i + 1, "usage", 5)) {
+                    if (usage_seen++) {
+                        return -1;
+                    }
+                    if (end - v >= 4 && !memcmp(d + v, "null", 4)) {
+                        found = 1;
+                        *at = i;
+                        *at_end = v + 4;
+                    }
+                }
+                expect_key = 0;
+            }
+            i = close;
+        }
+        else if (c == '{' || c == '[') {
+            depth++;
+            expect_key = c == '{' && depth == 1;
+        }
+        else if (c == '}' || c == ']') {
+            depth--;
+        }
+        else if (c == ',' && depth == 1) {
+            expect_key = 1;
+        }
+    }
+    return found;
+}
+
 /* The upstream's bytes with "provider" inserted after the opening brace:
- * exact, and no serialisation of the whole answer. */
+ * exact, and no serialisation of the whole answer.  An upstream "provider"
+ * of its own (OpenRouter; escaped or not, the tree says) or bytes that are
+ * not clean (a NUL, an escaped top-level key) take the tree path, which
+ * replaces it and re-encodes. */
 static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                                         const char **out, size_t *out_len, mn_usage *usage,
                                         mn_error *err)
@@ -84,24 +169,16 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     char *name, *buf;
     size_t nlen, rest;
 
-    if (openai_decode_response(ctx, body, len, &root, usage, err)) {
+    if (parse_completion(ctx, body, len, &root, usage, err)) {
         return -1;
     }
     brace = memchr(body, '{', len);
-    if (json_object_size(root) < 2 || !brace) {
-        /* the answer had only our member: cannot happen for a completion */
-        return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                            "upstream answered 200 with a body that is not a chat completion");
-    }
-    json_decref(root);
-    if (find(body, len, "\"provider\"", 10)) {
-        /* an upstream's own "provider" (OpenRouter) must be replaced: take
-         * the tree path, which does that */
-        json_t *again = NULL;
+    if (json_object_get(root, "provider") || !bytes_clean(body, len) || !brace
+        || scan_top_keys(body, (size_t)(brace - body), len, &(size_t){0}, &(size_t){0}) < 0) {
         char *dumped;
-        openai_decode_response(ctx, body, len, &again, usage, err);
-        dumped = json_dumps(again, JSON_COMPACT);
-        json_decref(again);
+        json_object_set_new(root, "provider", json_string(ctx->provider_name));
+        dumped = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
         if (!dumped) {
             return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
                                 "upstream answer could not be re-encoded");
@@ -111,6 +188,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
         free(dumped);
         return 0;
     }
+    json_decref(root);
     {
         json_t *n = json_string(ctx->provider_name);
         name = json_dumps(n, JSON_ENCODE_ANY);
@@ -132,7 +210,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
 static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                                 size_t len, const char *retry_after, mn_error *err)
 {
-    mn_error_from_openai_body(err, status, body, len);
+    mn_error_from_openai_body(err, status, body, len, ctx->provider);
     if (retry_after) {
         apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
     }
@@ -141,6 +219,8 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     char *provider_json;        /* the provider name as a JSON string */
+    json_t *usage_chunk;        /* usage that came on a chunk with choices, sent
+                                 * on its own (choices: []) just before [DONE] */
 };
 
 static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
@@ -166,23 +246,18 @@ static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
     return mn_stream_fail(&st->b, out);
 }
 
-static int is_space(char c)
-{
-    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
-}
-
 /* A valid chunk (already parsed) usually needs only "provider" added and,
  * for a client that did not ask for usage, the top-level `"usage":null` we
  * caused removed.  Doing that on the upstream's bytes is exact and saves the
  * serialisation per frame.  usage_null_drop: remove that member.  Returns 0
- * when the bytes are not simple enough (multi-line data, an upstream
- * "provider", `"usage":null` not found exactly once) and the caller must
- * serialise the tree instead. */
+ * when the bytes are not simple enough (multi-line data, a NUL, an escaped
+ * top-level key, `"usage":null` not found plainly and exactly once) and the
+ * caller must serialise the tree instead. */
 static int write_chunk_bytes(mn_stream *st, const char *data, size_t len, int usage_null_drop,
                              mn_sink *out)
 {
-    size_t start = 0, end = len, cut = 0, cut_len = 0, i;
-    int inner_empty = 1;
+    size_t start = 0, end = len, cut = 0, cut_len = 0, at = 0, at_end = 0, i;
+    int inner_empty = 1, usage_null;
 
     while (start < end && is_space(data[start])) {
         start++;
@@ -191,18 +266,17 @@ static int write_chunk_bytes(mn_stream *st, const char *data, size_t len, int us
         end--;
     }
     if (end - start < 2 || data[start] != '{' || memchr(data, '\n', len)
-        || find(data, len, "\"provider\"", 10)) {
+        || !bytes_clean(data, len)) {
+        return 0;
+    }
+    usage_null = scan_top_keys(data, start, end, &at, &at_end);
+    if (usage_null < 0 || (usage_null_drop && !usage_null)) {
         return 0;
     }
     if (usage_null_drop) {
-        const char *u = find(data, len, "\"usage\":null", 12);
         size_t before, after;
-        if (!u || find(u + 12, len - (size_t)(u - data) - 12, "\"usage\"", 7)
-            || find(data, (size_t)(u - data), "\"usage\"", 7)) {
-            return 0;
-        }
-        cut = (size_t)(u - data);
-        cut_len = 12;
+        cut = at;
+        cut_len = at_end - at;
         /* take one neighbouring comma with it, whitespace allowed around */
         before = cut;
         while (before > start && is_space(data[before - 1])) {
@@ -244,19 +318,98 @@ static int write_chunk_bytes(mn_stream *st, const char *data, size_t len, int us
     return 1;
 }
 
+/* Usage that a provider (Groq, DeepSeek) put on a chunk with choices: kept
+ * as the separate usage chunk OpenAI sends, written just before [DONE]. */
+static void keep_usage_chunk(mn_stream *st, json_t *chunk, json_t *usage)
+{
+    static const char *const copied[] = { "id", "object", "created", "model",
+                                          "system_fingerprint" };
+    json_t *u = json_object();
+    size_t i;
+    for (i = 0; i < sizeof(copied) / sizeof(copied[0]); i++) {
+        json_t *v = json_object_get(chunk, copied[i]);
+        if (v) {
+            json_object_set(u, copied[i], v);
+        }
+    }
+    json_object_set_new(u, "choices", json_array());
+    json_object_set(u, "usage", usage);
+    json_object_set_new(u, "provider", json_string(st->b.ctx->provider_name));
+    json_decref(st->usage_chunk);
+    st->usage_chunk = u;
+}
+
+/* Qwen's continuation chunks have choices without finish_reason; clients
+ * expect the member on every choice, null until the end. */
+static int fill_finish_reason(json_t *choices)
+{
+    size_t i;
+    json_t *c;
+    int changed = 0;
+    json_array_foreach(choices, i, c) {
+        if (json_is_object(c) && !json_object_get(c, "finish_reason")) {
+            json_object_set_new(c, "finish_reason", json_null());
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* Brings a chunk to the shape clients expect.  Returns -1 when it is to be
+ * dropped, else 1 when the tree was changed (its bytes no longer fit). */
+static int normalise_chunk(mn_stream *st, json_t *chunk)
+{
+    json_t *usage = json_object_get(chunk, "usage");
+    json_t *choices = json_object_get(chunk, "choices");
+    int include_usage = st->b.ctx->include_usage, changed = 0;
+
+    if (json_array_size(choices) == 0) {
+        /* without choices only the usage chunk, and only for a client that
+         * asked: Azure's preamble (prompt_filter_results), keep-alives and
+         * our own usage request stay here */
+        if (!json_is_object(usage) || !include_usage) {
+            return -1;
+        }
+        json_decref(st->usage_chunk);   /* a real usage chunk supersedes a kept one */
+        st->usage_chunk = NULL;
+        if (!json_is_array(choices)) {
+            json_object_set_new(chunk, "choices", json_array());
+            changed = 1;
+        }
+    }
+    else if (json_is_object(usage) && include_usage) {
+        keep_usage_chunk(st, chunk, usage);
+        json_object_set_new(chunk, "usage", json_null());
+        changed = 1;
+    }
+    changed |= fill_finish_reason(choices);
+    return changed || json_object_get(chunk, "provider") != NULL;
+}
+
+static mn_stream_status write_done(mn_stream *st, mn_sink *out)
+{
+    if (st->usage_chunk) {
+        mn_sse_write_json(out, st->usage_chunk);
+        json_decref(st->usage_chunk);
+        st->usage_chunk = NULL;
+    }
+    mn_sse_write_done(out);
+    st->b.status = MN_STREAM_DONE;
+    return st->b.status;
+}
+
 static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
                                            const char *event, const char *data,
                                            size_t len, mn_sink *out)
 {
     json_t *chunk, *usage, *e;
+    int include_usage = st->b.ctx->include_usage, changed;
 
     if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
         return st->b.status;
     }
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
-        mn_sse_write_done(out);
-        st->b.status = MN_STREAM_DONE;
-        return st->b.status;
+        return write_done(st, out);
     }
     chunk = json_loadb(data, len, 0, NULL);
     if (!json_is_object(chunk)) {
@@ -268,7 +421,8 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     e = json_object_get(chunk, "error");
     if ((e && !json_is_null(e) && !json_is_false(e)) || !strcmp(event, "error")) {
         char *raw = json_dumps(chunk, JSON_COMPACT);
-        mn_error_from_openai_body(&st->b.err, 502, raw, raw ? strlen(raw) : 0);
+        mn_error_from_openai_body(&st->b.err, 502, raw, raw ? strlen(raw) : 0,
+                                  st->b.ctx->provider);
         free(raw);
         json_decref(chunk);
         return fail_with(st, out);
@@ -277,20 +431,18 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     if (json_is_object(usage)) {
         mn_usage_from_openai(&st->b.usage, usage);
     }
-    if (!st->b.ctx->include_usage && usage) {
-        json_t *choices = json_object_get(chunk, "choices");
-        if (json_is_object(usage) && json_is_array(choices) && json_array_size(choices) == 0) {
-            /* the usage-only chunk we asked for on our own behalf */
-            json_decref(chunk);
-            return st->b.status;
-        }
-    }
-    if ((!usage || json_is_null(usage) || st->b.ctx->include_usage)
-        && write_chunk_bytes(st, data, len, usage && !st->b.ctx->include_usage, out)) {
+    changed = normalise_chunk(st, chunk);
+    if (changed < 0) {
         json_decref(chunk);
         return st->b.status;
     }
-    if (!st->b.ctx->include_usage) {
+    usage = json_object_get(chunk, "usage");
+    if (!changed && (!usage || json_is_null(usage) || include_usage)
+        && write_chunk_bytes(st, data, len, usage && !include_usage, out)) {
+        json_decref(chunk);
+        return st->b.status;
+    }
+    if (!include_usage) {
         json_object_del(chunk, "usage");
     }
     json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
@@ -307,6 +459,7 @@ static mn_stream_status openai_stream_end(mn_stream *st, const mn_error *cause,
 
 static void openai_stream_destroy(mn_stream *st)
 {
+    json_decref(st->usage_chunk);
     free(st->provider_json);
     free(st);
 }

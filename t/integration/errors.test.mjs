@@ -71,6 +71,30 @@ test('an upstream 401 that echoes our key back: the key never reaches the client
   assert.match(e.message, /^Incorrect API key provided: /);
 });
 
+test('an upstream error that echoes our key in code and param, or across the message cut: no piece of it reaches the client', async () => {
+  for (const pad of [1000, 1010, 1020]) {
+    const body = { error: { message: `${'m'.repeat(pad)}${UPSTREAM_KEY} end`, type: 'invalid_request_error', param: `k=${UPSTREAM_KEY}`, code: UPSTREAM_KEY } };
+    ctx.mock.respond(jsonReply(body, { status: 401 }));
+    const res = await post({ model: 'up/gpt-4o-mini', messages: MSGS }, ctx.tid());
+    const e = assertJSONError(res, { status: 401, type: 'invalid_request_error', provider: 'up' });
+    const raw = res.raw.toString('latin1');
+    assert.ok(!raw.includes(UPSTREAM_KEY.slice(0, 6)), `key piece in response: ${raw.slice(-200)}`);
+    assert.equal(e.code, '***');
+    assert.equal(e.param, 'k=***');
+  }
+});
+
+test('Retry-After from the upstream reaches the client as whole seconds (1e300 clamped, a date converted)', async () => {
+  const cases = [['1e300', (v) => v === '86400'], ['2.5', (v) => v === '3'],
+    [new Date(Date.now() + 30000).toUTCString(), (v) => Number(v) >= 28 && Number(v) <= 31]];
+  for (const [sent, ok] of cases) {
+    ctx.mock.respond(jsonReply(fixture('openai/error_429_rate_limit.json'), { status: 429, headers: { 'retry-after': sent } }));
+    const res = await post({ model: 'up/gpt-4o-mini', messages: MSGS }, ctx.tid());
+    assertJSONError(res, { status: 429, provider: 'up' });
+    assert.ok(ok(res.headers['retry-after']), `Retry-After ${sent} -> ${res.headers['retry-after']}`);
+  }
+});
+
 test('an upstream error body that is not JSON keeps the status, with a JSON error of ours', async () => {
   ctx.mock.respond({ status: 503, headers: { 'content-type': 'text/html' }, body: '<html><body>503 Service Unavailable</body></html>' });
   const res = await post({ model: 'up/gpt-4o-mini', messages: MSGS }, ctx.tid());

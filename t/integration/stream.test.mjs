@@ -252,6 +252,40 @@ test('client leaves mid-stream: note client_aborted, %>s 200, upstream connectio
   assert.equal(up.closedEarly, true, 'the gateway stopped reading the upstream stream');
 });
 
+test('replayed provider shapes: Azure preamble dropped, Qwen choices get finish_reason, Groq usage on the finish chunk becomes the separate usage chunk; NUL and escaped keys re-encoded', async () => {
+  const body = [
+    'data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}',
+    'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"}}]}',
+    'data: {"id":"c","object":"chat.completion.chunk","created":1\u0000,"model":"m","\\u0070rovider":"evil","choices":[{"index":0,"delta":{"content":"!"},"finish_reason":null}],"usage":null}',
+    'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5},"x_groq":{"id":"r"}}',
+    'data: [DONE]', ''].join('\n\n');
+  for (const includeUsage of [true, false]) {
+    ctx.mock.respond(sseReply(body));
+    const id = ctx.tid();
+    const res = await post({ model: 'up/m', messages: MSGS, stream: true, stream_options: { include_usage: includeUsage } }, id);
+    assert.equal(res.status, 200);
+    assert.ok(!res.text.includes('\u0000'), 'no NUL reaches the client');
+    const frames = res.frames.map((f) => f.data);
+    assert.equal(frames.at(-1), '[DONE]');
+    const objs = frames.slice(0, -1).map((d) => JSON.parse(d));
+    assert.equal(objs.length, includeUsage ? 4 : 3, res.text);
+    for (const o of objs.slice(0, 3)) {
+      assert.equal(o.provider, 'up');
+      assert.ok(o.choices.length > 0, `a chunk without choices: ${JSON.stringify(o)}`);
+      for (const c of o.choices) assert.ok('finish_reason' in c, `no finish_reason: ${JSON.stringify(o)}`);
+      if (includeUsage) assert.equal(o.usage ?? null, null);
+      else assert.equal('usage' in o, false);
+    }
+    assert.equal(objs[0].choices[0].finish_reason, null);
+    if (includeUsage) {
+      assert.deepEqual(objs[3].choices, []);
+      assert.deepEqual(objs[3].usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
+      assert.equal(objs[3].provider, 'up');
+    }
+    assertLog(await ctx.gw.logFor(id), { status: '200', 'total-tokens': '5', error: null });
+  }
+});
+
 test('finally: no crash, no key in logs or responses', async () => {
   await ctx.finalChecks();
 });

@@ -1,6 +1,7 @@
 /* Unit tests for src/error.c: OpenAI-shaped errors, normalising and writing. */
 #include "harness.h"
 #include "mn_error.h"
+#include "mn_providers.h"
 
 /* JSON written with ' for " (test bodies contain no apostrophes).  New reference. */
 static json_t *load(const char *squoted)
@@ -211,24 +212,41 @@ static void test_write_frame(void **state)
 
 /* ---- scrub ------------------------------------------------------------------------- */
 
+/* A provider with the given keys (first one current), for the scrubber. */
+static mn_provider *keyed(mn_provider *prov, const char *const *keys, int n)
+{
+    memset(prov, 0, sizeof(*prov));
+    prov->name = "p";
+    prov->keys = keys;
+    prov->nkeys = n;
+    prov->key = n ? keys[0] : NULL;
+    return prov;
+}
+
 static void test_scrub(void **state)
 {
+    static const char *const k1[] = { "sk-abc123" };
+    static const char *const none[] = { "" };
+    static const char *const zzz[] = { "sk-zzz" };
+    static const char *const kk[] = { "KEY" };
+    mn_provider prov;
     mn_error e;
     mn_error_set(&e, 401, NULL, NULL, NULL,
                  "Incorrect API key provided: sk-abc123. Key sk-abc123 is invalid; "
                  "sk-abc123sk-abc123 twice");
-    mn_error_scrub(&e, "sk-abc123");
+    mn_error_scrub(&e, keyed(&prov, k1, 1));
     assert_string_equal(e.message, "Incorrect API key provided: ***. Key *** is invalid; "
                                    "****** twice");
     /* nothing to do */
     mn_error_scrub(&e, NULL);
-    mn_error_scrub(&e, "");
-    mn_error_scrub(&e, "sk-zzz");
+    mn_error_scrub(&e, keyed(&prov, none, 1));
+    mn_error_scrub(&e, keyed(&prov, zzz, 1));
+    mn_error_scrub(&e, keyed(&prov, NULL, 0));
     assert_string_equal(e.message, "Incorrect API key provided: ***. Key *** is invalid; "
                                    "****** twice");
     /* at the very start and end */
     mn_error_set(&e, 401, NULL, NULL, NULL, "KEYxKEY");
-    mn_error_scrub(&e, "KEY");
+    mn_error_scrub(&e, keyed(&prov, kk, 1));
     assert_string_equal(e.message, "***x***");
 }
 
@@ -236,10 +254,126 @@ static void test_scrub(void **state)
  * each occurrence becomes "***" and the rest of the message is kept. */
 static void test_scrub_short_secret(void **state)
 {
+    static const char *const k[] = { "k1" };
+    mn_provider prov;
     mn_error e;
     mn_error_set(&e, 401, NULL, NULL, NULL, "use k1 now");
-    mn_error_scrub(&e, "k1");
+    mn_error_scrub(&e, keyed(&prov, k, 1));
     assert_string_equal(e.message, "use *** now");
+}
+
+/* Every client-visible string, and every key of the provider (round-robin:
+ * the one sent may be any); a key that is a prefix of another must not
+ * leave the other's tail. */
+static void test_scrub_every_field_every_key(void **state)
+{
+    static const char *const keys[] = { "gsk_first0001", "gsk_second0002", "gsk_second0002XYZ" };
+    mn_provider prov;
+    mn_error e;
+    mn_error_set(&e, 401, "bad gsk_second0002XYZ type", "key=gsk_second0002",
+                 "gsk_first0001", "m gsk_second0002XYZ m");
+    mn_error_scrub(&e, keyed(&prov, keys, 3));
+    assert_fields(&e, 401, "bad *** type", "key=***", "***", "m *** m");
+    /* the current key may be a copy outside the list */
+    prov.key = "sk-only-current";
+    mn_error_set(&e, 401, NULL, "sk-only-current", NULL, "sk-only-current");
+    mn_error_scrub(&e, &prov);
+    assert_fields(&e, 401, "authentication_error", "***", "", "***");
+}
+
+#define KEY40 "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456"
+
+/* No 4-character (or longer) piece of a key, anywhere in the error. */
+static void assert_no_key_piece(const mn_error *e, const char *key)
+{
+    const char *fields[] = { e->message, e->type, e->param, e->code };
+    size_t f, i, klen = strlen(key);
+    for (f = 0; f < 4; f++) {
+        for (i = 0; i + 4 <= klen; i++) {
+            char piece[5];
+            memcpy(piece, key + i, 4);
+            piece[4] = '\0';
+            if (i >= 8 && strstr(fields[f], piece)) {
+                /* "sk-proj-" is public; a later piece is the secret */
+                fail_msg("field %zu holds key piece '%s': %s", f, piece, fields[f]);
+            }
+        }
+        if (strstr(fields[f], "sk-proj-A")) {
+            fail_msg("field %zu holds a key prefix: %s", f, fields[f]);
+        }
+    }
+}
+
+/* An upstream that echoes the key in code and param, and in a message long
+ * enough that the key crosses the cut to the field's size: the client can
+ * move the cut by sending text the upstream echoes, so every cut position
+ * is tried. */
+static void test_from_body_scrubs_before_cut(void **state)
+{
+    static const char *const keys[] = { KEY40 };
+    mn_provider prov;
+    mn_error e;
+    size_t pad;
+    keyed(&prov, keys, 1);
+    for (pad = sizeof(e.message) - 45; pad < sizeof(e.message) + 2; pad++) {
+        char body[2048];
+        int n = snprintf(body, sizeof(body), "{\"error\":{\"message\":\"%*s" KEY40 " end\","
+                         "\"code\":\"" KEY40 "\",\"param\":\"x" KEY40 "\","
+                         "\"type\":\"t" KEY40 "\"}}", (int)pad, "");
+        mn_error_from_openai_body(&e, 401, body, (size_t)n, &prov);
+        assert_no_key_piece(&e, KEY40);
+        assert_string_equal(e.code, "***");
+        assert_string_equal(e.param, "x***");
+        assert_string_equal(e.type, "t***");
+    }
+    /* the unwrapped (vLLM) and bare-string shapes too */
+    mn_error_from_openai_body(&e, 401, "{\"message\":\"" KEY40 "\",\"code\":\"" KEY40 "\"}",
+                              strlen("{\"message\":\"" KEY40 "\",\"code\":\"" KEY40 "\"}"),
+                              &prov);
+    assert_fields(&e, 401, "authentication_error", "", "***", "***");
+    mn_error_from_openai_body(&e, 401, "{\"error\":\"" KEY40 "\"}",
+                              strlen("{\"error\":\"" KEY40 "\"}"), &prov);
+    assert_string_equal(e.message, "***");
+}
+
+/* A string some decoder already cut (a format's own message, printf-cut):
+ * the key prefix at its end is masked; an uncut string is left alone. */
+static void test_scrub_cut_tail(void **state)
+{
+    static const char *const keys[] = { KEY40 };
+    mn_provider prov;
+    mn_error e;
+    size_t pad;
+    keyed(&prov, keys, 1);
+    for (pad = sizeof(e.message) - 45; pad < sizeof(e.message) + 2; pad++) {
+        mn_error_set(&e, 401, NULL, NULL, NULL, "%*s%s tail", (int)pad, "", KEY40);
+        mn_error_set(&e, 401, NULL, NULL, "abc" KEY40, "%*s%s tail", (int)pad, "", KEY40);
+        mn_error_scrub(&e, &prov);
+        assert_no_key_piece(&e, KEY40);
+    }
+    mn_error_set(&e, 401, NULL, NULL, NULL, "ends in sk-proj-AbCd");
+    mn_error_scrub(&e, &prov);
+    assert_string_equal(e.message, "ends in sk-proj-AbCd");
+}
+
+/* A cut inside a multi-byte character, in any field, still gives each
+ * member as a string. */
+static void test_to_json_cut_utf8_every_field(void **state)
+{
+    mn_error e;
+    json_t *j, *in;
+    char code[80];
+    memset(code, 'c', sizeof(code));
+    memcpy(code + 62, "\xc3\xa9", 2);
+    code[64] = '\0';
+    mn_error_set(&e, 400, "bad\xff", "p\xc3", code, "m");
+    j = mn_error_to_json(&e, NULL);
+    in = json_object_get(j, "error");
+    assert_int_equal(json_object_size(in), 4);
+    assert_string_equal(json_string_value(json_object_get(in, "type")), "bad?");
+    assert_string_equal(json_string_value(json_object_get(in, "param")), "p?");
+    assert_true(json_is_string(json_object_get(in, "code")));
+    json_decref(j);
 }
 
 /* ---- upstream bodies -------------------------------------------------------------------- */
@@ -254,7 +388,7 @@ static void check_openai_fixture(const char *rel, int status)
     mn_error e;
 
     memset(&e, 0x5a, sizeof(e));
-    mn_error_from_openai_body(&e, status, body, len);
+    mn_error_from_openai_body(&e, status, body, len, NULL);
     assert_int_equal(e.status, status);
     assert_string_equal(e.message, json_string_value(json_object_get(werr, "message")));
     assert_string_equal(e.type, json_string_value(json_object_get(werr, "type")));
@@ -285,7 +419,7 @@ static void test_openai_fixtures(void **state)
 static void from_body(mn_error *e, int status, const char *body)
 {
     memset(e, 0x5a, sizeof(*e));
-    mn_error_from_openai_body(e, status, body, body ? strlen(body) : 0);
+    mn_error_from_openai_body(e, status, body, body ? strlen(body) : 0, NULL);
 }
 
 static void test_vllm_unwrapped(void **state)
@@ -369,6 +503,10 @@ int main(void)
         cmocka_unit_test(test_write_frame),
         cmocka_unit_test(test_scrub),
         cmocka_unit_test(test_scrub_short_secret),
+        cmocka_unit_test(test_scrub_every_field_every_key),
+        cmocka_unit_test(test_from_body_scrubs_before_cut),
+        cmocka_unit_test(test_scrub_cut_tail),
+        cmocka_unit_test(test_to_json_cut_utf8_every_field),
         cmocka_unit_test(test_openai_fixtures),
         cmocka_unit_test(test_vllm_unwrapped),
         cmocka_unit_test(test_string_error),

@@ -519,6 +519,96 @@ static void test_key_lists_errors(void **state)
     unsetenv("MN_TEST_KL1");
 }
 
+/* Fails unless parsing argv is refused with a message that holds no piece
+ * of word (8 characters or more) and names what is wrong. */
+static void err_hides(apr_pool_t *p, const char *const *argv, const char *word,
+                      const char *mention)
+{
+    mn_provider *prov = NULL;
+    int argc = 0;
+    const char *err;
+    size_t i, wlen = strlen(word);
+    while (argv[argc]) {
+        argc++;
+    }
+    err = mn_provider_parse(p, argc, argv, &prov);
+    assert_non_null(err);
+    for (i = 0; i + 8 <= wlen; i++) {
+        char piece[9];
+        memcpy(piece, word + i, 8);
+        piece[8] = '\0';
+        if (strstr(err, piece)) {
+            fail_msg("error \"%s\" repeats \"%s\"", err, piece);
+        }
+    }
+    if (!strstr(err, mention)) {
+        fail_msg("error \"%s\" does not mention \"%s\"", err, mention);
+    }
+}
+
+/* A key pasted into key-env= (or key-file=, or as a bare word) made only of
+ * letters, digits and '_' is not repeated into configtest's message. */
+static void test_pasted_key_not_echoed(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const words[] = {
+        "gsk_8fJ2kLqZr9TxW3yBvN0pQs7HdE4mCa1UoYi6GtRlKe5n",
+        "AIzaSyD4e5F6g7H8i9J0kLmNoPqRsTuVwXyZ012",
+        "sk_live_51HaBcDeFgHiJkLmNoPq",
+        "a8f3k2m9q7x1z5c4v6b0n8m2l4k6j8h0g2f4d6s8",
+        "UPPERCASEONLYBUTVERYLONGFORANENVIRONMENTVARIABLENAMEWHICHISODD0123",
+    };
+    size_t i;
+    for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        const char *env[] = { "x", "https://h", NULL, NULL };
+        const char *list[] = { "x", "https://h", NULL, NULL };
+        const char *file[] = { "x", "https://h", NULL, NULL };
+        const char *bare[] = { "x", "https://h", words[i], NULL };
+        unsetenv(words[i]);
+        env[2] = apr_pstrcat(p, "key-env=", words[i], NULL);
+        list[2] = apr_pstrcat(p, "key-env=MN_TEST_UNSET_X,", words[i], NULL);
+        file[2] = apr_pstrcat(p, "key-file=", words[i], NULL);
+        err_hides(p, env, words[i], "key-env");
+        err_hides(p, list, words[i], "key-env");
+        err_hides(p, file, words[i], "key-file");
+        err_hides(p, bare, words[i], "bad option");
+    }
+    /* ordinary names are still named */
+    {
+        const char *argv[] = { "x", "https://h", "key-env=OPENAI_API_KEY_PROD_2", NULL };
+        unsetenv("OPENAI_API_KEY_PROD_2");
+        parse_err(p, argv, "OPENAI_API_KEY_PROD_2", "not set", NULL);
+    }
+}
+
+/* A line break inside the key would be written into the upstream request's
+ * header as it is: refused at startup (the file's own trailing newline is
+ * still trimmed). */
+static void test_key_control_bytes_refused(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const bodies[] = { "sk-a\r\nX-Evil: 1\n", "sk-a\nsk-b\n", "sk-a\tb",
+                                          "sk-\x01" "a", "sk-a\x7f" };
+    const char *argv[] = { "x", "https://h", NULL, NULL };
+    const char *env[] = { "x", "https://h", "key-env=MN_TEST_CTL_KEY", NULL };
+    size_t i;
+    for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        const char *path = temp_file(p, bodies[i]);
+        argv[2] = apr_pstrcat(p, "key-file=", path, NULL);
+        parse_err(p, argv, path, "control character", NULL);
+        unlink(path);
+        setenv("MN_TEST_CTL_KEY", bodies[i], 1);
+        parse_err(p, env, "MN_TEST_CTL_KEY", "control character", NULL);
+    }
+    unsetenv("MN_TEST_CTL_KEY");
+    {
+        const char *path = temp_file(p, "sk-fine\r\n");
+        argv[2] = apr_pstrcat(p, "key-file=", path, NULL);
+        assert_string_equal(parse_ok(p, argv)->key, "sk-fine");
+        unlink(path);
+    }
+}
+
 /* ---- aliases ------------------------------------------------------------------ */
 
 static mn_provider *make(apr_pool_t *p, const char *name);
@@ -827,6 +917,8 @@ int main(void)
         T(test_retries_and_breaker),
         T(test_key_lists),
         T(test_key_lists_errors),
+        T(test_pasted_key_not_echoed),
+        T(test_key_control_bytes_refused),
         T(test_aliases),
         T(test_alias_errors),
         T(test_table),

@@ -56,6 +56,47 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(mn_parse_retry_after("5s", now), -1);
 }
 
+/* An upstream's absurd value: clamped before any cast (UBSan fails the
+ * test on a double-to-integer overflow), never negative. */
+static void test_retry_after_huge(void **state)
+{
+    apr_time_t now = apr_date_parse_http("Wed, 25 Nov 2026 10:00:00 GMT");
+    (void)state;
+    assert_int_equal(mn_parse_retry_after("1e300", now), SEC(MN_RETRY_AFTER_MAX_SEC));
+    assert_int_equal(mn_parse_retry_after("1e999", now), SEC(MN_RETRY_AFTER_MAX_SEC));
+    assert_int_equal(mn_parse_retry_after("99999999999999999999999999", now),
+                     SEC(MN_RETRY_AFTER_MAX_SEC));
+    assert_int_equal(mn_parse_retry_after("86401", now), SEC(86400));
+    assert_int_equal(mn_parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+                     SEC(MN_RETRY_AFTER_MAX_SEC));
+    assert_int_equal(mn_parse_retry_after("1e-300", now), 0);
+}
+
+/* What the client gets: whole seconds, whatever form the upstream used. */
+static void test_retry_after_normalise(void **state)
+{
+    apr_time_t now = apr_date_parse_http("Wed, 25 Nov 2026 10:00:00 GMT");
+    char out[32];
+    (void)state;
+    assert_int_equal(mn_retry_after_normalise("17", now, out, sizeof(out)), 0);
+    assert_string_equal(out, "17");
+    assert_int_equal(mn_retry_after_normalise(" 1.2 ", now, out, sizeof(out)), 0);
+    assert_string_equal(out, "2");
+    assert_int_equal(mn_retry_after_normalise("1e300", now, out, sizeof(out)), 0);
+    assert_string_equal(out, "86400");
+    assert_int_equal(mn_retry_after_normalise("Wed, 25 Nov 2026 10:00:41 GMT", now, out,
+                                              sizeof(out)), 0);
+    assert_string_equal(out, "41");
+    assert_int_equal(mn_retry_after_normalise("Wed, 25 Nov 2026 09:00:00 GMT", now, out,
+                                              sizeof(out)), 0);
+    assert_string_equal(out, "0");
+    strcpy(out, "x");
+    assert_int_equal(mn_retry_after_normalise("soon", now, out, sizeof(out)), -1);
+    assert_string_equal(out, "");
+    assert_int_equal(mn_retry_after_normalise(NULL, now, out, sizeof(out)), -1);
+    assert_string_equal(out, "");
+}
+
 static void test_breaker_opens_after_k_failures(void **state)
 {
     mn_breaker_slot s = { 0, 0, 0 };
@@ -154,6 +195,8 @@ int main(void)
         cmocka_unit_test(test_outcome_table),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_retry_after_parse),
+        cmocka_unit_test(test_retry_after_huge),
+        cmocka_unit_test(test_retry_after_normalise),
         cmocka_unit_test(test_breaker_opens_after_k_failures),
         cmocka_unit_test(test_breaker_single_probe_then_close),
         cmocka_unit_test(test_breaker_failed_probe_reopens),

@@ -268,6 +268,29 @@ static void test_decode_error(void **state)
     free(body);
 }
 
+/* An upstream that echoes a key (any of the round-robin list) in code,
+ * param or type: none of it reaches the client or the log. */
+static void test_decode_error_keys_scrubbed(void **state)
+{
+    static const char *const keys[] = { "sk-test-key", "sk-other-key-2" };
+    fixture *f = *state;
+    const char *body = "{\"error\":{\"message\":\"bad sk-other-key-2\",\"type\":\"sk-test-key\","
+                       "\"param\":\"k=sk-other-key-2\",\"code\":\"sk-test-key\"}}";
+    mn_error err;
+    f->prov.keys = keys;
+    f->prov.nkeys = 2;
+    mn_wire_openai.decode_error(&f->ctx, 401, body, strlen(body), NULL, &err);
+    assert_string_equal(err.message, "bad ***");
+    assert_string_equal(err.type, "***");
+    assert_string_equal(err.param, "k=***");
+    assert_string_equal(err.code, "***");
+    /* a 200 that is an error, and a mid-stream error frame */
+    assert_int_equal(mn_wire_openai.decode_response(&f->ctx, body, strlen(body), &(json_t *){NULL},
+                                                    &(mn_usage){0}, &err), -1);
+    assert_string_equal(err.code, "***");
+    assert_string_equal(err.param, "k=***");
+}
+
 /* ---- streaming ---------------------------------------------------------------------- */
 
 /* Replays bytes whole and one byte at a time, checking the frames against
@@ -749,14 +772,14 @@ static void test_stream_benign_frames(void **state)
     run_result r;
     const char *text =
         ": keep-alive\n\n"
-        "data: {\"id\":\"c\",\"choices\":[],\"error\":null}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"finish_reason\":null}],\"error\":null}\n\n"
         "stray line\n"
-        "data: {\"id\":\"c\",\"choices\":[],\"error\":false}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"finish_reason\":null}],\"error\":false}\n\n"
         "data: [DONE]\n\n"
         "data: {\"id\":\"after\"}\n\n";
     const char *want =
-        "data: {\"id\":\"c\",\"choices\":[],\"error\":null}\n\n"
-        "data: {\"id\":\"c\",\"choices\":[],\"error\":false}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"finish_reason\":null}],\"error\":null}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"finish_reason\":null}],\"error\":false}\n\n"
         "data: [DONE]\n\n";
     run_text(f, text, NULL, &r);
     assert_int_equal(r.status, MN_STREAM_DONE);
@@ -809,41 +832,64 @@ static char *frames_strict_problem(const mn_buf *out)
     return problem;
 }
 
-/* An SSE event carrying data, one data: line per line of data. */
-static void sse_event(char *buf, size_t size, const char *data)
+/* What a client gets for one upstream chunk (NULL: nothing): the chunk with
+ * "provider" set to ours, every choice with a finish_reason, and, for a
+ * client that did not ask for usage, its top-level "usage" removed.  A
+ * chunk without choices is only passed on as the usage chunk. */
+static json_t *want_for(const char *chunk, int include_usage)
 {
-    size_t o = (size_t)snprintf(buf, size, "data: ");
-    for (; *data && o + 8 < size; data++) {
-        if (*data == '\n') {
-            o += (size_t)snprintf(buf + o, size - o, "\ndata: ");
-        }
-        else {
-            buf[o++] = *data;
+    json_t *want = mn_t_json(chunk);
+    json_t *choices = json_object_get(want, "choices"), *c;
+    size_t i;
+    if (json_array_size(choices) == 0
+        && (!include_usage || !json_is_object(json_object_get(want, "usage")))) {
+        json_decref(want);
+        return NULL;
+    }
+    if (!include_usage) {
+        json_object_del(want, "usage");
+    }
+    json_array_foreach(choices, i, c) {
+        if (!json_object_get(c, "finish_reason")) {
+            json_object_set_new(c, "finish_reason", json_null());
         }
     }
-    snprintf(buf + o, size - o, "\n\ndata: [DONE]\n\n");
+    json_object_set_new(want, "provider", json_string(PROVIDER));
+    return want;
 }
 
-/* One upstream chunk through the translator: the emitted frame must equal
- * the chunk with "provider" set to ours and, for a client that did not ask
- * for usage, its top-level "usage" member removed. */
-static void check_chunk(fixture *f, const char *chunk, int include_usage)
+/* One upstream chunk (len bytes, may hold a NUL) through the translator:
+ * every frame must parse (strictly), and equal want_for's. */
+static void check_chunk_bytes(fixture *f, const char *chunk, size_t len, const char *as_json,
+                              int include_usage)
 {
     run_result r;
     char text[1024], *problem = NULL;
     json_t *want, *got = NULL;
-    sse_event(text, sizeof(text), chunk);
+    size_t o = 0, i;
+    assert_true(len + 32 < sizeof(text));
+    o += (size_t)snprintf(text, sizeof(text), "data: ");
+    for (i = 0; i < len; i++) {
+        if (chunk[i] == '\n') {
+            memcpy(text + o, "\ndata: ", 7);
+            o += 7;
+        }
+        else {
+            text[o++] = chunk[i];
+        }
+    }
+    memcpy(text + o, "\n\ndata: [DONE]\n\n", 16);
+    o += 16;
     f->ctx.include_usage = include_usage;
-    run_text(f, text, NULL, &r);
-    want = mn_t_json(chunk);
-    if (!include_usage) {
-        json_object_del(want, "usage");
+    run_stream(f, text, o, NULL, &r);
+    want = want_for(as_json, include_usage);
+    if (r.status != MN_STREAM_DONE || frame_count(&r.out) != (want ? 2u : 1u)) {
+        problem = strdup(want ? "not one frame and [DONE]" : "not [DONE] alone");
     }
-    json_object_set_new(want, "provider", json_string(PROVIDER));
-    if (r.status != MN_STREAM_DONE || frame_count(&r.out) != 2) {
-        problem = strdup("not one frame and [DONE]");
+    else if (memchr(r.out.data, '\0', r.out.len)) {
+        problem = strdup("a NUL byte reached the client");
     }
-    else if ((problem = frames_strict_problem(&r.out)) == NULL) {
+    else if ((problem = frames_strict_problem(&r.out)) == NULL && want) {
         got = frame_at(&r.out, 0);
         if (!json_equal(got, want)) {
             problem = strdup("frame differs");
@@ -852,13 +898,18 @@ static void check_chunk(fixture *f, const char *chunk, int include_usage)
     json_decref(got);
     json_decref(want);
     if (problem) {
-        print_error("chunk %s (include_usage %d): %s; output:\n%s", chunk, include_usage,
+        print_error("chunk %s (include_usage %d): %s; output:\n%s", as_json, include_usage,
                     problem, r.out.data);
         free(problem);
         mn_buf_free(&r.out);
         fail();
     }
     mn_buf_free(&r.out);
+}
+
+static void check_chunk(fixture *f, const char *chunk, int include_usage)
+{
+    check_chunk_bytes(f, chunk, strlen(chunk), chunk, include_usage);
 }
 
 /* Shapes seen from OpenAI-compatible servers: compact, member order varies,
@@ -875,6 +926,11 @@ static void test_chunk_shapes(void **state)
         "{\"id\": \"c\", \"choices\": [], \"usage\": null}",
         "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"say \\\"usage\\\":null\"}}]}",
         "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"an error\"}}],\"usage\":null}",
+        "{\"usage\":null,\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}], \"usage\" : null }",
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":null}],\"usage\":null,\"x\":1}",
+        "{\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,"
+        "\"total_tokens\":3}}",
     };
     size_t i;
     for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
@@ -889,6 +945,8 @@ static void test_chunk_multiline_data(void **state)
 {
     check_chunk(*state, "{\n\"id\":\"c\",\n\"usage\":null\n}", 1);
     check_chunk(*state, "{\"id\":\"c\",\n\"choices\":[]}", 0);
+    check_chunk(*state, "{\"id\":\"c\",\n\"choices\":[{\"index\":0,\"delta\":{}}],\n"
+                        "\"usage\":null}", 0);
 }
 
 /* OpenRouter names the provider it routed to in a top-level "provider" of
@@ -928,14 +986,218 @@ static void test_stream_bad_frames_braced(void **state)
 /* Python's separators=(", ", ":"): valid JSON in, valid JSON out. */
 static void test_chunk_comma_space_usage_last(void **state)
 {
-    check_chunk(*state, "{\"id\":\"c\", \"usage\":null}", 0);
-    check_chunk(*state, "{\"id\":\"c\", \"choices\":[], \"usage\":null}", 0);
+    check_chunk(*state, "{\"id\":\"c\", \"choices\":[{\"index\":0}], \"usage\":null}", 0);
+    check_chunk(*state, "{\"choices\":[{\"index\":0}] , \"usage\":null}", 0);
 }
 
 /* Only the top-level usage is ours to remove. */
 static void test_chunk_nested_usage_kept(void **state)
 {
-    check_chunk(*state, "{\"id\":\"c\",\"x_meta\":{\"usage\":null}}", 0);
+    check_chunk(*state, "{\"id\":\"c\",\"choices\":[{\"index\":0}],\"x_meta\":{\"usage\":null}}",
+                0);
+    check_chunk(*state, "{\"x_meta\":{\"usage\":null},\"choices\":[{\"index\":0}],\"usage\":null}",
+                0);
+}
+
+/* Jansson accepts a raw NUL right after a number or a literal; no client
+ * parser does, so such bytes are re-encoded, never passed on. */
+static void test_chunk_nul_between_tokens(void **state)
+{
+    static const char chunk[] = "{\"id\":\"c\",\"n\":1\0,\"choices\":[{\"index\":0\0,\"delta\":{},"
+                                "\"finish_reason\":null\0}],\"usage\":null\0}";
+    const char *as_json = "{\"id\":\"c\",\"n\":1,\"choices\":[{\"index\":0,\"delta\":{},"
+                          "\"finish_reason\":null}],\"usage\":null}";
+    check_chunk_bytes(*state, chunk, sizeof(chunk) - 1, as_json, 1);
+    check_chunk_bytes(*state, chunk, sizeof(chunk) - 1, as_json, 0);
+}
+
+/* The bytes `"usage":null` inside an escaped key, and the real member
+ * spelled with an escape: the cut must take the top-level usage member or
+ * nothing, and leave JSON. */
+static void test_chunk_escaped_usage_key(void **state)
+{
+    static const char *const shapes[] = {
+        "{\"\\u0075sage\":null,\"\\\"usage\":null,\"choices\":[{\"index\":0,\"finish_reason\":null}]}",
+        "{\"choices\":[{\"index\":0,\"finish_reason\":null}],\"\\u0075sage\":null,\"a\\\"usage\":null}",
+        "{\"choices\":[{\"index\":0,\"finish_reason\":null}],\"k\\\\\":\"\\\"usage\\\":null\",\"usage\":null}",
+        "{\"choices\":[{\"index\":0,\"finish_reason\":null}],\"usage\":null,\"\\u0075sage\":null}",
+        "{\"x\\\"usage\":null, \"usage\":null,\"choices\":[{\"index\":0,\"finish_reason\":null}]}",
+        "{\"usage\":{\"usage\":null},\"choices\":[{\"index\":0,\"finish_reason\":null}],\"usage\":null}",
+    };
+    size_t i;
+    for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        check_chunk(*state, shapes[i], 0);
+        check_chunk(*state, shapes[i], 1);
+    }
+}
+
+/* An upstream "provider" spelled with an escape is still a "provider": ours
+ * wins, in chunks and in plain answers, and the client gets it once. */
+static void test_escaped_provider_replaced(void **state)
+{
+    fixture *f = *state;
+    const char *chunk = "{\"id\":\"c\",\"\\u0070rovider\":\"evil\",\"choices\":[{\"index\":0,"
+                        "\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}],\"usage\":null}";
+    static const char *const bodies[] = {
+        "{\"id\":\"r\",\"\\u0070rovider\":\"evil\",\"object\":\"chat.completion\",\"choices\":[]}",
+        "{\"id\":\"r\",\"object\":\"chat.completion\",\"choices\":[],\"provid\\u0065r\":\"evil\"}",
+        "{\"id\":\"r\",\"n\":1\0,\"choices\":[]}",
+    };
+    static const size_t lens[] = { 0, 0, 30 };
+    size_t i;
+    check_chunk(f, chunk, 1);
+    check_chunk(f, chunk, 0);
+    for (i = 0; i < 3; i++) {
+        const char *out = NULL;
+        size_t out_len = 0, len = lens[i] ? lens[i] : strlen(bodies[i]);
+        mn_usage u;
+        mn_error err;
+        json_t *j;
+        memset(&u, 0, sizeof(u));
+        assert_int_equal(mn_wire_openai.decode_response_bytes(&f->ctx, bodies[i], len, &out,
+                                                              &out_len, &u, &err), 0);
+        assert_null(memchr(out, '\0', out_len));
+        j = json_loadb(out, out_len, JSON_REJECT_DUPLICATES, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "provider")), PROVIDER);
+        assert_string_equal(json_string_value(json_object_get(j, "id")), "r");
+        json_decref(j);
+    }
+}
+
+/* Azure's first chunk carries prompt_filter_results, "choices":[] and an
+ * empty "object": a client must never see a choice-less chunk other than
+ * the usage chunk. */
+static void test_stream_azure_preamble_dropped(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    int iu;
+    const char *text =
+        "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
+        "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{\"hate\":"
+        "{\"filtered\":false,\"severity\":\"safe\"}}}]}\n\n"
+        "data: {\"choices\":[{\"content_filter_results\":{},\"delta\":{\"content\":\"Hi\","
+        "\"role\":\"assistant\"},\"finish_reason\":null,\"index\":0}],\"created\":1,"
+        "\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\",\"object\":\"chat.completion.chunk\"}\n\n"
+        "data: {\"choices\":[{\"content_filter_results\":{},\"delta\":{},\"finish_reason\":"
+        "\"stop\",\"index\":0}],\"created\":1,\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\","
+        "\"object\":\"chat.completion.chunk\"}\n\n"
+        "data: {\"choices\":[],\"created\":1,\"id\":\"chatcmpl-1\",\"model\":\"gpt-4o\","
+        "\"object\":\"chat.completion.chunk\",\"usage\":{\"prompt_tokens\":5,"
+        "\"completion_tokens\":1,\"total_tokens\":6}}\n\n"
+        "data: [DONE]\n\n";
+    for (iu = 0; iu <= 1; iu++) {
+        size_t i, n;
+        f->ctx.include_usage = iu;
+        run_text(f, text, NULL, &r);
+        assert_int_equal(r.status, MN_STREAM_DONE);
+        n = frame_count(&r.out);
+        assert_int_equal(n, iu ? 4 : 3);
+        for (i = 0; i + 1 < n; i++) {
+            json_t *fr = frame_at(&r.out, i);
+            json_t *choices = json_object_get(fr, "choices");
+            assert_true(json_is_array(choices));
+            assert_true(json_array_size(choices) > 0 || json_is_object(json_object_get(fr, "usage")));
+            assert_null(json_object_get(fr, "prompt_filter_results"));
+            json_decref(fr);
+        }
+        assert_int_equal(r.usage.total_tokens, 6);
+        mn_buf_free(&r.out);
+    }
+}
+
+/* Groq and DeepSeek put usage on the finish chunk: a client that asked for
+ * usage still gets the separate usage chunk (choices: []) before [DONE],
+ * and the finish chunk carries "usage": null. */
+static void test_stream_usage_on_finish_chunk_split(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    const char *text =
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n"
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7},"
+        "\"x_groq\":{\"id\":\"req_1\"}}\n\n"
+        "data: [DONE]\n\n";
+    const char *want =
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":null}]}\n\n"
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":null,\"x_groq\":{\"id\":\"req_1\"}}\n\n"
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
+        "data: [DONE]\n\n";
+    f->ctx.include_usage = 1;
+    replay_all_splits(f, text, strlen(text), want, strlen(want), MN_STREAM_DONE);
+    run_text(f, text, NULL, &r);
+    assert_int_equal(r.usage.total_tokens, 7);
+    mn_buf_free(&r.out);
+}
+
+/* Usage on the finish chunk and then a usage chunk as well: one usage
+ * chunk, the last word. */
+static void test_stream_usage_twice_one_usage_chunk(void **state)
+{
+    fixture *f = *state;
+    const char *text =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,\"total_tokens\":8}}\n\n"
+        "data: [DONE]\n\n";
+    const char *want =
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],"
+        "\"usage\":null}\n\n"
+        "data: {\"id\":\"c\",\"choices\":[],"
+        "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5,\"total_tokens\":8}}\n\n"
+        "data: [DONE]\n\n";
+    f->ctx.include_usage = 1;
+    replay_all_splits(f, text, strlen(text), want, strlen(want), MN_STREAM_DONE);
+}
+
+/* Qwen's continuation chunks have no finish_reason: every choice gets one,
+ * null until the end. */
+static void test_stream_finish_reason_always_present(void **state)
+{
+    fixture *f = *state;
+    const char *text =
+        "data: {\"id\":\"q\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+        "data: {\"id\":\"q\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}},"
+        "{\"index\":1,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
+    const char *want =
+        "data: {\"id\":\"q\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
+        "\"finish_reason\":null}]}\n\n"
+        "data: {\"id\":\"q\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},"
+        "\"finish_reason\":null},{\"index\":1,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
+    f->ctx.include_usage = 0;
+    replay_all_splits(f, text, strlen(text), want, strlen(want), MN_STREAM_DONE);
+}
+
+/* A key in a mid-stream error frame's code or param never reaches the
+ * client. */
+static void test_stream_error_frame_keys_scrubbed(void **state)
+{
+    fixture *f = *state;
+    run_result r;
+    json_t *ef, *e;
+    run_text(f, "data: {\"error\":{\"message\":\"m sk-test-key\",\"type\":\"t\","
+                "\"code\":\"sk-test-key\",\"param\":\"sk-test-key\"}}\n\n", NULL, &r);
+    assert_int_equal(r.status, MN_STREAM_FAILED);
+    assert_null(strstr(r.out.data, "sk-test"));
+    ef = frame_at(&r.out, 0);
+    e = json_object_get(ef, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "***");
+    assert_string_equal(json_string_value(json_object_get(e, "param")), "***");
+    assert_string_equal(json_string_value(json_object_get(e, "message")), "m ***");
+    json_decref(ef);
+    mn_buf_free(&r.out);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -953,6 +1215,7 @@ int main(void)
         T(test_decode_response_without_usage),
         T(test_decode_response_failures),
         T(test_decode_error),
+        T(test_decode_error_keys_scrubbed),
         T(test_stream_text_usage),
         T(test_stream_text_no_usage),
         T(test_stream_tool_call_usage),
@@ -977,6 +1240,14 @@ int main(void)
         T(test_stream_bad_frames_braced),
         T(test_chunk_comma_space_usage_last),
         T(test_chunk_nested_usage_kept),
+        T(test_chunk_nul_between_tokens),
+        T(test_chunk_escaped_usage_key),
+        T(test_escaped_provider_replaced),
+        T(test_stream_azure_preamble_dropped),
+        T(test_stream_usage_on_finish_chunk_split),
+        T(test_stream_usage_twice_one_usage_chunk),
+        T(test_stream_finish_reason_always_present),
+        T(test_stream_error_frame_keys_scrubbed),
     };
     int rc;
     apr_initialize();
