@@ -56,6 +56,7 @@ typedef enum {
 typedef struct mn_jspan {
     const char *p;
     size_t len;
+    const char *key;         /* an object member's: the opening quote of its key */
     mn_jtype type;
     /* how often the path matched in the winning container: above 1 for a
      * duplicate key; for a path ending in `*` / `[*]` the number of members

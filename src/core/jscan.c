@@ -396,6 +396,7 @@ typedef struct {
     uint32_t live;      /* paths whose segments so far lead here, with more to go */
     uint32_t full;      /* paths that end at this container */
     const char *start;
+    const char *key;    /* the member's key, when the container is one */
     long idx;           /* next element's index (arrays) */
 } level;
 
@@ -404,12 +405,14 @@ typedef struct {
     mn_jspan *out;
 } scan_ctx;
 
-static void record(scan_ctx *sc, uint32_t mask, cur start, cur end, mn_jtype t)
+static void record(scan_ctx *sc, uint32_t mask, const char *key, cur start, cur end,
+                   mn_jtype t)
 {
     while (mask) {
         unsigned i = (unsigned)__builtin_ctz(mask);
         mn_jspan *s = &sc->out[i];
         mask &= mask - 1;
+        s->key = key;
         s->p = (const char *)start;
         s->len = (size_t)(end - start);
         s->type = t;
@@ -470,6 +473,7 @@ int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths
     level lv[MAXL + 1];
     size_t depth = 0;
     uint32_t vlive = 0, vfull = 0;
+    const char *vkey = NULL;
     scan_ctx sc = { paths, out };
     unsigned i;
 
@@ -478,6 +482,7 @@ int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths
     }
     for (i = 0; i < npaths; i++) {
         out[i].p = NULL;
+        out[i].key = NULL;
         out[i].len = 0;
         out[i].type = MN_JT_NONE;
         out[i].count = 0;
@@ -509,6 +514,7 @@ value:
             lv[depth].live = vlive;
             lv[depth].full = vfull;
             lv[depth].start = (const char *)p;
+            lv[depth].key = vkey;
             lv[depth].idx = 0;
         }
         p = skip_ws(p + 1, e);
@@ -554,7 +560,7 @@ value:
             return -1;   /* Jansson reads the whole word: "truex" */
         }
         if (vfull) {
-            record(&sc, vfull, start, q, t);
+            record(&sc, vfull, vkey, start, q, t);
         }
         p = q;
         if (t != MN_JT_STRING && p < e && *p == '\0') {
@@ -589,7 +595,7 @@ after:
 close:
     /* the container at level depth ended just before p */
     if (depth <= MAXL && lv[depth].full) {
-        record(&sc, lv[depth].full, (cur)lv[depth].start, p,
+        record(&sc, lv[depth].full, lv[depth].key, (cur)lv[depth].start, p,
                ((is_obj[depth >> 3] >> (depth & 7)) & 1) ? MN_JT_OBJECT : MN_JT_ARRAY);
     }
     depth--;
@@ -602,8 +608,10 @@ close:
 member:
     /* p: the first byte of a member (object) or element (array) */
     vlive = vfull = 0;
+    vkey = NULL;
     if ((is_obj[depth >> 3] >> (depth & 7)) & 1) {
         cur key = p, q;
+        vkey = (const char *)p;
         int esc;
         if (*p != '"' || !(q = scan_string(p, e, &esc))) {
             return -1;

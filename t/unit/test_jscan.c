@@ -288,6 +288,8 @@ static void test_spans(void **state)
     assert_memory_equal(s[0].p, "\"Hi \\\"x\\\"\"", 10);
     assert_int_equal(s[1].type, MN_JT_NULL);
     assert_memory_equal(s[1].p, "null", 4);
+    assert_memory_equal(s[1].key, "\"usage\":null", 12);
+    assert_memory_equal(s[0].key, "\"content\":", 10);
     assert_int_equal(s[2].type, MN_JT_STRING);
     assert_memory_equal(s[2].p, "\"up\"", 4);
     assert_int_equal(s[3].count, 4);
