@@ -187,7 +187,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
                 $(if $(shell grep -l 'mn_error_scrub(mn_error \*e, const char \*secret)' \
                        include/mn_error.h),-DFZ_SCRUB_BY_KEY)
 FUZZ_FORMATS := openai anthropic gemini
-FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider \
+FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider fuzz_jscan \
                 $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)
 FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
 FUZZ_DEPS    := $(PURE_LIST) $(HEADERS) t/fuzz/fuzz.h
@@ -245,3 +245,20 @@ fuzz-regress: fuzz-build
 	  done; \
 	done; [ $$failed = 0 ] || { echo "fuzz-regress: $$failed input(s) fail"; exit 1; }; \
 	echo "fuzz-regress: clean"
+
+# Differential fuzzing of src/core/jscan.c against Jansson (issue 15):
+#   make fuzz-jscan FUZZ_TIME=1800   (corpus seeded from t/fixtures)
+FUZZ_CC   ?= clang
+FUZZ_TIME ?= 60
+.PHONY: fuzz-jscan
+$(BUILD)/fuzz/fuzz_jscan: t/fuzz/fuzz_jscan.c src/core/jscan.c include/mn_jscan.h t/unit/jscan_diff.h
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) -g -O1 -std=c11 -Iinclude -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=all -o $@ t/fuzz/fuzz_jscan.c src/core/jscan.c -ljansson
+fuzz-jscan: $(BUILD)/fuzz/fuzz_jscan
+	@mkdir -p $(BUILD)/fuzz/corpus-jscan
+	@find t/fixtures -name '*.json' -exec cp {} $(BUILD)/fuzz/corpus-jscan/ \;
+	@i=0; grep -h '^data: ' $$(find t/fixtures -name '*.sse') | cut -c7- | while IFS= read -r l; \
+	  do i=$$((i+1)); printf '%s' "$$l" >$(BUILD)/fuzz/corpus-jscan/sse-$$i.json; done
+	$(BUILD)/fuzz/fuzz_jscan -max_total_time=$(FUZZ_TIME) -max_len=4096 \
+	  -dict=t/fuzz/jscan.dict $(BUILD)/fuzz/corpus-jscan

@@ -19,6 +19,7 @@
 #include "mn_resilience.h"
 #include <apr_shm.h>
 #include <http_core.h>
+#include <ap_expr.h>
 
 module AP_MODULE_DECLARE_DATA maniac_module;
 
@@ -418,6 +419,32 @@ static int maniac_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     return OK;
 }
 
+/* A request that <Location> hands to us names no file: like
+ * proxy_map_location for ProxyPass, skip core's directory walk (a stat of
+ * the mapped path, an .htaccess open per directory up to /).  httpd resets
+ * the per-dir config to the server's before map_to_storage, so the
+ * <Location>'s SetHandler is read in translate_name, where the first
+ * location walk has merged it; access control from <Location> still runs
+ * after. */
+static int maniac_translate(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    const char *err = NULL, *h;
+
+    if (d && d->expr_handler) {
+        h = ap_expr_str_exec(r, d->expr_handler, &err);
+        if (!err && h && !strcasecmp(h, "maniac")) {
+            ap_set_module_config(r->request_config, &maniac_module, r);
+        }
+    }
+    return DECLINED;
+}
+
+static int maniac_map_to_storage(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &maniac_module) ? OK : DECLINED;
+}
+
 static void maniac_register_hooks(apr_pool_t *p)
 {
     static const char *const after_proxy[] = { "mod_proxy.c", NULL };
@@ -427,6 +454,8 @@ static void maniac_register_hooks(apr_pool_t *p)
     ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mn_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(maniac_translate, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(maniac_map_to_storage, NULL, NULL, APR_HOOK_MIDDLE);
     mn_auth_register_hooks(p);
     mn_ops_register_hooks(p);
 }

@@ -224,19 +224,22 @@ typedef struct {
     request_rec *r;
     apr_bucket_brigade *bb;
     int frames;
+    apr_size_t pending;      /* bytes written since the last flush */
 } client_sink;
 
 static void client_write(void *baton, const char *data, size_t len)
 {
     client_sink *cs = baton;
+    cs->pending += len;
     apr_brigade_write(cs->bb, NULL, NULL, data, len);
 }
 
-/* Frames are flushed per upstream read, not one by one: an upstream that
- * sends its events separately (every real model stream) gets one FLUSH per
- * frame all the same, and frames that arrived together in one read leave
- * together in one write instead of one syscall each (measured in bench/:
- * a write per frame cost more than all the rest of the relay). */
+/* Frames are not flushed one by one but when the upstream has nothing more
+ * for the moment (see serve_stream): an upstream that sends its events
+ * apart (every real model stream) still gets each frame out at once, and
+ * frames that are already there leave together in one write instead of one
+ * syscall each (measured in bench/: a write per frame cost more than all
+ * the rest of the relay). */
 static void client_frame_end(void *baton)
 {
     client_sink *cs = baton;
@@ -245,6 +248,7 @@ static void client_frame_end(void *baton)
 
 static apr_status_t client_flush(client_sink *cs)
 {
+    cs->pending = 0;
     APR_BRIGADE_INSERT_TAIL(cs->bb, apr_bucket_flush_create(cs->bb->bucket_alloc));
     return ap_pass_brigade(cs->r->output_filters, cs->bb);
 }
@@ -272,7 +276,7 @@ static int serve_echo(mn_request *req, mn_wire_ctx *ctx, json_t *body)
 {
     request_rec *r = req->r;
     if (ctx->stream) {
-        client_sink cs = { r, apr_brigade_create(r->pool, r->connection->bucket_alloc), 0 };
+        client_sink cs = { r, apr_brigade_create(r->pool, r->connection->bucket_alloc), 0, 0 };
         mn_sink sink = { client_write, client_frame_end, &cs };
         start_event_stream(r);
         mn_echo_stream(ctx, body, &sink, &req->usage);
@@ -483,6 +487,36 @@ static void drain_after_done(mn_upstream *u, apr_bucket_brigade *bb)
     }
 }
 
+/* Bytes that may pile up between two flushes while the upstream keeps
+ * sending faster than we relay. */
+#define MN_COALESCE_MAX 65536
+
+/* Feeds what a read brought into the SSE parser and empties the brigade.
+ * Returns the parser's code; *rv becomes an error when a bucket fails. */
+static int feed_brigade(apr_bucket_brigade *in, mn_sse_parser *parser, apr_status_t *rv,
+                        int *got_bytes, apr_time_t *since)
+{
+    apr_bucket *e;
+    int parse_rc = 0;
+
+    for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t dlen;
+        if (apr_bucket_read(e, &data, &dlen, APR_BLOCK_READ) != APR_SUCCESS) {
+            *rv = APR_EGENERAL;
+            break;
+        }
+        if (dlen) {
+            *got_bytes = 1;
+            *since = apr_time_now();
+        }
+        parse_rc = mn_sse_feed(parser, data, dlen);
+    }
+    apr_brigade_cleanup(in);
+    return parse_rc;
+}
+
 /* Streaming 2xx.  0 when the client got a response (complete, or ended by an
  * error frame after the first byte); -1 with err when the upstream failed
  * before anything was sent, so the caller may still answer or fall back. */
@@ -491,7 +525,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
 {
     request_rec *r = req->r;
     conn_rec *c = r->connection;
-    client_sink cs = { r, apr_brigade_create(r->pool, c->bucket_alloc), 0 };
+    client_sink cs = { r, apr_brigade_create(r->pool, c->bucket_alloc), 0, 0 };
     mn_sink sink = { client_write, client_frame_end, &cs };
     apr_bucket_brigade *in = apr_brigade_create(r->pool, c->bucket_alloc);
     mn_sse_parser parser;
@@ -516,11 +550,11 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
 
     while (feed.status == MN_STREAM_MORE) {
         apr_status_t rv;
-        apr_bucket *e;
         int parse_rc = 0;
 
-        /* every read blocks until the upstream has something: what arrived
-         * is translated and flushed before the next read, so nothing waits */
+        /* this read blocks until the upstream has something: what arrived
+         * is translated and flushed before the next blocking read, so
+         * nothing waits */
         mn_upstream_set_timeout(u, stream_wait(at, since, got_bytes, 1, &wait));
         rv = mn_upstream_read(u, in, APR_BLOCK_READ);
         if (APR_STATUS_IS_TIMEUP(rv) && wait == WAIT_SLICE) {
@@ -530,21 +564,18 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
             }
             continue;
         }
-        for (e = APR_BRIGADE_FIRST(in); e != APR_BRIGADE_SENTINEL(in) && !parse_rc;
-             e = APR_BUCKET_NEXT(e)) {
-            const char *data;
-            apr_size_t dlen;
-            if (apr_bucket_read(e, &data, &dlen, APR_BLOCK_READ) != APR_SUCCESS) {
-                rv = APR_EGENERAL;
+        parse_rc = feed_brigade(in, &parser, &rv, &got_bytes, &since);
+        /* what the upstream already sent goes out with it: read on without
+         * blocking until it has nothing more, then one FLUSH (as
+         * mod_proxy_http does); the first frame still leaves at once */
+        while (rv == APR_SUCCESS && !parse_rc && feed.status == MN_STREAM_MORE
+               && cs.pending < MN_COALESCE_MAX) {
+            rv = mn_upstream_read(u, in, APR_NONBLOCK_READ);
+            if (rv != APR_SUCCESS || APR_BRIGADE_EMPTY(in)) {
                 break;
             }
-            if (dlen) {
-                got_bytes = 1;
-                since = apr_time_now();
-            }
-            parse_rc = mn_sse_feed(&parser, data, dlen);
+            parse_rc = feed_brigade(in, &parser, &rv, &got_bytes, &since);
         }
-        apr_brigade_cleanup(in);
 
         if (parse_rc == MN_SSE_ERR_TOO_LONG) {
             mn_error_set(&cause, 502, NULL, NULL, "upstream_event_too_large",

@@ -5,6 +5,7 @@
  * did not ask for usage, the usage we asked for taken out again. */
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_jscan.h"
 #include "mn_wire.h"
 
 static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
@@ -216,9 +217,17 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
     }
 }
 
+/* What the hot path looks at in a chunk (indexes into mn_stream.fast). */
+enum { FP_TOP, FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICES, FP_CHOICE_N, FP_FINISH, FP_N };
+static const char *const fast_paths[FP_N] = {
+    "*", "error", "provider", "usage", "choices", "choices[*]", "choices[0].finish_reason"
+};
+
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     char *provider_json;        /* the provider name as a JSON string */
+    size_t provider_len;
+    mn_jpath fast[FP_N];        /* compiled once per stream */
     json_t *usage_chunk;        /* usage that came on a chunk with choices, sent
                                  * on its own (choices: []) just before [DONE] */
 };
@@ -237,6 +246,13 @@ static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
     if (!st->provider_json) {
         free(st);
         return NULL;
+    }
+    st->provider_len = strlen(st->provider_json);
+    {
+        int i;
+        for (i = 0; i < FP_N; i++) {
+            mn_jpath_compile(&st->fast[i], fast_paths[i]);
+        }
     }
     return st;
 }
@@ -398,12 +414,71 @@ static mn_stream_status write_done(mn_stream *st, mn_sink *out)
     return st->b.status;
 }
 
+/* The common chunk (one choice with its finish_reason, `usage` null or
+ * absent, no error, no upstream "provider", bytes that fit one SSE line)
+ * goes out as the upstream's bytes with "provider" put first and, for a
+ * client that did not ask for usage, the `usage` member cut: validated and
+ * measured by mn_jscan, no tree, no allocation.  Returns 0 when the chunk is
+ * not that simple (the tree path takes it), -1 when it is not JSON at all. */
+static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+{
+    mn_jspan sp[FP_N];
+    const mn_jspan *u = &sp[FP_USAGE];
+    const char *open, *close, *cut = NULL, *cut_end = NULL;
+
+    if (mn_jscan(data, len, st->fast, FP_N, sp)) {
+        return -1;
+    }
+    if (sp[FP_ERROR].type != MN_JT_NONE || sp[FP_PROVIDER].type != MN_JT_NONE
+        || (u->type != MN_JT_NONE && (u->type != MN_JT_NULL || u->count != 1))
+        || sp[FP_CHOICES].type != MN_JT_ARRAY || sp[FP_CHOICE_N].count != 1
+        || sp[FP_FINISH].type == MN_JT_NONE || memchr(data, '\n', len)
+        || memchr(data, '\r', len) || !bytes_clean(data, len)) {
+        return 0;
+    }
+    open = memchr(data, '{', len);
+    close = data + len;
+    while (*--close != '}') {
+    }
+    if (u->type == MN_JT_NULL && !st->b.ctx->include_usage) {
+        /* the member and one comma next to it, whitespace around allowed */
+        const char *b = u->key, *a = u->p + u->len;
+        while (is_space(b[-1])) {
+            b--;
+        }
+        while (is_space(*a)) {
+            a++;
+        }
+        if (b[-1] == ',') {
+            cut = b - 1;
+            cut_end = u->p + u->len;
+        }
+        else {
+            cut = u->key;
+            cut_end = a + 1;   /* not the only member: choices is there */
+        }
+    }
+    out->write(out->baton, "data: {\"provider\":", 18);
+    out->write(out->baton, st->provider_json, st->provider_len);
+    out->write(out->baton, ",", 1);
+    if (cut) {
+        out->write(out->baton, open + 1, (size_t)(cut - open - 1));
+        out->write(out->baton, cut_end, (size_t)(close + 1 - cut_end));
+    }
+    else {
+        out->write(out->baton, open + 1, (size_t)(close + 1 - open - 1));
+    }
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+    return 1;
+}
+
 static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
                                            const char *event, const char *data,
                                            size_t len, mn_sink *out)
 {
     json_t *chunk, *usage, *e;
-    int include_usage = st->b.ctx->include_usage, changed;
+    int include_usage = st->b.ctx->include_usage, changed, fast;
 
     if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
         return st->b.status;
@@ -411,7 +486,11 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         return write_done(st, out);
     }
-    chunk = json_loadb(data, len, 0, NULL);
+    fast = strcmp(event, "error") ? write_chunk_fast(st, data, len, out) : 0;
+    if (fast > 0) {
+        return st->b.status;
+    }
+    chunk = fast < 0 ? NULL : json_loadb(data, len, 0, NULL);
     if (!json_is_object(chunk)) {
         json_decref(chunk);
         mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",

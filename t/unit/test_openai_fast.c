@@ -1,0 +1,69 @@
+/* The OpenAI stream hot path (write_chunk_fast in src/wire_openai.c): the
+ * common chunk leaves as the upstream's bytes, "provider" first, usage:null
+ * cut for clients that did not ask for usage: exact bytes asserted. */
+#include <apr_strings.h>
+#include "harness.h"
+
+static void expect_out(int include_usage, const char *chunk, const char *want)
+{
+    apr_pool_t *pool;
+    mn_provider prov;
+    mn_wire_ctx ctx;
+    mn_buf in, out;
+    char *expected;
+
+    apr_pool_create(&pool, NULL);
+    mn_t_ctx(&ctx, pool, &prov, "up", MN_FORMAT_OPENAI, 1, include_usage);
+    mn_buf_init(&in);
+    mn_buf_init(&out);
+    mn_buf_append(&in, "data: ", 6);
+    mn_buf_append(&in, chunk, strlen(chunk));
+    mn_buf_append(&in, "\n\ndata: [DONE]\n\n", 16);
+    assert_int_equal(mn_t_replay_stream(&mn_wire_openai, &ctx, in.data, in.len, 0, &out),
+                     MN_STREAM_DONE);
+    expected = apr_pstrcat(pool, "data: ", want, "\n\ndata: [DONE]\n\n", NULL);
+    if (out.len != strlen(expected) || memcmp(out.data, expected, out.len)) {
+        fail_msg("chunk %s (include_usage %d)\n got: %.*s\nwant: %s", chunk, include_usage,
+                 (int)out.len, out.data, expected);
+    }
+    mn_buf_free(&in);
+    mn_buf_free(&out);
+    apr_pool_destroy(pool);
+}
+
+static void test_bytes_kept(void **state)
+{
+    (void)state;
+    /* spacing and escapes as the upstream wrote them: the tree path would
+     * have re-encoded them */
+    expect_out(0, "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"caf\\u00e9 \\/ x\"},"
+                  "\"finish_reason\":null}],  \"usage\" :  null }",
+               "{\"provider\":\"up\",\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+               "\"caf\\u00e9 \\/ x\"},\"finish_reason\":null}] }");
+    expect_out(1, "{\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},"
+                  "\"finish_reason\":null}],\"usage\":null}",
+               "{\"provider\":\"up\",\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+               "\"a\"},\"finish_reason\":null}],\"usage\":null}");
+    /* usage first, spelled with an escape: cut with the comma after it */
+    expect_out(0, "{ \"\\u0075sage\":null ,\"choices\":[{\"index\":0,\"delta\":{},"
+                  "\"finish_reason\":\"stop\"}]}",
+               "{\"provider\":\"up\", \"choices\":[{\"index\":0,\"delta\":{},"
+               "\"finish_reason\":\"stop\"}]}");
+    /* no usage member at all */
+    expect_out(0, "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\xc3\xa9\"},"
+                  "\"finish_reason\":null}]}",
+               "{\"provider\":\"up\",\"choices\":[{\"index\":0,\"delta\":{\"content\":"
+               "\"\xc3\xa9\"},\"finish_reason\":null}]}");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bytes_kept),
+    };
+    int rc;
+    apr_initialize();
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    apr_terminate();
+    return rc;
+}
