@@ -86,36 +86,31 @@ const char *mn_an_finish_reason(json_t *stop_reason)
 
 /* ----------------------------------------------------------------- response */
 
-int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
-                          json_t **out, mn_usage *usage, mn_error *err)
-{
-    json_t *root = json_loadb(body, len, 0, NULL);
-    json_t *content = json_object_get(root, "content");
-    const char *type = json_string_value(json_object_get(root, "type"));
-    json_t *block, *msg, *calls = NULL, *choice, *res;
+/* The answer's content blocks, read into one assistant message. */
+typedef struct {
     mn_buf text, thinking;
-    int have_text = 0, have_thinking = 0;
-    a_usage u;
+    int have_text, have_thinking;
+    json_t *calls;           /* tool_calls, or NULL */
+} answer_parts;
+
+static json_t *tool_call_from_block(json_t *block)
+{
+    json_t *input = json_object_get(block, "input");
+    char *args = json_is_object(input) ? json_dumps(input, JSON_COMPACT) : NULL;
+    json_t *call = json_pack("{s:O*,s:s,s:{s:O*,s:s}}",
+                             "id", json_object_get(block, "id"),
+                             "type", "function",
+                             "function", "name", json_object_get(block, "name"),
+                             "arguments", args ? args : "{}");
+    free(args);
+    return call;
+}
+
+static void read_blocks(json_t *content, answer_parts *a)
+{
+    json_t *block;
     size_t i;
 
-    if (!json_is_object(root) || !type || strcmp(type, "message") || !json_is_array(content)) {
-        const char *upstream = json_string_value(
-            json_object_get(json_object_get(root, "error"), "message"));
-        if (upstream) {
-            mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                         "upstream answered 200 with an error instead of a message: %s", upstream);
-            mn_error_scrub(err, ctx->provider);
-        }
-        else {
-            mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                         "upstream answered 200 with a body that is not an Anthropic message");
-        }
-        json_decref(root);
-        return -1;
-    }
-
-    mn_buf_init(&text);
-    mn_buf_init(&thinking);
     json_array_foreach(content, i, block) {
         const char *bt = json_string_value(json_object_get(block, "type"));
         json_t *s;
@@ -123,44 +118,83 @@ int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
             continue;
         }
         if (!strcmp(bt, "text") && json_is_string(s = json_object_get(block, "text"))) {
-            mn_buf_append(&text, json_string_value(s), json_string_length(s));
-            have_text = 1;
+            mn_buf_append(&a->text, json_string_value(s), json_string_length(s));
+            a->have_text = 1;
         }
         else if (!strcmp(bt, "thinking")
                  && json_is_string(s = json_object_get(block, "thinking"))) {
-            mn_buf_append(&thinking, json_string_value(s), json_string_length(s));
-            have_thinking = 1;
+            mn_buf_append(&a->thinking, json_string_value(s), json_string_length(s));
+            a->have_thinking = 1;
         }
         else if (!strcmp(bt, "tool_use")) {
-            json_t *input = json_object_get(block, "input");
-            char *args = json_is_object(input) ? json_dumps(input, JSON_COMPACT) : NULL;
-            json_t *call = json_pack("{s:O*,s:s,s:{s:O*,s:s}}",
-                                     "id", json_object_get(block, "id"),
-                                     "type", "function",
-                                     "function", "name", json_object_get(block, "name"),
-                                     "arguments", args ? args : "{}");
-            free(args);
-            if (!calls) {
-                calls = json_array();
+            if (!a->calls) {
+                a->calls = json_array();
             }
-            json_array_append_new(calls, call);
+            json_array_append_new(a->calls, tool_call_from_block(block));
         }
         /* server-tool blocks, redacted thinking, citations: no OpenAI slot */
     }
+}
 
-    msg = json_object();
+/* The assistant message; takes a->calls. */
+static json_t *answer_message(mn_wire_ctx *ctx, answer_parts *a)
+{
+    json_t *msg = json_object();
+
     json_object_set_new(msg, "role", json_string("assistant"));
-    json_object_set_new(msg, "content", have_text ? json_stringn(text.data, text.len)
-                                                  : json_null());
+    json_object_set_new(msg, "content", a->have_text ? json_stringn(a->text.data, a->text.len)
+                                                     : json_null());
     json_object_set_new(msg, "refusal", json_null());
-    if (have_thinking && ctx->provider && ctx->provider->reasoning_content) {
-        json_object_set_new(msg, "reasoning_content", json_stringn(thinking.data, thinking.len));
+    if (a->have_thinking && ctx->provider && ctx->provider->reasoning_content) {
+        json_object_set_new(msg, "reasoning_content",
+                            json_stringn(a->thinking.data, a->thinking.len));
     }
-    if (calls) {
-        json_object_set_new(msg, "tool_calls", calls);
+    if (a->calls) {
+        json_object_set_new(msg, "tool_calls", a->calls);
+        a->calls = NULL;
     }
-    mn_buf_free(&text);
-    mn_buf_free(&thinking);
+    return msg;
+}
+
+/* A 200 whose body is not a message: an error object or garbage. */
+static int not_a_message(mn_wire_ctx *ctx, json_t *root, mn_error *err)
+{
+    const char *upstream = json_string_value(
+        json_object_get(json_object_get(root, "error"), "message"));
+    if (upstream) {
+        mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                     "upstream answered 200 with an error instead of a message: %s", upstream);
+        mn_error_scrub(err, ctx->provider);
+    }
+    else {
+        mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                     "upstream answered 200 with a body that is not an Anthropic message");
+    }
+    json_decref(root);
+    return -1;
+}
+
+int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
+                          json_t **out, mn_usage *usage, mn_error *err)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    json_t *content = json_object_get(root, "content");
+    const char *type = json_string_value(json_object_get(root, "type"));
+    json_t *msg, *choice, *res;
+    answer_parts a;
+    a_usage u;
+
+    if (!json_is_object(root) || !type || strcmp(type, "message") || !json_is_array(content)) {
+        return not_a_message(ctx, root, err);
+    }
+
+    memset(&a, 0, sizeof(a));
+    mn_buf_init(&a.text);
+    mn_buf_init(&a.thinking);
+    read_blocks(content, &a);
+    msg = answer_message(ctx, &a);
+    mn_buf_free(&a.text);
+    mn_buf_free(&a.thinking);
 
     choice = json_object();
     json_object_set_new(choice, "index", json_integer(0));

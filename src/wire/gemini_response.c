@@ -301,16 +301,50 @@ static int is_gemini_response(json_t *root)
             || json_is_object(json_object_get(root, "promptFeedback")));
 }
 
+/* The assistant message from candidates[0]'s parts; *ncalls: its tool calls. */
+static json_t *answer_message(mn_wire_ctx *ctx, json_t *parts, const char *rid, long *ncalls)
+{
+    json_t *part, *message, *calls = json_array();
+    mn_buf text, reasoning;
+    size_t i;
+
+    mn_buf_init(&text);
+    mn_buf_init(&reasoning);
+    json_array_foreach(parts, i, part) {
+        json_t *t = json_object_get(part, "text");
+        json_t *fc = json_object_get(part, "functionCall");
+        if (json_is_string(t)) {
+            mn_buf *b = mn_gm_part_is_thought(part) ? &reasoning : &text;
+            mn_buf_append(b, json_string_value(t), json_string_length(t));
+        }
+        else if (json_is_object(fc) && mn_gm_has_name(fc)) {
+            json_t *args = mn_gm_args_string(json_object_get(fc, "args"));
+            json_array_append_new(calls, mn_gm_tool_call_json(fc, rid, (*ncalls)++, 0, args));
+        }
+    }
+    message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
+                        text.len ? json_stringn(text.data, text.len) : json_null(), "refusal");
+    if (reasoning.len && ctx->provider && ctx->provider->reasoning_content) {
+        json_object_set_new(message, "reasoning_content",
+                            json_stringn(reasoning.data, reasoning.len));
+    }
+    if (json_array_size(calls)) {
+        json_object_set(message, "tool_calls", calls);
+    }
+    json_decref(calls);
+    mn_buf_free(&text);
+    mn_buf_free(&reasoning);
+    return message;
+}
+
 int mn_gm_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
                           json_t **out, mn_usage *usage, mn_error *err)
 {
     json_t *root = json_loadb(body, len, 0, NULL);
-    json_t *cand, *parts, *part, *message, *calls, *res, *choice;
+    json_t *cand, *parts, *message, *res, *choice;
     const char *rid, *model, *fr;
     char made_id[GM_ID_SIZE];
-    mn_buf text, reasoning;
     gm_usage gu;
-    size_t i;
     long ncalls = 0;
 
     if (!is_gemini_response(root)) {
@@ -335,33 +369,7 @@ int mn_gm_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
     cand = json_array_get(json_object_get(root, "candidates"), 0);
     parts = json_object_get(json_object_get(cand, "content"), "parts");
 
-    mn_buf_init(&text);
-    mn_buf_init(&reasoning);
-    calls = json_array();
-    json_array_foreach(parts, i, part) {
-        json_t *t = json_object_get(part, "text");
-        json_t *fc = json_object_get(part, "functionCall");
-        if (json_is_string(t)) {
-            mn_buf *b = mn_gm_part_is_thought(part) ? &reasoning : &text;
-            mn_buf_append(b, json_string_value(t), json_string_length(t));
-        }
-        else if (json_is_object(fc) && mn_gm_has_name(fc)) {
-            json_array_append_new(calls, mn_gm_tool_call_json(fc, rid, ncalls++, 0,
-                                                        mn_gm_args_string(json_object_get(fc, "args"))));
-        }
-    }
-    message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
-                        text.len ? json_stringn(text.data, text.len) : json_null(), "refusal");
-    if (reasoning.len && ctx->provider && ctx->provider->reasoning_content) {
-        json_object_set_new(message, "reasoning_content",
-                            json_stringn(reasoning.data, reasoning.len));
-    }
-    if (json_array_size(calls)) {
-        json_object_set(message, "tool_calls", calls);
-    }
-    json_decref(calls);
-    mn_buf_free(&text);
-    mn_buf_free(&reasoning);
+    message = answer_message(ctx, parts, rid, &ncalls);
 
     if (!cand && json_is_string(json_object_get(json_object_get(root, "promptFeedback"),
                                                 "blockReason"))) {
