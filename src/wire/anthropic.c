@@ -92,7 +92,7 @@ static json_t *text_block(const char *text, size_t len)
 
 static int bad_request(mn_error *err, const char *param, const char *msg)
 {
-    return mn_error_set(err, 400, "invalid_request_error", param, NULL, "%s: %s", param, msg);
+    return mn_error_bad_param(err, param, "%s: %s", param, msg);
 }
 
 /* Anthropic usage, kept apart because OpenAI folds the cache counters into
@@ -1558,15 +1558,15 @@ static void anthropic_decode_error_ra(mn_wire_ctx *ctx, int status, const char *
 }
 
 const mn_wire mn_wire_anthropic = {
-    "anthropic",
-    anthropic_encode,
-    anthropic_decode_response,
-    anthropic_decode_error_ra,
-    anthropic_stream_create,
-    anthropic_stream_feed,
-    anthropic_stream_end,
-    mn_stream_base_usage,
-    mn_stream_base_error,
-    anthropic_stream_destroy,
-    NULL                        /* decode_response_bytes: the tree is new anyway */
+    .name = "anthropic",
+    .encode_request = anthropic_encode,
+    .decode_response = anthropic_decode_response,
+    .decode_error = anthropic_decode_error_ra,
+    .stream_create = anthropic_stream_create,
+    .stream_feed = anthropic_stream_feed,
+    .stream_end = anthropic_stream_end,
+    .stream_usage = mn_stream_base_usage,
+    .stream_error = mn_stream_base_error,
+    .stream_destroy = anthropic_stream_destroy,
+    /* .decode_response_bytes = NULL: the tree is new anyway */
 };

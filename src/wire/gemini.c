@@ -70,21 +70,7 @@
 /* Nesting beyond this in a schema is either abuse or a recursive $ref. */
 #define GM_SCHEMA_MAX_DEPTH 32
 
-static int bad_param(mn_error *err, const char *param, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static int bad_param(mn_error *err, const char *param, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return mn_error_set(err, 400, "invalid_request_error", param, NULL, "%s", msg);
-}
+#define bad_param mn_error_bad_param
 
 /* apr_psprintf has no %zu; message params are built with the C formatter. */
 static const char *pfmt(apr_pool_t *p, const char *fmt, ...)
@@ -2298,15 +2284,15 @@ static void gemini_stream_destroy(mn_stream *st)
 }
 
 const mn_wire mn_wire_gemini = {
-    "gemini",
-    gemini_encode,
-    gemini_decode_response,
-    gemini_decode_error,
-    gemini_stream_create,
-    gemini_stream_feed,
-    gemini_stream_end,
-    mn_stream_base_usage,
-    mn_stream_base_error,
-    gemini_stream_destroy,
-    NULL                        /* decode_response_bytes: the tree is new anyway */
+    .name = "gemini",
+    .encode_request = gemini_encode,
+    .decode_response = gemini_decode_response,
+    .decode_error = gemini_decode_error,
+    .stream_create = gemini_stream_create,
+    .stream_feed = gemini_stream_feed,
+    .stream_end = gemini_stream_end,
+    .stream_usage = mn_stream_base_usage,
+    .stream_error = mn_stream_base_error,
+    .stream_destroy = gemini_stream_destroy,
+    /* .decode_response_bytes = NULL: the tree is new anyway */
 };
