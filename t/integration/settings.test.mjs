@@ -6,29 +6,38 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { makeTmpDir, removeTmpDir } from './lib/setup.mjs';
-import { request } from './lib/http.mjs';
+import { request, freePort } from './lib/http.mjs';
 import { startGateway, buildConf, configtest } from './lib/apache.mjs';
 import { assertJSONError } from './lib/expect.mjs';
 
-let dir, gw;
+let dir, gw, vport;
 const loc = (p, lines) => `<Location ${p}>\n    SetHandler maniac\n${lines}</Location>`;
 
 before(async () => {
   dir = makeTmpDir('settings');
+  vport = await freePort();
   gw = await startGateway({
     dir: path.join(dir, 'apache'), providers: ['echo builtin:echo'],
     extra: [
       'ManiacMaxRequestBody 3000',
       loc('/big', '    ManiacMaxRequestBody 100000\n'),
       loc('/tiny', '    ManiacMaxRequestBody 500\n'),
+      // a virtual host on a port of its own: its server values merge over
+      // the main server's; the main server's <Location>s still apply there
+      `Listen 127.0.0.1:${vport}`,
+      `<VirtualHost 127.0.0.1:${vport}>`,
+      '    ServerName vhost.test',
+      '    ManiacMaxRequestBody 200',
+      '    ManiacOverheadHeader On',
+      '</VirtualHost>',
     ].join('\n'),
   });
 });
 after(async () => { await gw?.stop(); removeTmpDir(dir); });
 
 const body = (n) => ({ model: 'echo/x', messages: [{ role: 'user', content: 'x'.repeat(n) }] });
-const post = (prefix, n, chunked = false) =>
-  request(gw.port, `${prefix}/chat/completions`, body(n), { chunked });
+const post = (prefix, n, chunked = false, port = gw.port) =>
+  request(port, `${prefix}/chat/completions`, body(n), { chunked });
 
 test('ManiacMaxRequestBody: the <Location> value wins over the server value, larger or smaller', async () => {
   for (const chunked of [false, true]) {
@@ -45,6 +54,18 @@ test('ManiacMaxRequestBody: the <Location> value wins over the server value, lar
     assert.equal((await post('/tiny', 100, chunked)).status, 200);
   }
   assert.deepEqual(gw.crashLines(), []);
+});
+
+test('a virtual host: its own ManiacMaxRequestBody and ManiacOverheadHeader; a <Location> value still wins', async () => {
+  const main = await post('/v1', 1000);
+  assert.equal(main.status, 200, main.text);
+  assert.equal(main.headers['x-maniac-overhead-us'], undefined, 'the main server has it Off');
+  const v = await post('/v1', 100, false, vport);
+  assert.equal(v.status, 200, v.text);
+  assert.match(v.headers['x-maniac-overhead-us'] || '', /^\d+$/);
+  assertJSONError(await post('/v1', 1000, false, vport), { status: 413, code: 'request_too_large', provider: null });
+  assert.equal((await post('/big', 20000, false, vport)).status, 200);
+  assertJSONError(await post('/tiny', 1000, false, vport), { status: 413, code: 'request_too_large', provider: null });
 });
 
 test('configtest: a bad ManiacMaxRequestBody in a <Location> names file and line; the server-wide sizes are refused there', () => {
