@@ -75,6 +75,9 @@ const char *mn_fail_code(mn_fail kind);
  * before the first byte? */
 int mn_fail_retryable(mn_fail kind);
 
+/* The kind's word in the `maniac-attempts` note (NULL: it has none). */
+const char *mn_fail_label(mn_fail kind);
+
 /* The error's word in the `maniac-attempts` note: the kind's label
  * ("unreachable", "tls_error", "circuit_open"...), else its code or type
  * without an "upstream_" prefix.  Points into the table or into e. */

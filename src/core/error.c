@@ -77,11 +77,16 @@ int mn_fail_retryable(mn_fail kind)
     return (unsigned)kind < MN_FAIL_COUNT && fail_defs[kind].retryable;
 }
 
+const char *mn_fail_label(mn_fail kind)
+{
+    return (unsigned)kind < MN_FAIL_COUNT ? fail_defs[kind].label : NULL;
+}
+
 const char *mn_error_label(const mn_error *e)
 {
-    const char *c;
-    if ((unsigned)e->kind < MN_FAIL_COUNT && fail_defs[e->kind].label) {
-        return fail_defs[e->kind].label;
+    const char *c = mn_fail_label(e->kind);
+    if (c) {
+        return c;
     }
     c = e->code[0] ? e->code : e->type;
     return strncmp(c, "upstream_", 9) ? c : c + 9;
