@@ -36,7 +36,7 @@ typedef enum {
     RELAY_DONE           /* drained to its end: the connection may be reused */
 } relay_state;
 
-static const char *const state_names[] = {
+static const char *const state_names[RELAY_DONE + 1] = {
     "waiting", "translating", "flushing", "draining", "failed_early", "abandoned", "done"
 };
 
@@ -76,8 +76,9 @@ typedef struct relay {
 
 static void transit(relay *rl, relay_state to)
 {
-    if (to != rl->state && to >= RELAY_DRAINING) {
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, rl->req->r, "maniac: relay %s -> %s",
+    if (to != rl->state) {
+        /* a level test before any formatting: nothing per frame unless asked */
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, rl->req->r, "maniac: relay %s -> %s",
                       state_names[rl->state], state_names[to]);
     }
     rl->state = to;
