@@ -45,6 +45,7 @@ extern const mn_face mn_face_chat;
 struct mn_request {
     request_rec *r;
     const mn_face *face;
+    const mn_config *conf;       /* the one place the stages read configuration from */
     const mn_provider *prov;     /* the provider the model names, once known */
     int upstream_status;         /* of the attempt whose answer the client gets */
     int tries;                   /* exchanges with upstreams (retries included) */
@@ -77,7 +78,7 @@ int mn_failover(mn_request *req, json_t *body, const mn_policy_result *pol,
 /* exchange.c: one try.  1 when the client got its answer, 0 with err set. */
 int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_result *pol,
                 mn_error *err);
-void mn_wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *prov,
+void mn_wire_ctx_init(mn_wire_ctx *ctx, const mn_request *req, const mn_provider *prov,
                       const char *model, const mn_policy_result *pol);
 
 /* relay.c: a streaming 2xx.  0 when the client got a response (complete, or

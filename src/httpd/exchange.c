@@ -9,9 +9,10 @@
 #include "mn_ops.h"
 #include "mn_resilience.h"
 
-void mn_wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *prov,
+void mn_wire_ctx_init(mn_wire_ctx *ctx, const mn_request *req, const mn_provider *prov,
                       const char *model, const mn_policy_result *pol)
 {
+    request_rec *r = req->r;
     memset(ctx, 0, sizeof(*ctx));
     ctx->pool = r->pool;
     ctx->provider = prov;
@@ -21,7 +22,7 @@ void mn_wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *prov,
     ctx->include_usage = pol->include_usage;
     ctx->created = (long)apr_time_sec(r->request_time);
     ctx->client_headers = r->headers_in;
-    ctx->max_schema_expansion = mn_conf->max_schema_expansion;
+    ctx->max_schema_expansion = req->conf->max_schema_expansion;
 }
 
 /* Reads a non-2xx answer into err (same status, OpenAI shape). */
@@ -55,7 +56,8 @@ static void read_upstream_error(mn_request *req, mn_attempt *at, const mn_wire *
 }
 
 /* Why a whole-body read failed. */
-static int read_failure(const mn_attempt *at, apr_status_t rv, mn_error *err)
+static int read_failure(const mn_request *req, const mn_attempt *at, apr_status_t rv,
+                        mn_error *err)
 {
     /* poll() sleeps in whole milliseconds: a wake-up just short of the
      * deadline is still the deadline */
@@ -71,7 +73,7 @@ static int read_failure(const mn_attempt *at, apr_status_t rv, mn_error *err)
     if (rv == APR_ENOSPC) {
         return mn_error_fail(err, MN_FAIL_TOO_LARGE,
                              "provider '%s' sent a response larger than %" APR_SIZE_T_FMT
-                             " bytes", at->prov->name, mn_conf->max_response);
+                             " bytes", at->prov->name, req->conf->max_response);
     }
     return mn_error_fail(err, MN_FAIL_RESET, "provider '%s' broke off the response",
                          at->prov->name);
@@ -86,11 +88,11 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
     json_t *resp = NULL;
     apr_status_t rv;
 
-    rv = mn_upstream_read_all(u, mn_conf->max_response, at->prov->idle_timeout, at->deadline,
+    rv = mn_upstream_read_all(u, req->conf->max_response, at->prov->idle_timeout, at->deadline,
                               &body, &len);
     mn_upstream_close(u);
     if (rv != APR_SUCCESS) {
-        return read_failure(at, rv, err);
+        return read_failure(req, at, rv, err);
     }
     if (wire->decode_response_bytes) {
         const char *bytes;
@@ -155,7 +157,7 @@ int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_r
 
     at->upstream_status = req->upstream_status = 0;
     at->retry_after = -1;
-    mn_wire_ctx_init(&ctx, r, at->prov, at->model, pol);
+    mn_wire_ctx_init(&ctx, req, at->prov, at->model, pol);
 
     memset(&up, 0, sizeof(up));
     if (wire->encode_request(&ctx, body, &up, err)) {

@@ -41,9 +41,10 @@ static void log_breaker(request_rec *r, const mn_provider *prov, mn_breaker_chan
     }
 }
 
-static mn_breaker_slot *breaker_of(const mn_provider *prov)
+static mn_breaker_slot *breaker_of(const failover *fo, const mn_provider *prov)
 {
-    return mn_conf->breakers ? &mn_conf->breakers[prov->index] : NULL;
+    const mn_config *conf = fo->req->conf;
+    return conf->breakers ? &conf->breakers[prov->index] : NULL;
 }
 
 static void note_try(failover *fo, const mn_provider *prov, const char *label)
@@ -113,7 +114,7 @@ static void try_once(failover *fo, const mn_target *t, apr_uint32_t key_index, i
     tr->kind = err->kind;
     tr->upstream_status = at.upstream_status;
     tr->retry_after = at.retry_after;
-    change = mn_breaker_record(breaker_of(prov), prov->breaker_failures, prov->breaker_cooldown,
+    change = mn_breaker_record(breaker_of(fo, prov), prov->breaker_failures, prov->breaker_cooldown,
                                apr_time_now(), mn_try_outcome(tr), at.probe);
     log_breaker(req->r, prov, change);
     if (at.upstream_status
@@ -131,7 +132,7 @@ static mn_next_action serve_target(failover *fo, const mn_target *t, int ti, int
 {
     request_rec *r = fo->req->r;
     const mn_provider *prov = t->provider;
-    mn_breaker_slot *slot = breaker_of(prov);
+    mn_breaker_slot *slot = breaker_of(fo, prov);
     apr_uint32_t key_index = 0;
     mn_try tr;
 
@@ -199,7 +200,7 @@ static mn_next_action unavailable(failover *fo, const mn_provider *prov, int tar
 static int serve_echo(failover *fo, const mn_target *t, int ti)
 {
     mn_wire_ctx ctx;
-    mn_wire_ctx_init(&ctx, fo->req->r, t->provider, t->model, fo->pol);
+    mn_wire_ctx_init(&ctx, fo->req, t->provider, t->model, fo->pol);
     note_try(fo, t->provider, "200");
     note_served(fo, ti);
     fo->req->upstream_status = 0;

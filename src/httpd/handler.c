@@ -36,7 +36,7 @@ static int path_is_chat_completions(const char *uri)
 /* GET .../models/{id}, as the SDKs' models.retrieve sends it: the provider
  * the id names (the id's '/' may arrive as %2F, with AllowEncodedSlashes
  * NoDecode), or NULL. */
-static const mn_provider *models_path_provider(const char *uri)
+static const mn_provider *models_path_provider(const mn_request *req, const char *uri)
 {
     const char *id = strstr(uri, "/models/");
     size_t len;
@@ -48,7 +48,7 @@ static const mn_provider *models_path_provider(const char *uri)
     if (!len || (id[len] != '/' && ap_cstr_casecmpn(id + len, "%2F", 3))) {
         return NULL;
     }
-    return mn_providers_get(mn_conf->providers, id, len);
+    return mn_providers_get(req->conf->providers, id, len);
 }
 
 /* ManiacCORS: Access-Control-* on every answer to an allowed origin, and
@@ -91,16 +91,17 @@ static int too_large(request_rec *r, apr_off_t limit, mn_error *err)
 }
 
 /* Reads the request body, bounded by LimitRequestBody and our own cap. */
-static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err)
+static int read_body(mn_request *req, char **body, apr_size_t *len, mn_error *err)
 {
+    request_rec *r = req->r;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_bucket_brigade *all = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     apr_off_t total = 0, limit = ap_get_limit_req_body(r), cl = 0;
     const char *cls = apr_table_get(r->headers_in, "Content-Length");
     int seen_eos = 0, saved_proxyreq = r->proxyreq, rc = 0;
 
-    if (limit <= 0 || limit > mn_conf->max_body) {
-        limit = mn_conf->max_body;
+    if (limit <= 0 || limit > req->conf->max_body) {
+        limit = req->conf->max_body;
     }
     if (cls && ap_parse_strict_length(&cl, cls) && cl > limit) {
         return too_large(r, limit, err);
@@ -154,7 +155,7 @@ static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err
 static const mn_target *route(mn_request *req, const char *model, mn_target *single,
                               int *ntargets, int *is_alias)
 {
-    const mn_alias *alias = mn_alias_get(mn_conf->providers, model);
+    const mn_alias *alias = mn_alias_get(req->conf->providers, model);
     const char *slash;
 
     *is_alias = alias != NULL;
@@ -165,7 +166,7 @@ static const mn_target *route(mn_request *req, const char *model, mn_target *sin
     }
     slash = strchr(model, '/');
     if (slash) {
-        req->prov = mn_providers_get(mn_conf->providers, model, (size_t)(slash - model));
+        req->prov = mn_providers_get(req->conf->providers, model, (size_t)(slash - model));
     }
     if (!req->prov || !slash[1]) {
         return NULL;
@@ -229,7 +230,7 @@ int mn_serve(mn_request *req, json_t *body, mn_error *err)
     if (mn_policy_apply(body, targets_keep(targets, ntargets), &pol, err)) {
         return mn_answer_error(req, err);
     }
-    if (!key_allows(r, pol.model, is_alias ? mn_alias_get(mn_conf->providers, pol.model) : NULL)) {
+    if (!key_allows(r, pol.model, is_alias ? mn_alias_get(req->conf->providers, pol.model) : NULL)) {
         mn_notes_request(r->pool, r->notes, &pol, NULL, NULL);
         mn_auth_add_tags(r);
         mn_error_set(err, 404, "invalid_request_error", "model", "model_not_found",
@@ -269,6 +270,7 @@ void mn_request_init(mn_request *req, request_rec *r, const mn_face *face)
     memset(req, 0, sizeof(*req));
     req->r = r;
     req->face = face;
+    req->conf = mn_conf;
 }
 
 static int handle(request_rec *r)
@@ -291,7 +293,7 @@ static int handle(request_rec *r)
         if ((rc = mn_ops_endpoints(r)) != DECLINED) {
             return rc;
         }
-        req.prov = models_path_provider(r->uri);
+        req.prov = models_path_provider(&req, r->uri);
         mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
                      "Invalid URL (%s %s): this endpoint serves POST .../chat/completions "
                      "(a model is named provider/model in the request body)",
@@ -305,7 +307,7 @@ static int handle(request_rec *r)
         ap_discard_request_body(r);
         return mn_answer_error(&req, &err);
     }
-    if (read_body(r, &raw, &len, &err)) {
+    if (read_body(&req, &raw, &len, &err)) {
         return mn_answer_error(&req, &err);
     }
     body = json_loadb(raw, len, 0, &jerr);

@@ -225,7 +225,7 @@ static relay_state on_translating(relay *rl)
     if (parse_rc == MN_SSE_ERR_TOO_LONG) {
         mn_error_fail(&cause, MN_FAIL_EVENT_TOO_LARGE,
                       "provider '%s' sent a stream event larger than %" APR_SIZE_T_FMT " bytes",
-                      rl->at->prov->name, mn_conf->max_event);
+                      rl->at->prov->name, rl->req->conf->max_event);
         rl->status = rl->wire->stream_end(rl->st, &cause, rl->cs.out);
     }
     else if (rl->status == MN_STREAM_MORE && rl->rv == APR_EOF) {
@@ -383,7 +383,7 @@ static int relay_init(relay *rl, mn_request *req, mn_attempt *at, const mn_wire 
         return -1;
     }
     apr_pool_cleanup_register(rl->pool, rl, release_translator, apr_pool_cleanup_null);
-    mn_sse_init(&rl->parser, mn_conf->max_event, on_sse, rl);
+    mn_sse_init(&rl->parser, req->conf->max_event, on_sse, rl);
     apr_pool_cleanup_register(rl->pool, &rl->parser, release_parser, apr_pool_cleanup_null);
     return 0;
 }
