@@ -88,6 +88,8 @@ int mn_relay(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_wire_ctx *
              mn_upstream *u, mn_error *err);
 
 /* answer.c */
+/* A JSON body with its status (and a status line httpd lacks, e.g. 529). */
+void mn_write_json_bytes(request_rec *r, int status, const char *body, apr_size_t len);
 int mn_answer_json(mn_request *req, int status, json_t *body);
 void mn_answer_bytes(mn_request *req, int status, const char *body, apr_size_t len);
 /* The error answer before the first byte; returns OK. */

@@ -24,9 +24,8 @@ static const char *status_line(request_rec *r, int status)
     return apr_psprintf(r->pool, "%d %s", status, status == 529 ? "Overloaded" : "Unknown");
 }
 
-static void chat_bytes(mn_request *req, int status, const char *body, apr_size_t len)
+void mn_write_json_bytes(request_rec *r, int status, const char *body, apr_size_t len)
 {
-    request_rec *r = req->r;
     r->status = status;
     r->status_line = status_line(r, status);
     ap_set_content_type(r, "application/json");
@@ -35,6 +34,11 @@ static void chat_bytes(mn_request *req, int status, const char *body, apr_size_t
     if (!r->header_only && len) {
         ap_rwrite(body, (int)len, r);
     }
+}
+
+static void chat_bytes(mn_request *req, int status, const char *body, apr_size_t len)
+{
+    mn_write_json_bytes(req->r, status, body, len);
 }
 
 static void chat_json(mn_request *req, int status, json_t *body)
