@@ -218,9 +218,9 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 }
 
 /* What the hot path looks at in a chunk (indexes into mn_stream.fast). */
-enum { FP_TOP, FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICES, FP_CHOICE_N, FP_FINISH, FP_N };
+enum { FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICE_N, FP_FINISH, FP_N };
 static const char *const fast_paths[FP_N] = {
-    "*", "error", "provider", "usage", "choices", "choices[*]", "choices[0].finish_reason"
+    "error", "provider", "usage", "choices[*]", "choices[0].finish_reason"
 };
 
 struct mn_stream {
@@ -431,7 +431,7 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
     }
     if (sp[FP_ERROR].type != MN_JT_NONE || sp[FP_PROVIDER].type != MN_JT_NONE
         || (u->type != MN_JT_NONE && (u->type != MN_JT_NULL || u->count != 1))
-        || sp[FP_CHOICES].type != MN_JT_ARRAY || sp[FP_CHOICE_N].count != 1
+        || sp[FP_CHOICE_N].count != 1   /* [*] counts array elements only */
         || sp[FP_FINISH].type == MN_JT_NONE || memchr(data, '\n', len)
         || memchr(data, '\r', len) || !bytes_clean(data, len)) {
         return 0;
