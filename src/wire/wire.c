@@ -157,6 +157,17 @@ void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *
     out->frame_end(out->baton);
 }
 
+void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
+                                 size_t len, mn_sink *out)
+{
+    out->write(out->baton, "data: ", 6);
+    out->write(out->baton, t->json, t->head_len);
+    out->write(out->baton, json_string, len);
+    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+}
+
 void mn_delta_template_free(mn_delta_template *t)
 {
     free(t->json);
