@@ -245,9 +245,7 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                                 size_t len, const char *retry_after, mn_error *err)
 {
     mn_error_from_openai_body(err, status, body, len, ctx->provider);
-    if (retry_after) {
-        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
-    }
+    mn_wire_retry_after(ctx, retry_after, err);
 }
 
 /* What the hot path looks at in a chunk (indexes into mn_stream.fast). */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_cstr.h>
+#include "mn_resilience.h"
 #include "mn_wire.h"
 
 const mn_wire *mn_wire_for(mn_format f)
@@ -51,6 +52,14 @@ void mn_usage_from_openai(mn_usage *u, json_t *usage)
                                   "cached_tokens");
     u->reasoning_tokens = int_member(json_object_get(usage, "completion_tokens_details"),
                                      "reasoning_tokens");
+}
+
+void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err)
+{
+    if (raw) {
+        mn_retry_after_normalise(raw, apr_time_from_sec(ctx->created), err->retry_after,
+                                 sizeof(err->retry_after));
+    }
 }
 
 json_t *mn_usage_to_openai(const mn_usage *u)
