@@ -50,4 +50,14 @@ int mn_agent_thinking_to_anthropic(apr_pool_t *p, json_t *msg, size_t mi, json_t
  * with thinking on, Anthropic would refuse it. */
 int mn_agent_thinking_missing(json_t *messages);
 
+/* Gemini: reasoning_effort (none, minimal, low, medium, high, xhigh, max)
+ * into thinkingConfig.  gemini-3 and later take thinkingLevel (flash models:
+ * minimal/low/medium/high; others low/high, the levels every model of the
+ * family accepts), older ones thinkingBudget (none 0, minimal 512, low
+ * 1024, medium 8192, high and above 24576).  0, or -1 for an unknown effort. */
+int mn_agent_gemini_effort(const char *model, const char *effort, json_t *thinking_config);
+
+/* 1 when the Gemini model takes thinkingLevel (gemini-N with N >= 3). */
+int mn_agent_gemini_levels(const char *model);
+
 #endif

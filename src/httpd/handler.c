@@ -730,6 +730,11 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     if (wire->encode_request(&ctx, body, &up, err)) {
         return MN_OUTCOME_CALLER;
     }
+    if (ctx.dropped) {
+        const char *d = apr_table_get(r->notes, "maniac-dropped");
+        apr_table_setn(r->notes, "maniac-dropped",
+                       d ? apr_pstrcat(r->pool, d, ",", ctx.dropped, NULL) : ctx.dropped);
+    }
     if (!up.headers) {
         up.headers = apr_table_make(r->pool, 4);
     }

@@ -1,4 +1,5 @@
 /* mn_agent: reasoning artefacts across tool turns (see mn_agent.h). */
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
@@ -216,6 +217,49 @@ int mn_agent_thinking_missing(json_t *messages)
             && !has_thinking_blocks(m)) {
             return 1;
         }
+    }
+    return 0;
+}
+
+int mn_agent_gemini_levels(const char *model)
+{
+    long major;
+    if (!model) {
+        return 0;
+    }
+    if (!strncmp(model, "models/", 7)) {
+        model += 7;
+    }
+    if (strncmp(model, "gemini-", 7) || model[7] < '0' || model[7] > '9') {
+        return 0;
+    }
+    major = strtol(model + 7, NULL, 10);
+    return major >= 3;
+}
+
+static const char *const efforts[] = { "none", "minimal", "low", "medium", "high", "xhigh", "max" };
+
+int mn_agent_gemini_effort(const char *model, const char *effort, json_t *thinking_config)
+{
+    static const int budgets[] = { 0, 512, 1024, 8192, 24576, 24576, 24576 };
+    static const char *const flash[] = { "minimal", "minimal", "low", "medium", "high", "high",
+                                         "high" };
+    static const char *const other[] = { "low", "low", "low", "high", "high", "high", "high" };
+    size_t i;
+    for (i = 0; i < sizeof(efforts) / sizeof(efforts[0]); i++) {
+        if (!strcmp(effort, efforts[i])) {
+            break;
+        }
+    }
+    if (i == sizeof(efforts) / sizeof(efforts[0])) {
+        return -1;
+    }
+    if (mn_agent_gemini_levels(model)) {
+        json_object_set_new(thinking_config, "thinkingLevel",
+                            json_string(strstr(model, "flash") ? flash[i] : other[i]));
+    }
+    else {
+        json_object_set_new(thinking_config, "thinkingBudget", json_integer(budgets[i]));
     }
     return 0;
 }

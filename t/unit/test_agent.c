@@ -199,6 +199,41 @@ static void test_thinking_missing(void **state)
     }
 }
 
+static void test_gemini_effort(void **state)
+{
+    static const struct { const char *model, *effort, *want; } cases[] = {
+        { "gemini-2.5-flash", "none", "{\"thinkingBudget\":0}" },
+        { "gemini-2.5-pro", "minimal", "{\"thinkingBudget\":512}" },
+        { "gemini-2.5-flash", "low", "{\"thinkingBudget\":1024}" },
+        { "gemini-2.5-flash", "medium", "{\"thinkingBudget\":8192}" },
+        { "gemini-2.5-flash", "xhigh", "{\"thinkingBudget\":24576}" },
+        { "gemini-1.5-pro", "high", "{\"thinkingBudget\":24576}" },
+        { "my-tuned-model", "high", "{\"thinkingBudget\":24576}" },
+        { "gemini-3-flash-preview", "none", "{\"thinkingLevel\":\"minimal\"}" },
+        { "gemini-3-flash-preview", "minimal", "{\"thinkingLevel\":\"minimal\"}" },
+        { "gemini-3-flash-preview", "medium", "{\"thinkingLevel\":\"medium\"}" },
+        { "gemini-3-flash-preview", "xhigh", "{\"thinkingLevel\":\"high\"}" },
+        { "gemini-3-pro-preview", "none", "{\"thinkingLevel\":\"low\"}" },
+        { "gemini-3-pro-preview", "low", "{\"thinkingLevel\":\"low\"}" },
+        { "gemini-3-pro-preview", "medium", "{\"thinkingLevel\":\"high\"}" },
+        { "models/gemini-3.1-pro", "max", "{\"thinkingLevel\":\"high\"}" },
+        { "gemini-10-pro", "low", "{\"thinkingLevel\":\"low\"}" },
+    };
+    size_t i;
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *tc = json_object();
+        assert_int_equal(mn_agent_gemini_effort(cases[i].model, cases[i].effort, tc), 0);
+        assert_json(tc, cases[i].want);
+        json_decref(tc);
+    }
+    {
+        json_t *tc = json_object();
+        assert_int_equal(mn_agent_gemini_effort("gemini-3-pro", "extreme", tc), -1);
+        assert_int_equal(json_object_size(tc), 0);
+        json_decref(tc);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -207,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_thinking_blocks_out),
         cmocka_unit_test(test_thinking_blocks_in),
         cmocka_unit_test(test_thinking_missing),
+        cmocka_unit_test(test_gemini_effort),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, setup, teardown);
