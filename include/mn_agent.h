@@ -18,6 +18,7 @@
 
 #include <apr_pools.h>
 #include <jansson.h>
+#include "mn_buf.h"
 #include "mn_error.h"
 
 /* Gemini answer: tc is an OpenAI tool call with its plain id; part the
@@ -42,13 +43,36 @@ json_t *mn_agent_thinking_block(json_t *block);
 
 /* Anthropic request: appends msg.thinking_blocks (message mi) to content, as
  * they came.  0, or -1 with a 400 naming messages[mi].thinking_blocks[j]. */
-int mn_agent_thinking_to_anthropic(apr_pool_t *p, json_t *msg, size_t mi, json_t *content,
-                                   mn_error *err);
+int mn_agent_thinking_to_anthropic(json_t *msg, size_t mi, json_t *content, mn_error *err);
 
 /* Anthropic request: 1 when an assistant turn of the current tool loop
  * (after the last user message) calls tools without its thinking blocks:
  * with thinking on, Anthropic would refuse it. */
 int mn_agent_thinking_missing(json_t *messages);
+
+/* Anthropic stream: the thinking blocks of a message, collected from
+ * content_block_start / _delta / _stop and handed out as one list.  A
+ * thinking block's text and signature are held until its stop (the client
+ * needs the whole block to send it back): memory grows with the thinking of
+ * one answer, which max_tokens bounds. */
+typedef struct mn_agent_thinking_acc {
+    mn_buf text, sig;
+    int open;                /* a thinking block is being collected */
+    json_t *pending;         /* finished blocks not yet handed out, or NULL */
+} mn_agent_thinking_acc;
+
+void mn_agent_acc_init(mn_agent_thinking_acc *a);
+/* content_block_start with block cb: thinking opens, redacted_thinking is
+ * finished at once; other types are ignored. */
+void mn_agent_acc_start(mn_agent_thinking_acc *a, json_t *cb);
+/* content_block_delta of the open block: thinking_delta, signature_delta. */
+void mn_agent_acc_delta(mn_agent_thinking_acc *a, json_t *delta);
+/* content_block_stop of the open thinking block. */
+void mn_agent_acc_stop(mn_agent_thinking_acc *a);
+/* The finished blocks in order (new reference) and none pending; NULL when
+ * there are none. */
+json_t *mn_agent_acc_take(mn_agent_thinking_acc *a);
+void mn_agent_acc_free(mn_agent_thinking_acc *a);
 
 /* Gemini: reasoning_effort (none, minimal, low, medium, high, xhigh, max)
  * into thinkingConfig.  gemini-3 and later take thinkingLevel (flash models:

@@ -1,4 +1,5 @@
 /* mn_agent: reasoning artefacts across tool turns (see mn_agent.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
@@ -152,16 +153,19 @@ json_t *mn_agent_thinking_block(json_t *block)
     return NULL;
 }
 
-static int bad_block(apr_pool_t *p, mn_error *err, size_t mi, size_t j, const char *why)
+static int bad_blocks(mn_error *err, size_t mi, long j, const char *why)
 {
-    return mn_error_set(err, 400, "invalid_request_error",
-                        apr_psprintf(p, "messages[%lu].thinking_blocks[%lu]",
-                                     (unsigned long)mi, (unsigned long)j),
-                        NULL, "%s", why);
+    char param[96];
+    if (j < 0) {
+        snprintf(param, sizeof(param), "messages[%zu].thinking_blocks", mi);
+    }
+    else {
+        snprintf(param, sizeof(param), "messages[%zu].thinking_blocks[%ld]", mi, j);
+    }
+    return mn_error_set(err, 400, "invalid_request_error", param, NULL, "%s", why);
 }
 
-int mn_agent_thinking_to_anthropic(apr_pool_t *p, json_t *msg, size_t mi, json_t *content,
-                                   mn_error *err)
+int mn_agent_thinking_to_anthropic(json_t *msg, size_t mi, json_t *content, mn_error *err)
 {
     json_t *blocks = json_object_get(msg, "thinking_blocks");
     size_t j;
@@ -170,15 +174,13 @@ int mn_agent_thinking_to_anthropic(apr_pool_t *p, json_t *msg, size_t mi, json_t
         return 0;
     }
     if (!json_is_array(blocks)) {
-        return mn_error_set(err, 400, "invalid_request_error",
-                            apr_psprintf(p, "messages[%lu].thinking_blocks", (unsigned long)mi),
-                            NULL, "must be an array");
+        return bad_blocks(err, mi, -1, "must be an array");
     }
     json_array_foreach(blocks, j, b) {
         json_t *nb = mn_agent_thinking_block(b);
         if (!nb) {
-            return bad_block(p, err, mi, j, "must be {type:\"thinking\", thinking, signature} "
-                                            "or {type:\"redacted_thinking\", data}");
+            return bad_blocks(err, mi, (long)j, "must be {type:\"thinking\", thinking, signature} "
+                                                "or {type:\"redacted_thinking\", data}");
         }
         json_array_append_new(content, nb);
     }
@@ -262,4 +264,91 @@ int mn_agent_gemini_effort(const char *model, const char *effort, json_t *thinki
         json_object_set_new(thinking_config, "thinkingBudget", json_integer(budgets[i]));
     }
     return 0;
+}
+
+void mn_agent_acc_init(mn_agent_thinking_acc *a)
+{
+    mn_buf_init(&a->text);
+    mn_buf_init(&a->sig);
+    a->open = 0;
+    a->pending = NULL;
+}
+
+static void acc_push(mn_agent_thinking_acc *a, json_t *block)
+{
+    if (!a->pending) {
+        a->pending = json_array();
+    }
+    json_array_append_new(a->pending, block);
+}
+
+static void append_string(mn_buf *b, json_t *s)
+{
+    if (json_is_string(s)) {
+        mn_buf_append(b, json_string_value(s), json_string_length(s));
+    }
+}
+
+void mn_agent_acc_start(mn_agent_thinking_acc *a, json_t *cb)
+{
+    const char *t = json_string_value(json_object_get(cb, "type"));
+    json_t *nb;
+    if (!t) {
+        return;
+    }
+    if (!strcmp(t, "thinking")) {
+        mn_buf_reset(&a->text);
+        mn_buf_reset(&a->sig);
+        append_string(&a->text, json_object_get(cb, "thinking"));
+        append_string(&a->sig, json_object_get(cb, "signature"));
+        a->open = 1;
+    }
+    else if (!strcmp(t, "redacted_thinking") && (nb = mn_agent_thinking_block(cb)) != NULL) {
+        acc_push(a, nb);
+    }
+}
+
+void mn_agent_acc_delta(mn_agent_thinking_acc *a, json_t *delta)
+{
+    const char *t = json_string_value(json_object_get(delta, "type"));
+    if (!a->open || !t) {
+        return;
+    }
+    if (!strcmp(t, "thinking_delta")) {
+        append_string(&a->text, json_object_get(delta, "thinking"));
+    }
+    else if (!strcmp(t, "signature_delta")) {
+        append_string(&a->sig, json_object_get(delta, "signature"));
+    }
+}
+
+void mn_agent_acc_stop(mn_agent_thinking_acc *a)
+{
+    if (!a->open) {
+        return;
+    }
+    a->open = 0;
+    /* unsigned thinking cannot be sent back: nothing to keep */
+    if (a->sig.len) {
+        acc_push(a, json_pack("{s:s,s:s%,s:s%}", "type", "thinking",
+                              "thinking", a->text.data ? a->text.data : "", a->text.len,
+                              "signature", a->sig.data, a->sig.len));
+    }
+    mn_buf_reset(&a->text);
+    mn_buf_reset(&a->sig);
+}
+
+json_t *mn_agent_acc_take(mn_agent_thinking_acc *a)
+{
+    json_t *p = a->pending;
+    a->pending = NULL;
+    return p;
+}
+
+void mn_agent_acc_free(mn_agent_thinking_acc *a)
+{
+    mn_buf_free(&a->text);
+    mn_buf_free(&a->sig);
+    json_decref(a->pending);
+    a->pending = NULL;
 }

@@ -146,7 +146,7 @@ static void test_thinking_blocks_in(void **state)
     json_t *content = json_array();
     mn_error err;
     memset(&err, 0, sizeof(err));
-    assert_int_equal(mn_agent_thinking_to_anthropic(pool, msg, 1, content, &err), 0);
+    assert_int_equal(mn_agent_thinking_to_anthropic(msg, 1, content, &err), 0);
     assert_json(content, "[{\"type\":\"thinking\",\"thinking\":\"a\\u00e9\",\"signature\":\"S\"},"
                          "{\"type\":\"redacted_thinking\",\"data\":\"D\"}]");
     json_decref(msg);
@@ -154,16 +154,16 @@ static void test_thinking_blocks_in(void **state)
 
     content = json_array();
     msg = mn_t_json("{\"role\":\"assistant\",\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"a\"}]}");
-    assert_int_equal(mn_agent_thinking_to_anthropic(pool, msg, 3, content, &err), -1);
+    assert_int_equal(mn_agent_thinking_to_anthropic(msg, 3, content, &err), -1);
     assert_int_equal(err.status, 400);
     assert_string_equal(err.param, "messages[3].thinking_blocks[0]");
     json_decref(msg);
     msg = mn_t_json("{\"role\":\"assistant\",\"thinking_blocks\":\"x\"}");
-    assert_int_equal(mn_agent_thinking_to_anthropic(pool, msg, 2, content, &err), -1);
+    assert_int_equal(mn_agent_thinking_to_anthropic(msg, 2, content, &err), -1);
     assert_string_equal(err.param, "messages[2].thinking_blocks");
     json_decref(msg);
     msg = mn_t_json("{\"role\":\"assistant\",\"thinking_blocks\":null}");
-    assert_int_equal(mn_agent_thinking_to_anthropic(pool, msg, 2, content, &err), 0);
+    assert_int_equal(mn_agent_thinking_to_anthropic(msg, 2, content, &err), 0);
     assert_int_equal(json_array_size(content), 0);
     json_decref(msg);
     json_decref(content);
@@ -234,6 +234,49 @@ static void test_gemini_effort(void **state)
     }
 }
 
+static void feed(mn_agent_thinking_acc *a, const char *kind, const char *json)
+{
+    json_t *j = mn_t_json(json);
+    if (!strcmp(kind, "start")) {
+        mn_agent_acc_start(a, j);
+    }
+    else {
+        mn_agent_acc_delta(a, j);
+    }
+    json_decref(j);
+}
+
+static void test_thinking_acc(void **state)
+{
+    mn_agent_thinking_acc a;
+    json_t *got;
+    mn_agent_acc_init(&a);
+    assert_null(mn_agent_acc_take(&a));
+    feed(&a, "start", "{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
+    feed(&a, "delta", "{\"type\":\"thinking_delta\",\"thinking\":\"Let me \"}");
+    feed(&a, "delta", "{\"type\":\"thinking_delta\",\"thinking\":\"think \\u00e9.\"}");
+    feed(&a, "delta", "{\"type\":\"signature_delta\",\"signature\":\"EqQB+/\"}");
+    feed(&a, "delta", "{\"type\":\"signature_delta\",\"signature\":\"xyz==\"}");
+    mn_agent_acc_stop(&a);
+    feed(&a, "start", "{\"type\":\"redacted_thinking\",\"data\":\"RD\"}");
+    /* a text block between: ignored */
+    feed(&a, "start", "{\"type\":\"text\",\"text\":\"hi\"}");
+    mn_agent_acc_stop(&a);
+    got = mn_agent_acc_take(&a);
+    assert_json(got, "[{\"type\":\"thinking\",\"thinking\":\"Let me think \\u00e9.\","
+                     "\"signature\":\"EqQB+/xyz==\"},{\"type\":\"redacted_thinking\",\"data\":\"RD\"}]");
+    json_decref(got);
+    assert_null(mn_agent_acc_take(&a));
+    /* unsigned thinking is not kept; a stream cut mid-block leaks nothing */
+    feed(&a, "start", "{\"type\":\"thinking\",\"thinking\":\"x\"}");
+    mn_agent_acc_stop(&a);
+    assert_null(mn_agent_acc_take(&a));
+    feed(&a, "start", "{\"type\":\"thinking\",\"thinking\":\"x\"}");
+    feed(&a, "delta", "{\"type\":\"signature_delta\",\"signature\":\"s\"}");
+    feed(&a, "start", "{\"type\":\"redacted_thinking\",\"data\":\"R2\"}");
+    mn_agent_acc_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_thinking_blocks_in),
         cmocka_unit_test(test_thinking_missing),
         cmocka_unit_test(test_gemini_effort),
+        cmocka_unit_test(test_thinking_acc),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, setup, teardown);
