@@ -356,3 +356,58 @@ test('Claude: an altered thinking block is refused by the mock (the rule the gat
   }, { headers: { 'x-test-id': id } }), (e) => e.status === 400 && /Invalid `signature`/.test(e.message));
   assert.equal(a.rejections.length, 1);
 });
+
+// ------------------------------------------------- Vercel AI SDK (its own message types)
+
+const { generateText, streamText, tool, jsonSchema, stepCountIs } = await import('ai');
+const { createOpenAICompatible } = await import('@ai-sdk/openai-compatible');
+
+function aiTools() {
+  return {
+    get_weather: tool({
+      description: 'Weather of a city',
+      inputSchema: jsonSchema({ type: 'object', properties: { location: { type: 'string' }, unit: { type: 'string' } }, required: ['location'] }),
+      execute: async ({ location }) => ({ location, temperature: 21 }),
+    }),
+    get_time: tool({
+      description: 'Local time of a city',
+      inputSchema: jsonSchema({ type: 'object', properties: { location: { type: 'string' } }, required: ['location'] }),
+      execute: async ({ location }) => ({ location, time: '12:00' }),
+    }),
+  };
+}
+
+async function aiLoop(model, { stream, providerOptions } = {}) {
+  const provider = createOpenAICompatible({ name: 'maniac', baseURL: gw.baseURL, apiKey: 'client-key', headers: { 'x-test-id': tid('ai') } });
+  const args = {
+    model: provider(model), tools: aiTools(), stopWhen: stepCountIs(6), maxRetries: 0,
+    prompt: 'What is the weather in three cities? Use the tools.',
+    ...(providerOptions ? { providerOptions: { maniac: providerOptions } } : {}),
+  };
+  if (!stream) return generateText(args);
+  const s = streamText({ ...args, onError: ({ error }) => { throw error; } });
+  let text = '';
+  for await (const t of s.textStream) text += t;
+  return { text, steps: await s.steps };
+}
+
+for (const stream of [false, true]) {
+  test(`Vercel AI SDK (@ai-sdk/openai-compatible) agent on Gemini 3, ${stream ? 'streamText' : 'generateText'}: three tool turns, the ids carry the signatures`, async () => {
+    const g = geminiAgent({ turns: 3 });
+    routes.gem3 = g.handler;
+    const r = await aiLoop(GEM, { stream });
+    assert.deepEqual(g.rejections, []);
+    assert.deepEqual(g.placeholders, []);
+    assert.equal(r.text, 'Done after 3 tool turns.');
+    assert.equal(r.steps.length, 4);
+  });
+
+  test(`Vercel AI SDK agent on Claude with thinking, ${stream ? 'streamText' : 'generateText'}: the SDK drops thinking_blocks, the gateway turns thinking off, the loop completes`, async () => {
+    const a = anthropicAgent({ turns: 3 });
+    routes.claude = a.handler;
+    const r = await aiLoop(CLAUDE, { stream, providerOptions: { reasoningEffort: 'low' } });
+    assert.deepEqual(a.rejections, []);
+    assert.equal(r.text, 'Done after 3 tool results.');
+    assert.deepEqual(a.thinkingSeen, [true, false, false, false]);
+  });
+}
