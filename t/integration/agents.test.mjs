@@ -17,7 +17,7 @@ import { MockUpstream } from './lib/mock.mjs';
 import { startGateway } from './lib/apache.mjs';
 import { assertLog } from './lib/expect.mjs';
 import { makeClient, makeTmpDir, removeTmpDir, assertNoSecrets, UPSTREAM_KEY } from './lib/setup.mjs';
-import { geminiAgent, anthropicAgent, openaiStrict, GEMINI_PLACEHOLDER } from './lib/agent-mocks.mjs';
+import { geminiAgent, anthropicAgent, openaiStrict, GEMINI_PLACEHOLDER, decodeSigId } from './lib/agent-mocks.mjs';
 
 const GEM = 'gem3/gemini-3-pro-preview';
 const CLAUDE = 'claude/claude-sonnet-4-5';
@@ -158,6 +158,10 @@ for (const [label, opts] of [
     assert.equal(first.length, 2);
     assert.match(first[0].id, /^gsig1_[A-Za-z0-9_-]+$/);
     assert.doesNotMatch(first[1].id, /^gsig1_/, 'an unsigned call keeps a plain id');
+    // the id decodes (independent decoder) to the plain call id and the issued signature
+    const dec = decodeSigId(first[0].id);
+    assert.equal(dec.signature, [...g.issued.values()][0]);
+    assert.equal(dec.callId, first[1].id.replace(/_1$/, '_0'), 'the plain id is call_<responseId>_0');
     if (!opts.raw) {
       const sig = first[0].extra_content?.google?.thought_signature;
       assert.equal(typeof sig, 'string');

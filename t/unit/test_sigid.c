@@ -63,6 +63,16 @@ static void test_round_trip_typical(void **state)
     round_trip("", 0, "sig", 3);
 }
 
+/* The same bytes as t/integration/lib/agent-mocks.mjs encodeSigId (written
+ * apart, from the format in mn_sigid.h). */
+static void test_known_answer(void **state)
+{
+    const char *sig = "CiQBjz1rX4m2c6N0Wf+/9u8Q7kz0aw==";
+    assert_string_equal(mn_sigid_encode(pool, "call_Tm5JaK_vM9aB1sQPz8yQ8Ag_0", 30, sig, strlen(sig)),
+                        "gsig1_HmNhbGxfVG01SmFLX3ZNOWFCMXNRUHo4eVE4QWdfMENpUUJqejFyWDRtMmM2TjBX"
+                        "ZisvOXU4UTdrejBhdz09RKSxEg");
+}
+
 static void test_round_trip_any_bytes(void **state)
 {
     char call[256], sig[256];
@@ -183,6 +193,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_typical),
+        cmocka_unit_test(test_known_answer),
         cmocka_unit_test(test_round_trip_any_bytes),
         cmocka_unit_test(test_round_trip_long_signature),
         cmocka_unit_test(test_no_signature_is_plain),

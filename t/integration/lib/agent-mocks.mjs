@@ -283,3 +283,37 @@ export function openaiStrict() {
   };
   return state;
 }
+
+// ------------------------------------------------- the gsig1_ id (mn_sigid.h), independently
+
+function fnv1a32(buf) {
+  let h = 0x811c9dc5;
+  for (const b of buf) { h ^= b; h = Math.imul(h, 0x01000193) >>> 0; }
+  return h >>> 0;
+}
+
+/** gsig1_ id for (call id, signature), as the gateway must build it. */
+export function encodeSigId(callId, signature) {
+  const id = Buffer.from(callId, 'utf8');
+  const sig = Buffer.from(signature, 'utf8');
+  const varint = [];
+  let v = id.length;
+  do { let b = v & 0x7f; v >>>= 7; if (v) b |= 0x80; varint.push(b); } while (v);
+  const body = Buffer.concat([Buffer.from(varint), id, sig]);
+  const check = Buffer.alloc(4);
+  check.writeUInt32BE(fnv1a32(body));
+  return `gsig1_${Buffer.concat([body, check]).toString('base64url')}`;
+}
+
+/** { callId, signature } of a gsig1_ id, or null when it is not one that checks. */
+export function decodeSigId(s) {
+  if (typeof s !== 'string' || !s.startsWith('gsig1_')) return null;
+  const raw = Buffer.from(s.slice(6), 'base64url');
+  if (raw.length < 6 || raw.toString('base64url') !== s.slice(6)) return null;
+  const body = raw.subarray(0, raw.length - 4);
+  if (fnv1a32(body) !== raw.readUInt32BE(raw.length - 4)) return null;
+  let len = 0; let i = 0;
+  for (; i < 4; i++) { len |= (body[i] & 0x7f) << (7 * i); if (!(body[i] & 0x80)) break; }
+  i++;
+  return { callId: body.subarray(i, i + len).toString('utf8'), signature: body.subarray(i + len).toString('utf8') };
+}
