@@ -7,6 +7,7 @@
 #include <string.h>
 #include <apr_date.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_anthropic.h"
 
 /* ------------------------------------------------------------------- usage */
@@ -91,6 +92,7 @@ typedef struct {
     mn_buf text, thinking;
     int have_text, have_thinking;
     json_t *calls;           /* tool_calls, or NULL */
+    json_t *blocks;          /* thinking_blocks, or NULL */
 } answer_parts;
 
 static json_t *tool_call_from_block(json_t *block)
@@ -113,7 +115,13 @@ static void read_blocks(json_t *content, answer_parts *a)
 
     json_array_foreach(content, i, block) {
         const char *bt = json_string_value(json_object_get(block, "type"));
-        json_t *s;
+        json_t *s, *tb = mn_agent_thinking_block(block);
+        if (tb) {
+            if (!a->blocks) {
+                a->blocks = json_array();
+            }
+            json_array_append_new(a->blocks, tb);
+        }
         if (!bt) {
             continue;
         }
@@ -132,11 +140,11 @@ static void read_blocks(json_t *content, answer_parts *a)
             }
             json_array_append_new(a->calls, tool_call_from_block(block));
         }
-        /* server-tool blocks, redacted thinking, citations: no OpenAI slot */
+        /* server-tool blocks, citations: no OpenAI slot */
     }
 }
 
-/* The assistant message; takes a->calls. */
+/* The assistant message; takes a->calls and a->blocks. */
 static json_t *answer_message(mn_wire_ctx *ctx, answer_parts *a)
 {
     json_t *msg = json_object();
@@ -148,6 +156,11 @@ static json_t *answer_message(mn_wire_ctx *ctx, answer_parts *a)
     if (a->have_thinking && ctx->provider && ctx->provider->reasoning_content) {
         json_object_set_new(msg, "reasoning_content",
                             json_stringn(a->thinking.data, a->thinking.len));
+    }
+    /* whatever reasoning= says: an agent must send them back to go on */
+    if (a->blocks) {
+        json_object_set_new(msg, "thinking_blocks", a->blocks);
+        a->blocks = NULL;
     }
     if (a->calls) {
         json_object_set_new(msg, "tool_calls", a->calls);

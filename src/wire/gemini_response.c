@@ -9,6 +9,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_time.h>
+#include "mn_agent.h"
 #include "mn_gemini.h"
 
 /* ------------------------------------------------------------------------ */
@@ -319,7 +320,9 @@ static json_t *answer_message(mn_wire_ctx *ctx, json_t *parts, const char *rid, 
         }
         else if (json_is_object(fc) && mn_gm_has_name(fc)) {
             json_t *args = mn_gm_args_string(json_object_get(fc, "args"));
-            json_array_append_new(calls, mn_gm_tool_call_json(fc, rid, (*ncalls)++, 0, args));
+            json_t *tc = mn_gm_tool_call_json(fc, rid, (*ncalls)++, 0, args);
+            mn_agent_gemini_sign_call(ctx->pool, tc, part);
+            json_array_append_new(calls, tc);
         }
     }
     message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
