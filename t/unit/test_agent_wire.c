@@ -261,6 +261,67 @@ static void test_gemini3_fields(void **state)
     json_decref(req);
 }
 
+/* A Claude stream: thinking (signature in two deltas), redacted thinking,
+ * then a tool call: one thinking_blocks delta, before the tool call. */
+static void test_claude_stream_blocks(void **state)
+{
+    static const char sse[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\","
+        "\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\","
+        "\"thinking\":\"\",\"signature\":\"\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "\"thinking\":\"I will \"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\","
+        "\"thinking\":\"call f.\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+        "\"signature\":\"Eq+/\"}}\n\n"
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\","
+        "\"signature\":\"==\"}}\n\n"
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\","
+        "\"data\":\"RD\"}}\n\n"
+        "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+        "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\","
+        "\"id\":\"toolu_1\",\"name\":\"f\",\"input\":{}}}\n\n"
+        "data: {\"type\":\"content_block_stop\",\"index\":2}\n\n"
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},"
+        "\"usage\":{\"output_tokens\":9}}\n\n"
+        "data: {\"type\":\"message_stop\"}\n\n";
+    size_t split, n = strlen(sse);
+    for (split = 1; split < n; split += mn_t_quick() ? 97 : 7) {
+        mn_provider prov;
+        mn_wire_ctx ctx;
+        mn_buf out;
+        json_t *frames, *deltas = json_array();
+        size_t i;
+        mn_t_ctx(&ctx, pool, &prov, "p", MN_FORMAT_ANTHROPIC, 1, 0);
+        mn_buf_init(&out);
+        assert_int_equal(mn_t_replay_stream(&mn_wire_anthropic, &ctx, sse, n, split, &out),
+                         MN_STREAM_DONE);
+        frames = mn_t_data_frames(out.data, out.len);
+        for (i = 0; i + 1 < json_array_size(frames); i++) {
+            json_t *f = json_loads(json_string_value(json_array_get(frames, i)), 0, NULL);
+            json_t *ch = json_array_get(json_object_get(f, "choices"), 0);
+            json_t *d = json_object_get(ch, "delta");
+            json_object_set(d, "finish", json_object_get(ch, "finish_reason"));
+            json_array_append(deltas, d);
+            json_decref(f);
+        }
+        assert_member(deltas, "deltas",
+            "[{'role':'assistant','content':'','finish':null},"
+            "{'thinking_blocks':[{'type':'thinking','thinking':'I will call f.','signature':'Eq+/=='},"
+            "{'type':'redacted_thinking','data':'RD'}],'finish':null},"
+            "{'tool_calls':[{'index':0,'id':'toolu_1','type':'function',"
+            "'function':{'name':'f','arguments':''}}],'finish':null},"
+            "{'tool_calls':[{'index':0,'function':{'arguments':'{}'}}],'finish':null},"
+            "{'finish':'tool_calls'}]");
+        json_decref(deltas);
+        json_decref(frames);
+        mn_buf_free(&out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_claude_thinking_off_without_blocks),
         cmocka_unit_test(test_claude_bad_blocks),
         cmocka_unit_test(test_gemini3_fields),
+        cmocka_unit_test(test_claude_stream_blocks),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, setup, teardown);
