@@ -20,6 +20,7 @@
 #include <jansson.h>
 #include "mn_buf.h"
 #include "mn_error.h"
+#include "mn_wire.h"
 
 /* Gemini answer: tc is an OpenAI tool call with its plain id; part the
  * functionCall part it came from.  A part with a thoughtSignature gets the
@@ -73,6 +74,11 @@ void mn_agent_acc_stop(mn_agent_thinking_acc *a);
  * there are none. */
 json_t *mn_agent_acc_take(mn_agent_thinking_acc *a);
 void mn_agent_acc_free(mn_agent_thinking_acc *a);
+
+/* A stop reason the format's mapping does not know: answered as "stop",
+ * and kept in ctx->unknown_finish (ASCII letters, digits, _ . - only, at
+ * most 64 characters; anything else becomes "?") for the access log. */
+void mn_agent_unknown_finish(mn_wire_ctx *ctx, const char *raw);
 
 /* Gemini: reasoning_effort (none, minimal, low, medium, high, xhigh, max)
  * into thinkingConfig.  gemini-3 and later take thinkingLevel (flash models:

@@ -760,6 +760,9 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     else {
         rc = serve_whole(req, at, wire, &ctx, u, err);
     }
+    if (ctx.unknown_finish) {
+        apr_table_setn(r->notes, "maniac-upstream-finish", ctx.unknown_finish);
+    }
     if (rc == 0) {
         *sent = 1;
         return MN_OUTCOME_SUCCESS;

@@ -352,3 +352,21 @@ void mn_agent_acc_free(mn_agent_thinking_acc *a)
     json_decref(a->pending);
     a->pending = NULL;
 }
+
+void mn_agent_unknown_finish(mn_wire_ctx *ctx, const char *raw)
+{
+    char buf[65];
+    size_t i;
+    if (!raw) {
+        return;
+    }
+    for (i = 0; raw[i] && i < sizeof(buf) - 1; i++) {
+        char c = raw[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-')) {
+            break;
+        }
+        buf[i] = c;
+    }
+    ctx->unknown_finish = raw[i] || i == 0 ? "?" : apr_pstrmemdup(ctx->pool, buf, i);
+}

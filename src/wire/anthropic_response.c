@@ -67,9 +67,11 @@ json_t *mn_an_usage_to_openai(const a_usage *u)
     return o;
 }
 
-const char *mn_an_finish_reason(json_t *stop_reason)
+const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason)
 {
+    static const char *const stops[] = { "end_turn", "stop_sequence", "pause_turn", NULL };
     const char *s = json_string_value(stop_reason);
+    size_t i;
     if (!s) {
         return "stop";
     }
@@ -81,6 +83,11 @@ const char *mn_an_finish_reason(json_t *stop_reason)
     }
     if (!strcmp(s, "refusal")) {
         return "content_filter";
+    }
+    for (i = 0; stops[i] && strcmp(s, stops[i]); i++) {
+    }
+    if (!stops[i] && ctx) {
+        mn_agent_unknown_finish(ctx, s);   /* a stop reason newer than this code */
     }
     return "stop";
 }
@@ -214,7 +221,7 @@ int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
     json_object_set_new(choice, "message", msg);
     json_object_set_new(choice, "logprobs", json_null());
     json_object_set_new(choice, "finish_reason",
-                        json_string(mn_an_finish_reason(json_object_get(root, "stop_reason"))));
+                        json_string(mn_an_finish_reason(ctx, json_object_get(root, "stop_reason"))));
 
     memset(&u, 0, sizeof(u));
     mn_an_usage_merge(&u, json_object_get(root, "usage"));

@@ -312,7 +312,7 @@ static mn_stream_status on_message_delta(mn_stream *st, json_t *ev, mn_sink *out
             close_tool(st, out, &st->blocks[i]);
         }
     }
-    emit_finish(st, out, mn_an_finish_reason(json_object_get(json_object_get(ev, "delta"),
+    emit_finish(st, out, mn_an_finish_reason(st->b.ctx, json_object_get(json_object_get(ev, "delta"),
                                                            "stop_reason")));
     return st->b.status;
 }

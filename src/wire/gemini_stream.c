@@ -584,7 +584,7 @@ mn_stream_status mn_gm_stream_end(mn_stream *st, const mn_error *cause, mn_sink 
     if (close_call(st, out)) {
         return fail_with(st, out);
     }
-    emit_delta(st, json_object(), mn_gm_map_finish(st->finish_raw, st->tool_index > 0), out);
+    emit_delta(st, json_object(), mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0), out);
     if (st->b.ctx->include_usage) {
         json_t *c = chunk_base(st);
         json_object_set_new(c, "choices", json_array());

@@ -322,6 +322,56 @@ static void test_claude_stream_blocks(void **state)
     }
 }
 
+/* Stop reasons newer than the mapping: "stop", and the raw value noted. */
+static void test_unknown_finish(void **state)
+{
+    static const struct { mn_format f; const char *body, *want_fr, *note; } cases[] = {
+        { MN_FORMAT_ANTHROPIC, "{'type':'message','id':'m','model':'c','content':[],"
+          "'stop_reason':'brand_new_reason','usage':{}}", "stop", "brand_new_reason" },
+        { MN_FORMAT_ANTHROPIC, "{'type':'message','id':'m','model':'c','content':[],"
+          "'stop_reason':'pause_turn','usage':{}}", "stop", NULL },
+        { MN_FORMAT_ANTHROPIC, "{'type':'message','id':'m','model':'c','content':[],"
+          "'stop_reason':'model_context_window_exceeded','usage':{}}", "length", NULL },
+        { MN_FORMAT_ANTHROPIC, "{'type':'message','id':'m','model':'c','content':[],"
+          "'stop_reason':'new reason; with spaces','usage':{}}", "stop", "?" },
+        { MN_FORMAT_GEMINI, "{'candidates':[{'content':{'parts':[{'text':'x'}]},"
+          "'finishReason':'SOMETHING_NEW'}]}", "stop", "SOMETHING_NEW" },
+        { MN_FORMAT_GEMINI, "{'candidates':[{'content':{'parts':[{'text':'x'}]},"
+          "'finishReason':'MALFORMED_FUNCTION_CALL'}]}", "stop", NULL },
+        { MN_FORMAT_GEMINI, "{'candidates':[{'content':{'parts':[{'text':'x'}]},"
+          "'finishReason':'SAFETY'}]}", "content_filter", NULL },
+    };
+    size_t k;
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        mn_provider prov;
+        mn_wire_ctx ctx;
+        mn_error err;
+        mn_usage u;
+        json_t *out = NULL;
+        char *body = apr_pstrdup(pool, cases[k].body), *c;
+        for (c = body; *c; c++) {
+            if (*c == '\'') {
+                *c = '"';
+            }
+        }
+        mn_t_ctx(&ctx, pool, &prov, "p", cases[k].f, 0, 0);
+        memset(&u, 0, sizeof(u));
+        assert_int_equal(mn_wire_for(cases[k].f)->decode_response(&ctx, body, strlen(body),
+                                                                  &out, &u, &err), 0);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(
+                                json_object_get(out, "choices"), 0), "finish_reason")),
+                            cases[k].want_fr);
+        if (cases[k].note) {
+            assert_non_null(ctx.unknown_finish);
+            assert_string_equal(ctx.unknown_finish, cases[k].note);
+        }
+        else {
+            assert_null(ctx.unknown_finish);
+        }
+        json_decref(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_claude_bad_blocks),
         cmocka_unit_test(test_gemini3_fields),
         cmocka_unit_test(test_claude_stream_blocks),
+        cmocka_unit_test(test_unknown_finish),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, setup, teardown);
