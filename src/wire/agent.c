@@ -360,7 +360,7 @@ void mn_agent_unknown_finish(mn_wire_ctx *ctx, const char *raw)
     if (!raw) {
         return;
     }
-    for (i = 0; raw[i] && i < sizeof(buf) - 1; i++) {
+    for (i = 0; i < sizeof(buf) - 1 && raw[i]; i++) {
         char c = raw[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
               || c == '_' || c == '.' || c == '-')) {
