@@ -92,7 +92,7 @@ static void test_response_shapes(void **state)
                      "'tool_calls':[{'id':'toolu_1','type':'function','function':{'name':'now',"
                      "'arguments':'{}'}}]},'logprobs':null,'finish_reason':'tool_calls'}],"
                      "'usage':{'prompt_tokens':12,'completion_tokens':6,'total_tokens':18,"
-                     "'prompt_tokens_details':{'cached_tokens':5},"
+                     "'prompt_tokens_details':{'cached_tokens':5,'cache_creation_tokens':4},"
                      "'completion_tokens_details':{'reasoning_tokens':2}}}");
     assert_int_equal(u.prompt_tokens, 12);
     assert_int_equal(u.completion_tokens, 6);
