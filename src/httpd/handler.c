@@ -730,10 +730,17 @@ static mn_outcome try_target(mn_request *req, mn_attempt *at, json_t *body,
     if (wire->encode_request(&ctx, body, &up, err)) {
         return MN_OUTCOME_CALLER;
     }
+    /* once, however many tries encode the request again */
     if (ctx.dropped) {
         const char *d = apr_table_get(r->notes, "maniac-dropped");
-        apr_table_setn(r->notes, "maniac-dropped",
-                       d ? apr_pstrcat(r->pool, d, ",", ctx.dropped, NULL) : ctx.dropped);
+        if (!d) {
+            apr_table_setn(r->notes, "maniac-dropped", ctx.dropped);
+        }
+        else if (!ap_strstr_c(apr_pstrcat(r->pool, ",", d, ",", NULL),
+                              apr_pstrcat(r->pool, ",", ctx.dropped, ",", NULL))) {
+            apr_table_setn(r->notes, "maniac-dropped",
+                           apr_pstrcat(r->pool, d, ",", ctx.dropped, NULL));
+        }
     }
     if (!up.headers) {
         up.headers = apr_table_make(r->pool, 4);
