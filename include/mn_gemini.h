@@ -21,21 +21,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static inline int bad_param(mn_error *err, const char *param, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static inline int bad_param(mn_error *err, const char *param, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return mn_error_set(err, 400, "invalid_request_error", param, NULL, "%s", msg);
-}
+/* the one "bad param" 400 (src/core/error.c) */
+#define bad_param mn_error_bad_param
 
 /* ASCII-only classes: <ctype.h> answers per locale, the wire is ASCII. */
 static inline int a_digit(int c)

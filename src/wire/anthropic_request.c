@@ -51,7 +51,7 @@ static json_t *text_block(const char *text, size_t len)
 
 static int bad_request(mn_error *err, const char *param, const char *msg)
 {
-    return mn_error_set(err, 400, "invalid_request_error", param, NULL, "%s: %s", param, msg);
+    return mn_error_bad_param(err, param, "%s: %s", param, msg);
 }
 
 /* ------------------------------------------------------------------ request */
@@ -911,16 +911,16 @@ static int anthropic_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
 }
 
 const mn_wire mn_wire_anthropic = {
-    "anthropic",
-    anthropic_encode,
-    mn_an_decode_response,
-    mn_an_decode_error,
-    mn_an_stream_create,
-    mn_an_stream_feed,
-    mn_an_stream_end,
-    mn_stream_base_usage,
-    mn_stream_base_error,
-    mn_an_stream_destroy,
-    NULL                        /* decode_response_bytes: the tree is new anyway */
+    .name = "anthropic",
+    .encode_request = anthropic_encode,
+    .decode_response = mn_an_decode_response,
+    .decode_error = mn_an_decode_error,
+    .stream_create = mn_an_stream_create,
+    .stream_feed = mn_an_stream_feed,
+    .stream_end = mn_an_stream_end,
+    .stream_usage = mn_stream_base_usage,
+    .stream_error = mn_stream_base_error,
+    .stream_destroy = mn_an_stream_destroy,
+    /* .decode_response_bytes = NULL: the tree is new anyway */
 };
 

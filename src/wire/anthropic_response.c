@@ -55,21 +55,8 @@ void mn_an_usage_to_mn(const a_usage *u, mn_usage *m)
 json_t *mn_an_usage_to_openai(const a_usage *u)
 {
     mn_usage m;
-    json_t *o;
     mn_an_usage_to_mn(u, &m);
-    o = mn_usage_to_openai(&m);
-    json_object_set_new(o, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cache_read));
-    /* OpenAI has no member for cache writes: LiteLLM's name, only when there are some */
-    if (u->cache_creation > 0) {
-        json_object_set_new(json_object_get(o, "prompt_tokens_details"), "cache_creation_tokens",
-                            json_integer((json_int_t)u->cache_creation));
-    }
-    if (u->have_thinking) {
-        json_object_set_new(o, "completion_tokens_details",
-                            json_pack("{s:I}", "reasoning_tokens", (json_int_t)u->thinking));
-    }
-    return o;
+    return mn_usage_to_openai_details(&m, u->have_thinking);
 }
 
 const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason)

@@ -813,16 +813,16 @@ done:
 }
 
 const mn_wire mn_wire_gemini = {
-    "gemini",
-    gemini_encode,
-    mn_gm_decode_response,
-    mn_gm_decode_error,
-    mn_gm_stream_create,
-    mn_gm_stream_feed,
-    mn_gm_stream_end,
-    mn_stream_base_usage,
-    mn_stream_base_error,
-    mn_gm_stream_destroy,
-    NULL                        /* decode_response_bytes: the tree is new anyway */
+    .name = "gemini",
+    .encode_request = gemini_encode,
+    .decode_response = mn_gm_decode_response,
+    .decode_error = mn_gm_decode_error,
+    .stream_create = mn_gm_stream_create,
+    .stream_feed = mn_gm_stream_feed,
+    .stream_end = mn_gm_stream_end,
+    .stream_usage = mn_stream_base_usage,
+    .stream_error = mn_stream_base_error,
+    .stream_destroy = mn_gm_stream_destroy,
+    /* .decode_response_bytes = NULL: the tree is new anyway */
 };
 

@@ -60,6 +60,24 @@ json_t *mn_usage_to_openai(const mn_usage *u)
                      "total_tokens", (json_int_t)u->total_tokens);
 }
 
+json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning)
+{
+    json_t *o = mn_usage_to_openai(u);
+    json_object_set_new(o, "prompt_tokens_details",
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached_tokens));
+    /* OpenAI has no member for cache writes: LiteLLM's name, only when there are some */
+    if (u->cache_write_tokens > 0) {
+        json_object_set_new(json_object_get(o, "prompt_tokens_details"), "cache_creation_tokens",
+                            json_integer((json_int_t)u->cache_write_tokens));
+    }
+    if (have_reasoning) {
+        json_object_set_new(o, "completion_tokens_details",
+                            json_pack("{s:I}", "reasoning_tokens",
+                                      (json_int_t)u->reasoning_tokens));
+    }
+    return o;
+}
+
 mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out)
 {
     mn_error_scrub(&b->err, b->ctx->provider);
@@ -139,6 +157,17 @@ void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *
     out->write(out->baton, "data: ", 6);
     out->write(out->baton, t->json, t->head_len);
     json_dump_callback(text, dump_to_sink, out, JSON_COMPACT | JSON_ENCODE_ANY);
+    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+}
+
+void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
+                                 size_t len, mn_sink *out)
+{
+    out->write(out->baton, "data: ", 6);
+    out->write(out->baton, t->json, t->head_len);
+    out->write(out->baton, json_string, len);
     out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
