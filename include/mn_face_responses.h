@@ -10,10 +10,14 @@
  * Responses errors.  Errors before the first byte keep the chat route's JSON
  * shape, which is also the Responses API's.
  *
- * Reasoning: the chat pipeline carries thinking as text (reasoning_content)
- * and no signature, so output `reasoning` items have a summary and no
- * `encrypted_content`; `reasoning` items in `input` cannot be replayed to any
- * upstream and are dropped (noted). */
+ * Reasoning: thinking text (reasoning_content) becomes a `reasoning` item's
+ * summary.  Signed thinking the pipeline carries (message.thinking_blocks, as
+ * the Anthropic translator gives them) rides opaquely in the item's
+ * `encrypted_content` ("mnr1:" + the blocks' JSON, not encrypted by us: the
+ * upstream's signature protects it) and goes back, as thinking_blocks of the
+ * next assistant message, when the client replays the item.  A reasoning item
+ * without such content (the upstream gave no signature, or it came from
+ * elsewhere) cannot be replayed to any upstream: it is dropped and noted. */
 #ifndef MN_FACE_RESPONSES_H
 #define MN_FACE_RESPONSES_H
 
@@ -69,7 +73,13 @@ json_t *mn_resp_text_part(const char *text, size_t len);
 json_t *mn_resp_message_item(const char *id, const char *status, json_t *parts);
 json_t *mn_resp_call_item(const char *id, const char *status, const char *args, size_t len,
                           json_t *call_id, json_t *name);
-json_t *mn_resp_reasoning_item(const char *id, const char *summary, size_t len);
+/* blocks: thinking_blocks for encrypted_content, or NULL/empty for none. */
+json_t *mn_resp_reasoning_item(const char *id, const char *summary, size_t len, json_t *blocks);
+/* "mnr1:" + compact JSON of blocks (new reference), and back (NULL when
+ * enc is not ours or not an array). */
+#define MN_RESP_ENC_PREFIX "mnr1:"
+json_t *mn_resp_encode_blocks(json_t *blocks);
+json_t *mn_resp_decode_blocks(const char *enc);
 
 /* Streaming: a state machine behind a sink.  The chat translator writes its
  * chunk frames (`data: {...}` + frame end, then `data: [DONE]`) into

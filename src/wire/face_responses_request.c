@@ -24,6 +24,7 @@ typedef struct {
     mn_resp_req *out;
     mn_error *err;
     json_t *messages;
+    json_t *thinking;        /* replayed thinking_blocks for the next assistant turn */
 } req_map;
 
 static int bad(mn_error *err, const char *param, const char *msg)
@@ -119,6 +120,19 @@ static int user_content(req_map *m, json_t *content, const char *param, json_t *
     return 0;
 }
 
+/* A new assistant message, carrying the thinking a reasoning item before it
+ * replayed. */
+static json_t *new_assistant(req_map *m, json_t *content)
+{
+    json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content", content);
+    if (m->thinking) {
+        json_object_set_new(msg, "thinking_blocks", m->thinking);
+        m->thinking = NULL;
+    }
+    json_array_append_new(m->messages, msg);
+    return msg;
+}
+
 static json_t *last_assistant(req_map *m)
 {
     json_t *last = json_array_get(m->messages, json_array_size(m->messages) - 1);
@@ -150,6 +164,10 @@ static int map_message(req_map *m, json_t *item, const char *param)
     if (rc) {
         return rc;
     }
+    if (!strcmp(role, "assistant")) {
+        new_assistant(m, chat);
+        return 0;
+    }
     json_array_append_new(m->messages, json_pack("{s:s,s:o}", "role", role, "content", chat));
     return 0;
 }
@@ -163,8 +181,7 @@ static int map_call(req_map *m, json_t *item, const char *param)
         return bad(m->err, param, "needs string call_id, name and arguments");
     }
     if (!asst) {
-        asst = json_pack("{s:s,s:n}", "role", "assistant", "content");
-        json_array_append_new(m->messages, asst);
+        asst = new_assistant(m, json_null());
     }
     calls = json_object_get(asst, "tool_calls");
     if (!calls) {
@@ -216,7 +233,16 @@ static int map_item(req_map *m, json_t *item, size_t i)
         return bad(m->err, param, "refers to a stored item: this gateway stores nothing "
                                   "(send the whole history in input)");
     }
-    /* reasoning (no upstream can replay it without its signature), and
+    if (!strcmp(type, "reasoning")) {
+        json_t *blocks = mn_resp_decode_blocks(
+            json_string_value(json_object_get(item, "encrypted_content")));
+        if (blocks) {
+            json_decref(m->thinking);
+            m->thinking = blocks;
+            return 0;
+        }
+    }
+    /* reasoning without our signed blocks (no upstream can replay it), and
      * calls of tools the chat pipeline does not have */
     note(m, apr_pstrcat(m->p, "input.", type, NULL));
     return 0;
@@ -482,6 +508,7 @@ int mn_resp_request(apr_pool_t *p, json_t *in, mn_resp_req *out, mn_error *err)
 {
     req_map m;
     json_t *model = json_object_get(in, "model"), *stream = json_object_get(in, "stream");
+    int rc;
 
     memset(out, 0, sizeof(*out));
     m.p = p;
@@ -504,7 +531,11 @@ int mn_resp_request(apr_pool_t *p, json_t *in, mn_resp_req *out, mn_error *err)
     out->chat = json_pack("{s:O,s:[]}", "model", model, "messages");
     out->echo = json_pack("{s:O}", "model", model);
     m.messages = json_object_get(out->chat, "messages");
-    if (map_input(&m, in) || map_tools(&m, in, out->chat, out->echo)
+    m.thinking = NULL;
+    rc = map_input(&m, in);
+    /* thinking after the last assistant turn has no turn to go with */
+    json_decref(m.thinking);
+    if (rc || map_tools(&m, in, out->chat, out->echo)
         || map_tool_choice(&m, in, out->chat, out->echo) || map_text(&m, in, out->chat, out->echo)
         || map_reasoning(&m, in, out->chat, out->echo) || copy_plain(&m, in, out->chat, out->echo)) {
         mn_resp_req_clear(out);

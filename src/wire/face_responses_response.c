@@ -2,6 +2,7 @@
  * object (see include/mn_face_responses.h).  Output items come in the order
  * the chat message holds them: reasoning (from reasoning_content), the
  * message (content, refusal), one function_call per tool call. */
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_face_responses.h"
@@ -30,12 +31,48 @@ json_t *mn_resp_call_item(const char *id, const char *status, const char *args, 
                      "status", status, "arguments", args, len, "call_id", call_id, "name", name);
 }
 
-json_t *mn_resp_reasoning_item(const char *id, const char *summary, size_t len)
+json_t *mn_resp_encode_blocks(json_t *blocks)
+{
+    char *s = json_dumps(blocks, JSON_COMPACT);
+    json_t *enc = NULL;
+    if (s) {
+        size_t n = strlen(MN_RESP_ENC_PREFIX) + strlen(s) + 1;
+        char *buf = malloc(n);
+        if (buf) {
+            apr_snprintf(buf, n, "%s%s", MN_RESP_ENC_PREFIX, s);
+            enc = json_string(buf);
+            free(buf);
+        }
+        free(s);
+    }
+    return enc;
+}
+
+json_t *mn_resp_decode_blocks(const char *enc)
+{
+    size_t plen = strlen(MN_RESP_ENC_PREFIX);
+    json_t *blocks;
+    if (!enc || strncmp(enc, MN_RESP_ENC_PREFIX, plen)) {
+        return NULL;
+    }
+    blocks = json_loads(enc + plen, 0, NULL);
+    if (!json_is_array(blocks) || !json_array_size(blocks)) {
+        json_decref(blocks);
+        return NULL;
+    }
+    return blocks;
+}
+
+json_t *mn_resp_reasoning_item(const char *id, const char *summary, size_t len, json_t *blocks)
 {
     json_t *item = json_pack("{s:s,s:s,s:[]}", "id", id, "type", "reasoning", "summary");
+    json_t *enc;
     if (len) {
         json_array_append_new(json_object_get(item, "summary"),
                               json_pack("{s:s,s:s%}", "type", "summary_text", "text", summary, len));
+    }
+    if (json_is_array(blocks) && json_array_size(blocks) && (enc = mn_resp_encode_blocks(blocks))) {
+        json_object_set_new(item, "encrypted_content", enc);
     }
     return item;
 }
@@ -151,7 +188,7 @@ static void add_calls(const mn_resp_ctx *c, json_t *output, json_t *calls)
 json_t *mn_resp_from_chat(const mn_resp_ctx *c, json_t *completion, mn_error *err)
 {
     json_t *choice = json_array_get(json_object_get(completion, "choices"), 0);
-    json_t *msg = json_object_get(choice, "message"), *rc, *resp, *output;
+    json_t *msg = json_object_get(choice, "message"), *rc, *resp, *output, *blocks;
     const char *reason, *status;
     mn_usage u;
     char id[160];
@@ -165,10 +202,15 @@ json_t *mn_resp_from_chat(const mn_resp_ctx *c, json_t *completion, mn_error *er
     resp = mn_resp_object(c, status);
     output = json_object_get(resp, "output");
     rc = json_object_get(msg, "reasoning_content");
-    if (json_is_string(rc) && json_string_length(rc)) {
+    if (!json_is_string(rc)) {
+        rc = NULL;
+    }
+    blocks = json_object_get(msg, "thinking_blocks");
+    if ((rc && json_string_length(rc)) || (json_is_array(blocks) && json_array_size(blocks))) {
         mn_resp_item_id(c, "rs", 0, id, sizeof(id));
-        json_array_append_new(output, mn_resp_reasoning_item(id, json_string_value(rc),
-                                                             json_string_length(rc)));
+        json_array_append_new(output, mn_resp_reasoning_item(id, rc ? json_string_value(rc) : "",
+                                                             rc ? json_string_length(rc) : 0,
+                                                             blocks));
     }
     add_message(c, output, msg);
     add_calls(c, output, json_object_get(msg, "tool_calls"));

@@ -32,6 +32,7 @@ struct mn_resp_stream {
     char item_id[160];
     json_t *call_id, *name;  /* of the open call */
     json_int_t call_index;   /* its tool_calls[].index */
+    json_t *blocks;          /* thinking_blocks of the open reasoning item */
     size_t held;
     size_t max_held;
 };
@@ -135,7 +136,8 @@ static void close_item(mn_resp_stream *s)
         json_object_set_new(ev, "part", json_pack("{s:s,s:s%}", "type", "summary_text",
                                                   "text", t, s->text.len));
         emit(s, "response.reasoning_summary_part.done", ev);
-        item = mn_resp_reasoning_item(s->item_id, t, s->text.len);
+        item = mn_resp_reasoning_item(s->item_id, t, s->text.len, s->blocks);
+        json_array_clear(s->blocks);
         break;
     case ITEM_CALL:
         ev = item_ids(s);
@@ -170,7 +172,7 @@ static void open_item(mn_resp_stream *s, item_kind kind, json_t *call_id, json_t
         json_decref(parts);
     }
     else if (kind == ITEM_REASONING) {
-        item = mn_resp_reasoning_item(s->item_id, "", 0);
+        item = mn_resp_reasoning_item(s->item_id, "", 0, NULL);
     }
     else {
         s->call_id = json_incref(call_id);
@@ -221,6 +223,32 @@ static void text_delta(mn_resp_stream *s, item_kind kind, json_t *text)
     }
 }
 
+/* Signed thinking arrives as whole blocks: they join the reasoning item
+ * (opened for them when thinking text did not). */
+static void thinking_blocks(mn_resp_stream *s, json_t *blocks)
+{
+    size_t i;
+    json_t *b;
+    if (!json_is_array(blocks) || !json_array_size(blocks) || s->status != MN_RESP_MORE) {
+        return;
+    }
+    if (s->kind != ITEM_REASONING) {
+        open_item(s, ITEM_REASONING, NULL, NULL);
+    }
+    json_array_foreach(blocks, i, b) {
+        char *dump = json_dumps(b, JSON_COMPACT);
+        size_t n = dump ? strlen(dump) : 0;
+        free(dump);
+        if (s->held + n > s->max_held) {
+            fail(s, 502, "upstream_error", "upstream_too_large",
+                 "the answer is larger than this gateway holds for a Responses stream");
+            return;
+        }
+        s->held += n;
+        json_array_append(s->blocks, b);
+    }
+}
+
 static void call_delta(mn_resp_stream *s, json_t *tc)
 {
     json_t *fn = json_object_get(tc, "function"), *name = json_object_get(fn, "name");
@@ -258,6 +286,7 @@ static void on_chunk(mn_resp_stream *s, json_t *chunk)
         start(s);
     }
     text_delta(s, ITEM_REASONING, json_object_get(delta, "reasoning_content"));
+    thinking_blocks(s, json_object_get(delta, "thinking_blocks"));
     if (s->status == MN_RESP_MORE) {
         text_delta(s, ITEM_TEXT, json_object_get(delta, "content"));
     }
@@ -377,6 +406,7 @@ mn_resp_stream *mn_resp_stream_create(const mn_resp_ctx *c, mn_sink *out)
     mn_buf_init(&s->frame);
     mn_buf_init(&s->text);
     s->output = json_array();
+    s->blocks = json_array();
     s->max_held = c->max_held ? c->max_held : (size_t)16 << 20;
     mn_error_clear(&s->err);
     return s;
@@ -416,6 +446,7 @@ void mn_resp_stream_destroy(mn_resp_stream *s)
     mn_buf_free(&s->frame);
     mn_buf_free(&s->text);
     json_decref(s->output);
+    json_decref(s->blocks);
     json_decref(s->call_id);
     json_decref(s->name);
     free(s);

@@ -182,6 +182,36 @@ static void test_request_refused(void **state)
     }
 }
 
+/* Signed thinking replayed from encrypted_content goes with the next
+ * assistant turn; foreign encrypted content is dropped and noted. */
+static void test_request_replays_thinking(void **state)
+{
+    fixture *f = *state;
+    json_t *in = mn_t_json(
+        "{\"model\":\"ant/c\",\"input\":["
+        "{\"role\":\"user\",\"content\":\"go\"},"
+        "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":"
+        "\"mnr1:[{\\\"type\\\":\\\"thinking\\\",\\\"thinking\\\":\\\"t\\\",\\\"signature\\\":\\\"S\\\"}]\"},"
+        "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+        "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"r\"},"
+        "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":\"gAAAAB-openai-own\"},"
+        "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"done\"}]}]}");
+    mn_resp_req r;
+    mn_error err;
+
+    assert_int_equal(mn_resp_request(f->pool, in, &r, &err), 0);
+    assert_json(json_object_get(r.chat, "messages"),
+        "[{\"role\":\"user\",\"content\":\"go\"},"
+        "{\"role\":\"assistant\",\"content\":null,\"thinking_blocks\":[{\"type\":\"thinking\","
+        "\"thinking\":\"t\",\"signature\":\"S\"}],\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"r\"},"
+        "{\"role\":\"assistant\",\"content\":\"done\"}]");
+    assert_dropped(&r, "input.reasoning");
+    mn_resp_req_clear(&r);
+    json_decref(in);
+}
+
 /* ---- whole answers ------------------------------------------------------------ */
 
 static const char echo_minimal[] = "{\"model\":\"openai/gpt-5\"}";
@@ -236,6 +266,23 @@ static void test_whole_text_calls_reasoning(void **state)
                 "{\"input_tokens\":20,\"input_tokens_details\":{\"cached_tokens\":4},"
                 "\"output_tokens\":7,\"output_tokens_details\":{\"reasoning_tokens\":3},"
                 "\"total_tokens\":27}");
+}
+
+static void test_whole_thinking_blocks(void **state)
+{
+    (void)state;
+    check_whole("{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"ok\","
+                "\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"t\",\"signature\":\"S\"}]},"
+                "\"finish_reason\":\"stop\"}]}",
+                "completed", "null",
+                "[{\"id\":\"rs_abc_0\",\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":"
+                "\"mnr1:[{\\\"type\\\":\\\"thinking\\\",\\\"thinking\\\":\\\"t\\\",\\\"signature\\\":\\\"S\\\"}]\"},"
+                "{\"id\":\"msg_abc_1\",\"type\":\"message\",\"status\":\"completed\",\"content\":"
+                "[{\"type\":\"output_text\",\"annotations\":[],\"logprobs\":[],\"text\":\"ok\"}],"
+                "\"role\":\"assistant\"}]",
+                "{\"input_tokens\":0,\"input_tokens_details\":{\"cached_tokens\":0},"
+                "\"output_tokens\":0,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+                "\"total_tokens\":0}");
 }
 
 static void test_whole_length_is_incomplete(void **state)
@@ -526,6 +573,35 @@ static void test_stream_stray_arguments(void **state)
     free(got);
 }
 
+static void test_stream_thinking_blocks(void **state)
+{
+    static const char *const frames[] = {
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"},\"finish_reason\":null}]}",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"hm\",\"signature\":\"S\"}]},\"finish_reason\":null}]}",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":\"X\"}]},\"finish_reason\":null}]}",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"A\"},\"finish_reason\":\"stop\"}]}",
+        "data: [DONE]",
+        NULL
+    };
+    mn_resp_status st;
+    const mn_error *e;
+    mn_error ec;
+    int started;
+    char *got = run_stream(frames, 1000, 0, &st, &e, &ec, &started);
+    (void)state;
+    /* one reasoning item: the text as its summary, both blocks in encrypted_content */
+    assert_non_null(strstr(got,
+        "event: response.output_item.done\ndata: {\"type\":\"response.output_item.done\","
+        "\"sequence_number\":7,\"output_index\":0,\"item\":{\"id\":\"rs_abc_0\",\"type\":\"reasoning\","
+        "\"summary\":[{\"type\":\"summary_text\",\"text\":\"hm\"}],\"encrypted_content\":"
+        "\"mnr1:[{\\\"type\\\":\\\"thinking\\\",\\\"thinking\\\":\\\"hm\\\",\\\"signature\\\":\\\"S\\\"},"
+        "{\\\"type\\\":\\\"redacted_thinking\\\",\\\"data\\\":\\\"X\\\"}]\"}}\n\n"));
+    assert_null(strstr(got, "rs_abc_1"));
+    assert_non_null(strstr(got, "\"item\":{\"id\":\"msg_abc_1\""));
+    assert_int_equal(st, MN_RESP_DONE);
+    free(got);
+}
+
 static void test_stream_empty(void **state)
 {
     static const char *const frames[] = { "data: [DONE]", NULL };
@@ -554,7 +630,9 @@ int main(void)
         T(test_request_codex),
         T(test_request_plain),
         T(test_request_refused),
+        T(test_request_replays_thinking),
         T(test_whole_text_calls_reasoning),
+        T(test_whole_thinking_blocks),
         T(test_whole_length_is_incomplete),
         T(test_whole_without_choice),
         T(test_stream_text_and_call),
@@ -563,6 +641,7 @@ int main(void)
         T(test_stream_error_after_start),
         T(test_stream_held_bound),
         T(test_stream_stray_arguments),
+        T(test_stream_thinking_blocks),
         T(test_stream_empty),
     };
     int rc;
