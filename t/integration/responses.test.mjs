@@ -414,10 +414,22 @@ test('upstream reset mid-stream: response.failed with the error, then an error e
   await assert.rejects(stream.finalResponse(), (e) => e.type === 'error' && e.code === 'upstream_reset');
 });
 
-test('unknown provider: 404 model_not_found in the JSON error shape', async () => {
+test('unknown provider 404, GET 405, bad JSON 400, GET /responses/{id} 404: the JSON error shape', async () => {
   const res = await post({ model: 'nope/x', input: 'x' }, ctx.tid());
   assert.equal(res.status, 404);
   assert.equal(res.json.error.code, 'model_not_found');
+  const get = await request(ctx.gw.port, '/v1/responses', undefined, { method: 'GET' });
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.allow, 'POST');
+  assert.equal(get.json.error.code, 'method_not_allowed');
+  const bad = await request(ctx.gw.port, '/v1/responses', '{"model":', {});
+  assert.equal(bad.status, 400);
+  assert.equal(bad.json.error.code, 'invalid_json');
+  // nothing is stored, so there is nothing to retrieve
+  const stored = await request(ctx.gw.port, '/v1/responses/resp_1', undefined, { method: 'GET' });
+  assert.equal(stored.status, 404);
+  assert.equal(stored.json.error.type, 'invalid_request_error');
+  assert.equal(ctx.mock.requests.length, 0);
 });
 
 test('client keys (AuthType maniac): Bearer works on /responses, refusals come in the JSON error shape', async () => {
