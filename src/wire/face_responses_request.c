@@ -336,7 +336,8 @@ static int map_tool_choice(req_map *m, json_t *in, json_t *chat, json_t *echo)
     }
     json_object_set(echo, "tool_choice", tc);
     if (json_is_string(tc)) {
-        if (json_object_get(chat, "tools") || !strcmp(json_string_value(tc), "none")) {
+        /* upstreams refuse a tool_choice without tools (all were dropped) */
+        if (json_object_get(chat, "tools")) {
             json_object_set(chat, "tool_choice", tc);
         }
         return 0;
@@ -345,7 +346,8 @@ static int map_tool_choice(req_map *m, json_t *in, json_t *chat, json_t *echo)
     if (!type) {
         return bad(m->err, "tool_choice", "must be a string or an object with a type");
     }
-    if (!strcmp(type, "function") && json_is_string(json_object_get(tc, "name"))) {
+    if (!strcmp(type, "function") && json_is_string(json_object_get(tc, "name"))
+        && json_object_get(chat, "tools")) {
         json_object_set_new(chat, "tool_choice",
                             json_pack("{s:s,s:{s:O}}", "type", "function", "function", "name",
                                       json_object_get(tc, "name")));

@@ -169,6 +169,18 @@ static void test_request_refused(void **state)
     check_refused(f, "{\"model\":\"a/b\",\"input\":\"x\",\"text\":{\"format\":{\"type\":\"json_schema\"}}}",
                   "text.format.schema");
     check_refused(f, "{\"model\":\"a/b\",\"input\":\"x\",\"stream\":\"yes\"}", "stream");
+    /* tool_choice without any function tool left: not sent (upstreams refuse it) */
+    {
+        json_t *in = mn_t_json("{\"model\":\"a/b\",\"input\":\"x\",\"tool_choice\":\"none\","
+                               "\"tools\":[{\"type\":\"web_search\"}]}");
+        mn_resp_req r;
+        mn_error err;
+        assert_int_equal(mn_resp_request(f->pool, in, &r, &err), 0);
+        assert_json(r.chat, "{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}");
+        assert_dropped(&r, "tools.web_search");
+        mn_resp_req_clear(&r);
+        json_decref(in);
+    }
     /* store: false and an absent or null previous_response_id are served */
     {
         json_t *in = mn_t_json("{\"model\":\"a/b\",\"input\":\"x\",\"store\":false,"
