@@ -22,6 +22,7 @@ typedef struct {
     mn_resp_ctx ctx;
     mn_resp_stream *st;
     mn_sink sink;
+    int noted;               /* maniac-dropped has the face's part */
 } resp_state;
 
 static resp_state *state_of(mn_request *req)
@@ -45,12 +46,36 @@ static void use_provider(mn_request *req, resp_state *s)
     s->ctx.provider = req->prov ? req->prov->name : NULL;
 }
 
+/* maniac-dropped: what the policy dropped, then what the face dropped; once,
+ * when the answer (whole, stream head or error) goes out, after the policy
+ * has set its part. */
+static void note_dropped(mn_request *req, resp_state *s)
+{
+    request_rec *r = req->r;
+    const char *joined;
+    int i;
+
+    if (!s || s->noted) {
+        return;
+    }
+    s->noted = 1;
+    joined = apr_table_get(r->notes, "maniac-dropped");
+    for (i = 0; i < s->map.ndropped; i++) {
+        joined = joined ? apr_pstrcat(r->pool, joined, ",", s->map.dropped[i], NULL)
+                        : s->map.dropped[i];
+    }
+    if (joined) {
+        apr_table_setn(r->notes, "maniac-dropped", joined);
+    }
+}
+
 static void resp_json(mn_request *req, int status, json_t *chat)
 {
     resp_state *s = state_of(req);
     json_t *resp;
     mn_error err;
 
+    note_dropped(req, s);
     use_provider(req, s);
     mn_error_clear(&err);
     resp = mn_resp_from_chat(&s->ctx, chat, &err);
@@ -84,17 +109,20 @@ static mn_sink *resp_stream_sink(mn_request *req, mn_sink *client)
     return &s->sink;
 }
 
+/* The Responses API's errors have the chat route's shape. */
 static void resp_error(mn_request *req, const mn_error *e)
 {
+    note_dropped(req, state_of(req));
     mn_face_chat.answer_error(req, e);
 }
 
 static void resp_stream_begin(mn_request *req)
 {
+    note_dropped(req, state_of(req));
     mn_face_chat.stream_begin(req);
 }
 
-static const mn_face face = {
+const mn_face mn_face_responses = {
     .name = "responses",
     .answer_json = resp_json,
     .answer_bytes = resp_bytes,
@@ -110,30 +138,14 @@ int mn_path_is_responses(const char *uri)
     return len >= slen && !strcmp(uri + len - slen, suffix);
 }
 
-/* maniac-dropped: what the policy dropped, then what the face dropped. */
-static void note_dropped(request_rec *r, const mn_resp_req *map)
-{
-    const char *joined = apr_table_get(r->notes, "maniac-dropped");
-    int i;
-    for (i = 0; i < map->ndropped; i++) {
-        joined = joined ? apr_pstrcat(r->pool, joined, ",", map->dropped[i], NULL)
-                        : map->dropped[i];
-    }
-    if (joined) {
-        apr_table_setn(r->notes, "maniac-dropped", joined);
-    }
-}
-
-int mn_responses_serve(mn_request *req, json_t *body, mn_error *err)
+int mn_responses_intake(mn_request *req, json_t **body, mn_error *err)
 {
     request_rec *r = req->r;
     resp_state *s = apr_pcalloc(r->pool, sizeof(*s));
     unsigned char rnd[8];
-    int rc;
 
-    req->face = &face;
-    if (mn_resp_request(r->pool, body, &s->map, err)) {
-        return mn_answer_error(req, err);
+    if (mn_resp_request(r->pool, *body, &s->map, err)) {
+        return -1;
     }
     apr_pool_userdata_setn(s, STATE_KEY, state_cleanup, r->pool);
     if (apr_generate_random_bytes(rnd, sizeof(rnd)) != APR_SUCCESS) {
@@ -145,7 +157,9 @@ int mn_responses_serve(mn_request *req, json_t *body, mn_error *err)
     s->ctx.created_at = (long)apr_time_sec(r->request_time);
     s->ctx.echo = s->map.echo;
     s->ctx.max_held = mn_config_max_response(r);
-    rc = mn_serve(req, s->map.chat, err);
-    note_dropped(r, &s->map);
-    return rc;
+    /* the chat request goes on in the client body's place */
+    json_decref(*body);
+    *body = s->map.chat;
+    s->map.chat = NULL;
+    return 0;
 }

@@ -318,8 +318,14 @@ static int handle(request_rec *r)
                      jerr.text, jerr.line, jerr.column);
         return mn_answer_error(&req, &err);
     }
-    rc = mn_path_is_responses(r->uri) ? mn_responses_serve(&req, body, &err)
-                                      : mn_serve(&req, body, &err);
+    if (mn_path_is_responses(r->uri)) {
+        req.face = &mn_face_responses;
+        if (mn_responses_intake(&req, &body, &err)) {
+            json_decref(body);
+            return mn_answer_error(&req, &err);
+        }
+    }
+    rc = mn_serve(&req, body, &err);
     json_decref(body);
     return rc;
 }
