@@ -26,9 +26,11 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -f "$here/integration/package.json" ] && { [ ! -d "$here/integration/node_modules/openai" ] \
-        || [ ! -d "$here/integration/node_modules/@seriousme/openapi-schema-validator" ] \
-        || [ ! -d "$here/integration/node_modules/@ai-sdk/openai-compatible" ]; }; then
+# npm ci whenever the lock file changed since the last install (a copy of it is
+# kept in node_modules), so a new pinned package is never missing
+lock="$here/integration/package-lock.json"
+if [ -f "$lock" ] && ! cmp -s "$lock" "$here/integration/node_modules/.maniac-lock"; then
     echo "deps: npm ci (t/integration)"
     (cd "$here/integration" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$lock" "$here/integration/node_modules/.maniac-lock"
 fi

@@ -25,6 +25,7 @@
 #include "mn_serve.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
+#include "mn_responses_face.h"
 
 static int path_is_chat_completions(const char *uri)
 {
@@ -289,14 +290,14 @@ static int handle(request_rec *r)
     if ((rc = cors(&req, &err)) != DECLINED) {
         return rc;
     }
-    if (!path_is_chat_completions(r->uri)) {
+    if (!path_is_chat_completions(r->uri) && !mn_path_is_responses(r->uri)) {
         if ((rc = mn_ops_endpoints(r)) != DECLINED) {
             return rc;
         }
         req.prov = models_path_provider(&req, r->uri);
         mn_error_set(&err, 404, "invalid_request_error", NULL, NULL,
                      "Invalid URL (%s %s): this endpoint serves POST .../chat/completions "
-                     "(a model is named provider/model in the request body)",
+                     "and POST .../responses (a model is named provider/model in the request body)",
                      r->method, r->uri);
         ap_discard_request_body(r);
         return mn_answer_error(&req, &err);
@@ -316,6 +317,13 @@ static int handle(request_rec *r)
                      "The request body is not valid JSON: %s (line %d, column %d)",
                      jerr.text, jerr.line, jerr.column);
         return mn_answer_error(&req, &err);
+    }
+    if (mn_path_is_responses(r->uri)) {
+        req.face = &mn_face_responses;
+        if (mn_responses_intake(&req, &body, &err)) {
+            json_decref(body);
+            return mn_answer_error(&req, &err);
+        }
     }
     rc = mn_serve(&req, body, &err);
     json_decref(body);

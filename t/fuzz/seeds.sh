@@ -72,3 +72,19 @@ for line in \
     i=$((i + 1))
     seed_text fuzz_provider "line$i" "$line" ''
 done
+
+# the Responses face: a client body (byte 0 even), chat frames (byte 0 odd)
+seed_text fuzz_face_responses codex '\000' '{"model":"a/b","instructions":"sys","input":[{"role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_image","image_url":"https://x/y.png"}]},{"type":"reasoning","summary":[],"encrypted_content":"mnr1:[{\"type\":\"thinking\",\"thinking\":\"t\",\"signature\":\"S\"}]"},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"},{"role":"assistant","content":[{"type":"output_text","text":"x"}]}],"tools":[{"type":"function","name":"f","parameters":{"type":"object"}},{"type":"web_search"}],"tool_choice":{"type":"function","name":"f"},"text":{"format":{"type":"json_schema","name":"n","schema":{"type":"object"}}},"reasoning":{"effort":"high"},"stream":true,"max_output_tokens":5}'
+seed_text fuzz_face_responses chat '\001' 'data: {"choices":[{"index":0,"delta":{"reasoning_content":"r","thinking_blocks":[{"type":"thinking","thinking":"r","signature":"s"}]},"finish_reason":null}]}
+
+data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}
+
+data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{"}}]},"finish_reason":null}]}
+
+data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"}"}}]},"finish_reason":"length"}]}
+
+data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}
+
+data: [DONE]
+
+'

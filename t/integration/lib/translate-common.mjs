@@ -96,13 +96,14 @@ export const plain = (o) => JSON.parse(JSON.stringify(o));
  * Starts a mock upstream over HTTPS (CA generated for the run, SSLProxyVerify
  * require) and apache2 with providers(mock) as the ManiacProvider table.
  */
-export async function setupTranslateSuite(name, providers) {
+export async function setupTranslateSuite(name, providers, gatewayOpts = {}) {
   const dir = makeTmpDir(name);
   const pki = makePKI(path.join(dir, 'pki'));
   const mock = await new MockUpstream({ tls: { cert: pki.pem.cert, key: pki.pem.key }, name: `${name}-mock` }).start();
   const table = providers(mock);
   const gw = await startGateway({
     dir: path.join(dir, 'apache'), env: { UPSTREAM_KEY }, caFile: pki.caCert, providers: table,
+    ...(typeof gatewayOpts === 'function' ? gatewayOpts(dir) : gatewayOpts),
   });
   const client = makeClient(gw.baseURL);
   let n = 0;
