@@ -51,6 +51,7 @@ typedef struct mn_wire_ctx {
     long created;                /* gateway clock for `created` (unix s) */
     apr_table_t *client_headers; /* client request headers (read-only) */
     int max_schema_expansion;    /* ManiacMaxSchemaExpansion; 0: the default (8) */
+    json_t *face_body;           /* Messages face: the client's own body (borrowed), else NULL */
 } mn_wire_ctx;
 
 /* The request to send upstream. */
