@@ -97,11 +97,13 @@ static void write_with_provider(mn_sink *out, const char *name, const char *data
                                 size_t len)
 {
     json_t *p = json_string(name ? name : "");
+    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
     size_t i = 1;
 
-    out->write(out->baton, "{\"provider\":", 12);
-    mn_json_write(out, p);
     json_decref(p);
+    out->write(out->baton, "{\"provider\":", 12);
+    out->write(out->baton, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2);
+    free(quoted);
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
@@ -186,6 +188,7 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
 {
     json_t *ev, *e;
     const char *type;
+    char name[64];
 
     if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
         return st->b.status;
@@ -225,9 +228,10 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
         return st->b.status;
     }
+    snprintf(name, sizeof(name), "%s", type);
     json_decref(ev);
     out->write(out->baton, "event: ", 7);
-    out->write(out->baton, type, strlen(type));
+    out->write(out->baton, name, strlen(name));
     out->write(out->baton, "\ndata: ", 7);
     while (len && *data != '{') {
         data++;
