@@ -23,6 +23,13 @@
 #include "mn_error.h"
 #include "mn_wire.h"
 
+/* Which Messages path a request URI (no query string) is: 0 none,
+ * MN_FM_PATH_MESSAGES for .../messages, MN_FM_PATH_COUNT for
+ * .../messages/count_tokens. */
+#define MN_FM_PATH_MESSAGES 1
+#define MN_FM_PATH_COUNT 2
+int mn_fm_path(const char *uri);
+
 /* What the request mapping learned on the way. */
 typedef struct mn_fm_info {
     int stream;              /* client asked for a stream */

@@ -509,3 +509,23 @@ int mn_fm_count_tokens(json_t *in, long *tokens, mn_error *err)
     *tokens = (long)((bytes + 3) / 4);
     return 0;
 }
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+int mn_fm_path(const char *uri)
+{
+    if (!uri) {
+        return 0;
+    }
+    if (ends_with(uri, "/messages")) {
+        return MN_FM_PATH_MESSAGES;
+    }
+    if (ends_with(uri, "/messages/count_tokens")) {
+        return MN_FM_PATH_COUNT;
+    }
+    return 0;
+}

@@ -12,10 +12,11 @@
  *   thinking blocks, so the client's replay of it is harmless.
  * - Tool arguments that are not a JSON object become {} rather than
  *   failing an answer the client has otherwise in full.
- * - Errors: Anthropic's own types pass as they are (an Anthropic upstream's
- *   overloaded_error stays one); the OpenAI types map onto Anthropic's, and
- *   the gateway's (upstream_error, server_error, ...) by status: 504
- *   timeout_error, 529 overloaded_error, other 5xx api_error. */
+ * - Errors: the statuses Anthropic gives one type each (401, 403, 404, 413,
+ *   429, 504, 529) decide the type; otherwise Anthropic's own types pass as
+ *   they are (a mid-stream overloaded_error stays one), and the gateway's
+ *   and OpenAI's (upstream_error, server_error, ...) map by status: 5xx
+ *   api_error, other 4xx invalid_request_error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +151,14 @@ const char *mn_fm_error_type(const mn_error *e)
 {
     int i;
 
+    /* Anthropic gives each of these statuses exactly one type: the status
+     * says more than an OpenAI type (a 401 is invalid_request_error there) */
+    switch (e->status) {
+    case 401: case 403: case 404: case 413: case 429: case 504: case 529:
+        return type_for_status(e->status);
+    default:
+        break;
+    }
     if (!strcmp(e->code, "model_not_found")) {
         return "not_found_error";
     }
@@ -160,9 +169,6 @@ const char *mn_fm_error_type(const mn_error *e)
         if (!strcmp(e->type, anthropic_types[i])) {
             return anthropic_types[i];
         }
-    }
-    if (!strcmp(e->type, "insufficient_quota")) {
-        return "rate_limit_error";
     }
     return type_for_status(e->status);
 }

@@ -150,6 +150,17 @@ static void test_request_tool_choice_and_errors(void **state)
     }
 }
 
+static void test_paths(void **state)
+{
+    (void)state;
+    assert_int_equal(mn_fm_path("/v1/messages"), MN_FM_PATH_MESSAGES);
+    assert_int_equal(mn_fm_path("/gw/v1/messages/count_tokens"), MN_FM_PATH_COUNT);
+    assert_int_equal(mn_fm_path("/v1/chat/completions"), 0);
+    assert_int_equal(mn_fm_path("/v1/messages/"), 0);
+    assert_int_equal(mn_fm_path("/v1/messagesx"), 0);
+    assert_int_equal(mn_fm_path(NULL), 0);
+}
+
 static void test_count_tokens(void **state)
 {
     json_t *in = jq("{'model':'m','system':'abc','messages':[{'role':'user','content':'hi'}]}");
@@ -226,6 +237,9 @@ static void test_errors(void **state)
         { 503, "weird_type", NULL, "api_error" },
         { 422, "weird_type", NULL, "invalid_request_error" },
         { 0, "upstream_error", "upstream_reset", "api_error" },
+        { 401, "invalid_request_error", "invalid_api_key", "authentication_error" },
+        { 502, "overloaded_error", NULL, "overloaded_error" },
+        { 400, "invalid_request_error", "model_not_found", "not_found_error" },
     };
     size_t i;
     mn_error e;
@@ -636,6 +650,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_full),
         cmocka_unit_test(test_request_tool_choice_and_errors),
+        cmocka_unit_test(test_paths),
         cmocka_unit_test(test_count_tokens),
         cmocka_unit_test(test_response),
         cmocka_unit_test(test_errors),
