@@ -4,6 +4,8 @@
  * - system (string or text blocks) becomes one system message, the texts
  *   joined by a blank line: servers that take only string system content
  *   (older vLLM, llama.cpp) still work; cache_control has no chat analogue.
+ *   A system turn inside messages (Claude Code sends its reminders so)
+ *   becomes a system message in its place.
  * - A user turn's tool_result blocks become `tool` messages, in order and
  *   before the turn's other blocks (chat wants them right after the
  *   assistant's tool_calls); their text is joined, images in them are
@@ -248,6 +250,23 @@ static int assistant_turn(json_t *content, size_t i, json_t *msgs, mn_error *err
     return 0;
 }
 
+/* A system prompt (top-level, or a system turn in messages, as Claude Code
+ * sends mid-conversation reminders) -> one system message. */
+static int system_message(json_t *content, const char *param, json_t *msgs, mn_error *err)
+{
+    mn_buf b;
+    int rc;
+
+    mn_buf_init(&b);
+    rc = join_text(content, param, "\n\n", &b, err);
+    if (!rc && b.len) {
+        json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "system", "content",
+                                              b.data, b.len));
+    }
+    mn_buf_free(&b);
+    return rc;
+}
+
 static int map_messages(json_t *in, json_t *msgs, mn_fm_info *info, mn_error *err)
 {
     json_t *list = json_object_get(in, "messages"), *m;
@@ -261,9 +280,16 @@ static int map_messages(json_t *in, json_t *msgs, mn_fm_info *info, mn_error *er
         const char *role = json_string_value(json_object_get(m, "role"));
         json_t *content = json_object_get(m, "content");
         int user = role && !strcmp(role, "user");
+        if (role && !strcmp(role, "system")) {
+            snprintf(p, sizeof(p), "messages[%zu].content", i);
+            if (system_message(content, p, msgs, err)) {
+                return -1;
+            }
+            continue;
+        }
         if (!role || (!user && strcmp(role, "assistant"))) {
             snprintf(p, sizeof(p), "messages[%zu].role", i);
-            return bad(err, p, "must be user or assistant");
+            return bad(err, p, "must be user, assistant or system");
         }
         if (json_is_string(content)) {
             json_array_append_new(msgs, json_pack("{s:s,s:O}", "role", role, "content",
@@ -390,20 +416,11 @@ static int map_thinking(json_t *in, json_t *out, mn_error *err)
 static int map_system(json_t *in, json_t *msgs, mn_error *err)
 {
     json_t *sys = json_object_get(in, "system");
-    mn_buf b;
-    int rc;
 
     if (!sys || json_is_null(sys)) {
         return 0;
     }
-    mn_buf_init(&b);
-    rc = join_text(sys, "system", "\n\n", &b, err);
-    if (!rc && b.len) {
-        json_array_append_new(msgs, json_pack("{s:s,s:s%}", "role", "system", "content",
-                                              b.data, b.len));
-    }
-    mn_buf_free(&b);
-    return rc;
+    return system_message(sys, "system", msgs, err);
 }
 
 /* Members copied as they are, members handled above, and the gateway's own

@@ -116,8 +116,16 @@ static void test_request_tool_choice_and_errors(void **state)
           "'max_completion_tokens':5,'model':'m','tool_choice':'required'}" },
         { "{'model':'m','messages':[{'role':'user','content':'x'}]}", -1, "max_tokens", NULL },
         { "{'model':'m','max_tokens':1,'messages':[]}", -1, "messages", NULL },
-        { "{'model':'m','max_tokens':1,'messages':[{'role':'system','content':'x'}]}", -1,
+        { "{'model':'m','max_tokens':1,'messages':[{'role':'tool','content':'x'}]}", -1,
           "messages[0].role", NULL },
+        { "{'model':'m','max_tokens':1,'messages':[{'role':'system','content':5}]}", -1,
+          "messages[0].content", NULL },
+        /* Claude Code sends system turns inside messages */
+        { "{'model':'m','max_tokens':2,'messages':[{'role':'user','content':'x'},"
+          "{'role':'system','content':[{'type':'text','text':'a'},{'type':'text','text':'b'}]}]}",
+          0, NULL,
+          "{'messages':[{'role':'user','content':'x'},{'role':'system','content':'a\\n\\nb'}],"
+          "'max_completion_tokens':2,'model':'m'}" },
         { "{'model':'m','max_tokens':1,'messages':[{'role':'user','content':[{'type':'image',"
           "'source':{'type':'base64'}}]}]}", -1, "messages[0].content[0]", NULL },
         { "{'model':'m','max_tokens':1,'messages':[{'role':'user','content':'x'}],"
