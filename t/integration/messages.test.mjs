@@ -12,6 +12,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { request, streamRequest } from './lib/http.mjs';
 import { jsonReply, sseReply } from './lib/mock.mjs';
 import { assertLog } from './lib/expect.mjs';
+import { assertSchema } from './lib/openapi.mjs';
 import { setupTranslateSuite, UPSTREAM_KEY } from './lib/translate-common.mjs';
 import { mintKey, AUTH_MODULES } from './lib/keys.mjs';
 
@@ -95,6 +96,7 @@ test('OpenAI upstream, messages.create with a tool: exact chat request upstream,
     tool_choice: { type: 'auto' }, metadata: { user_id: 'u-1' },
   }, { headers: { 'x-test-id': id } });
   assert.deepEqual(JSON.parse(JSON.stringify(msg)), { ...OAI_TOOL_MESSAGE, provider: 'oai' });
+  assertSchema('MessagesMessage', JSON.parse(JSON.stringify(msg)));
   const up = ctx.mock.requests[0];
   assert.equal(up.url, '/oai/v1/chat/completions');
   assert.equal(up.headers.authorization, `Bearer ${UPSTREAM_KEY}`);
@@ -224,6 +226,7 @@ test('errors before the stream come in Anthropic shape with the upstream status 
   const nf = await post('/v1/messages', { model: 'nope/x', max_tokens: 8, messages: ASK }, ctx.tid());
   assert.equal(nf.status, 404);
   assert.equal(nf.json.error.type, 'not_found_error');
+  for (const e of [res.json, nf.json]) assertSchema('MessagesError', e);
   const bad = await post('/v1/messages', { model: 'oai/gpt-4o-mini', messages: ASK }, ctx.tid());
   assert.equal(bad.status, 400);
   assert.deepEqual(bad.json, err('invalid_request_error', 'max_tokens: must be a positive integer'));
