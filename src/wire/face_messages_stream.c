@@ -15,6 +15,10 @@
  *                    message_stop
  *   error frame      event: error (and nothing after it)
  *
+ * Frames that already are Anthropic events (`event: ...`, as the
+ * passthrough wire writes them) leave as they are, so the glue may put the
+ * translator in front of any try.
+ *
  * One block is open at a time, as Anthropic streams them; a block is
  * closed when another kind starts.  Argument deltas for a call whose block
  * was closed meanwhile (interleaved parallel calls, rare) still go to that
@@ -215,6 +219,12 @@ static void on_frame(mn_fm_stream *s, const char *f, size_t len)
 {
     json_t *j;
 
+    if (len >= 7 && !memcmp(f, "event: ", 7)) {
+        /* already an Anthropic event (the passthrough wire's): as it is */
+        s->down->write(s->down->baton, f, len);
+        s->down->frame_end(s->down->baton);
+        return;
+    }
     if (len < 6 || memcmp(f, "data: ", 6)) {
         return;     /* comments and empty frames carry nothing to translate */
     }

@@ -373,6 +373,20 @@ static void test_stream_text_tools(void **state)
     st_close(&f);
 }
 
+static void test_stream_anthropic_frames_pass(void **state)
+{
+    st_fx f;
+    static const char ev[] = "event: ping\ndata: {\"provider\":\"c\",\"type\":\"ping\"}\n\n";
+    (void)state;
+    st_open(&f, 1 << 16);
+    f.in.write(f.in.baton, ev, 6);
+    f.in.write(f.in.baton, ev + 6, sizeof(ev) - 7);
+    f.in.frame_end(f.in.baton);
+    assert_int_equal(f.out.len, sizeof(ev) - 1);
+    assert_memory_equal(f.out.data, ev, sizeof(ev) - 1);
+    st_close(&f);
+}
+
 static void test_stream_error_mid(void **state)
 {
     st_fx f;
@@ -663,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_response),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_stream_text_tools),
+        cmocka_unit_test(test_stream_anthropic_frames_pass),
         cmocka_unit_test(test_stream_error_mid),
         cmocka_unit_test(test_stream_finish_and_overflow),
         cmocka_unit_test(test_stream_through_openai_wire),
