@@ -23,12 +23,14 @@ before(async () => {
   ctx = await setupTranslateSuite('messages', (mock) => [
     `oai ${mock.url('/oai/v1')} format=openai key-env=UPSTREAM_KEY retries=0 breaker-failures=0`,
     `claude ${mock.url('/claude/v1')} format=anthropic key-env=UPSTREAM_KEY retries=0 breaker-failures=0`,
+    `gem ${mock.url('/gem/v1beta')} format=gemini key-env=UPSTREAM_KEY retries=0 breaker-failures=0`,
     'echo builtin:echo',
   ], (dir) => {
     const kf = path.join(dir, 'messages.keys');
     fs.writeFileSync(kf, `${KEY.line}\n`, { mode: 0o644 });
     return {
-      extra: [AUTH_MODULES, 'ManiacModel claude-sonnet-4-5 oai/gpt-4o-mini'].join('\n'),
+      extra: [AUTH_MODULES, 'ManiacModel claude-sonnet-4-5 oai/gpt-4o-mini',
+        'ManiacModel claude-then-oai claude/claude-sonnet-4-5 oai/gpt-4o-mini'].join('\n'),
       location: ['AuthType maniac', `ManiacKeyFile ${kf}`, 'Require valid-user'].join('\n'),
     };
   });
@@ -205,6 +207,39 @@ test('Anthropic upstream, messages.stream (SDK) keeps thinking and its signature
   const msg = await sdk.messages.create({ model: 'claude/claude-sonnet-4-5', max_tokens: 16, messages: ASK });
   assert.deepEqual(JSON.parse(JSON.stringify(msg)), { provider: 'claude', ...whole });
   assert.equal(ctx.mock.requests[1].text, JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 16, messages: ASK }));
+});
+
+test('Gemini upstream, messages.stream (SDK) with a functionCall: text and tool_use blocks', async () => {
+  const g = (o) => `data: ${JSON.stringify(o)}\r\n\r\n`;
+  ctx.mock.respond({ status: 200, headers: { 'content-type': 'text/event-stream' }, chunks: [
+    g({ candidates: [{ content: { role: 'model', parts: [{ text: 'Checking.' }] }, index: 0 }], responseId: 'gem-1', modelVersion: 'gemini-2.5-flash' }),
+    g({ candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: { city: 'Paris' } } }] }, finishReason: 'STOP', index: 0 }],
+      usageMetadata: { promptTokenCount: 20, candidatesTokenCount: 9, totalTokenCount: 29 }, responseId: 'gem-1', modelVersion: 'gemini-2.5-flash' }),
+  ] });
+  const final = await sdk.messages.stream({ model: 'gem/gemini-2.5-flash', max_tokens: 64, messages: ASK, tools: TOOLS }).finalMessage();
+  assert.equal(ctx.mock.requests[0].url, '/gem/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse');
+  assert.deepEqual(ctx.mock.requests[0].json.tools, [{ functionDeclarations: [{ name: 'get_weather', description: 'Weather for a city', parameters: TOOLS[0].input_schema }] }]);
+  assert.equal(final.content.length, 2);
+  assert.deepEqual(final.content[0], { type: 'text', text: 'Checking.' });
+  assert.equal(final.content[1].type, 'tool_use');
+  assert.equal(final.content[1].name, 'get_weather');
+  assert.deepEqual(final.content[1].input, { city: 'Paris' });
+  assert.match(final.content[1].id, /\S/);
+  assert.equal(final.stop_reason, 'tool_use');
+  assert.deepEqual(final.usage, { input_tokens: 20, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 9 });
+});
+
+test('an alias falls back from an Anthropic target (passthrough, 529) to an OpenAI one (translated) in one request', async () => {
+  ctx.mock.setHandler((rec) => (rec.url.startsWith('/claude/')
+    ? { status: 529, headers: { 'content-type': 'application/json' }, body: { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } } }
+    : sseReply(OAI_TOOL_STREAM)));
+  const id = ctx.tid();
+  const res = await postStream('/v1/messages', { model: 'claude-then-oai', max_tokens: 64, stream: true, messages: ASK, tools: TOOLS }, id);
+  assert.equal(res.status, 200);
+  assert.equal(res.text, OAI_TOOL_EVENTS);
+  assert.deepEqual(ctx.mock.requests.map((q) => q.url), ['/claude/v1/messages', '/oai/v1/chat/completions']);
+  assert.equal(ctx.mock.requests[0].json.model, 'claude-sonnet-4-5');
+  assertLog(await ctx.gw.logFor(id), { status: '200', provider: 'oai', model: 'gpt-4o-mini', 'upstream-status': '200' });
 });
 
 // ---------------------------------------------------------------------- errors
