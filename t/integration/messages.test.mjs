@@ -265,6 +265,10 @@ test('errors before the stream come in Anthropic shape with the upstream status 
   const bad = await post('/v1/messages', { model: 'oai/gpt-4o-mini', messages: ASK }, ctx.tid());
   assert.equal(bad.status, 400);
   assert.deepEqual(bad.json, err('invalid_request_error', 'max_tokens: must be a positive integer'));
+  const get = await request(ctx.gw.port, '/v1/messages', null, { method: 'GET', headers: H(ctx.tid()) });
+  assert.equal(get.status, 405);
+  assert.equal(get.headers.allow, 'POST');
+  assert.deepEqual(get.json, err('invalid_request_error', 'Method GET is not allowed: use POST'));
   const notjson = await post('/v1/messages', '{', ctx.tid());
   assert.equal(notjson.status, 400);
   assert.equal(notjson.json.type, 'error');
