@@ -79,12 +79,12 @@ $(BUILD)/libpure-asan.a: $(patsubst %.c,$(BUILD)/obj-asan/%.o,$(PURE_LIST))
 $(BUILD)/libpure-vg.a: $(patsubst %.c,$(BUILD)/obj-vg/%.o,$(PURE_LIST))
 	@rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/unit/%: t/unit/%.c $(BUILD)/libpure-asan.a $(HEADERS) t/unit/harness.h
+$(BUILD)/unit/%: t/unit/%.c $(BUILD)/libpure-asan.a $(HEADERS) $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(UNIT_CFLAGS) $(SAN) -o $@ $< $(BUILD)/libpure-asan.a $(PURE_LIBS) -lcmocka $(APR_LIBS)
 
 # valgrind cannot run ASan binaries: a second, plain build of the same tests
-$(BUILD)/unit-vg/%: t/unit/%.c $(BUILD)/libpure-vg.a $(HEADERS) t/unit/harness.h
+$(BUILD)/unit-vg/%: t/unit/%.c $(BUILD)/libpure-vg.a $(HEADERS) $(wildcard t/unit/*.h)
 	@mkdir -p $(BUILD)/unit-vg
 	$(CC) $(UNIT_CFLAGS) -o $@ $< $(BUILD)/libpure-vg.a $(PURE_LIBS) -lcmocka $(APR_LIBS)
 

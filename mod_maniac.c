@@ -1,508 +1,80 @@
 /* mod_maniac: an LLM gateway inside Apache httpd.
  *
- * This file only wires things together: the ManiacProvider directive and
- * friends, the startup checks, the handler hook and the log callback for the
- * pure units.  The work happens in src/. */
-#include <string.h>
-#include <apr_strings.h>
+ * This file only wires things together: the hooks and the directive table.
+ * Configuration (server and directory configs, directive setters, startup
+ * checks) is in src/httpd/config.c; the work happens in src/. */
 #include <httpd.h>
 #include <http_config.h>
-#include <http_log.h>
 #include <ap_mmn.h>
 
 #define MN_MODULE_MAIN
 #include "mod_maniac.h"
 #include "mn_limits.h"
-#include "mn_log.h"
 #include "mn_ops.h"
 #include "mn_metrics_glue.h"
-#include "mn_resilience.h"
-#include <apr_shm.h>
-#include <http_core.h>
-#include <ap_expr.h>
 
 module AP_MODULE_DECLARE_DATA maniac_module;
-
-mn_config *mn_conf;
-
-/* A ManiacProvider line that needs TLS, remembered for the startup check. */
-typedef struct {
-    const char *name;
-    const char *file;
-    int line;
-} https_use;
-
-static apr_array_header_t *https_uses;
-
-/* httpd reads the configuration twice at start (generations 0 and 1), then
- * once per restart; the running parent keeps the environment it started
- * with. */
-static int config_is_restart(void)
-{
-    return ap_state_query(AP_SQ_CONFIG_GEN) >= 2;
-}
-
-/* Warnings once per read that matters: not again on the second read at start. */
-static int config_warns(void)
-{
-    return ap_state_query(AP_SQ_CONFIG_GEN) != 1;
-}
-
-static void log_to_httpd(mn_log_level level, const char *msg)
-{
-    ap_log_error(APLOG_MARK, (int)level, 0, NULL, "maniac: %s", msg);
-}
-
-static int maniac_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
-{
-    /* the configuration is read twice at startup and on every restart:
-     * start each read from an empty table */
-    mn_conf = apr_pcalloc(pconf, sizeof(*mn_conf));
-    mn_conf->providers = mn_providers_create(pconf);
-    mn_conf->max_body = MN_DEFAULT_MAX_BODY;
-    mn_conf->max_response = MN_DEFAULT_MAX_RESPONSE;
-    mn_conf->max_event = MN_DEFAULT_MAX_EVENT;
-    mn_conf->max_schema_expansion = 8;
-    https_uses = apr_array_make(pconf, 4, sizeof(https_use));
-    mn_log_set(log_to_httpd);
-    /* every LoadModule has run by now, whatever order they came in */
-    mn_upstream_resolve_proxy();
-    return OK;
-}
-
-static const char *where(cmd_parms *cmd)
-{
-    return apr_psprintf(cmd->temp_pool, "%s:%d",
-                        cmd->directive ? cmd->directive->filename : "?",
-                        cmd->directive ? cmd->directive->line_num : 0);
-}
-
-/* key-file=P1,P2: relative paths are relative to ServerRoot, as every
- * Apache path.  The argv copy is what the pure parser sees. */
-static const char *resolve_key_files(cmd_parms *cmd, int argc, char *const argv[],
-                                     const char ***out)
-{
-    const char **v = apr_pmemdup(cmd->temp_pool, argv, sizeof(char *) * (apr_size_t)argc);
-    int i;
-    for (i = 2; i < argc; i++) {
-        apr_array_header_t *paths;
-        char *copy, *last = NULL, *path;
-        if (strncmp(v[i], "key-file=", 9) || !v[i][9]) {
-            continue;
-        }
-        paths = apr_array_make(cmd->temp_pool, 2, sizeof(const char *));
-        copy = apr_pstrdup(cmd->temp_pool, v[i] + 9);
-        for (path = apr_strtok(copy, ",", &last); path; path = apr_strtok(NULL, ",", &last)) {
-            const char *abs = ap_server_root_relative(cmd->pool, path);
-            if (!abs) {
-                return apr_pstrcat(cmd->pool, "key-file=", path, ": invalid path", NULL);
-            }
-            *(const char **)apr_array_push(paths) = abs;
-        }
-        v[i] = apr_pstrcat(cmd->pool, "key-file=", apr_array_pstrcat(cmd->pool, paths, ','),
-                           NULL);
-    }
-    *out = v;
-    return NULL;
-}
-
-static void log_provider_warnings(cmd_parms *cmd, const mn_provider *prov)
-{
-    int i;
-    if (prov->unavailable) {
-        /* the variable's name only: err never holds a key */
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, cmd->server,
-                     "maniac: ManiacProvider %s (%s) is disabled until a full stop and start: "
-                     "%s; environment variables are read when httpd starts, not on a graceful "
-                     "restart (key-file= is re-read on every restart)",
-                     prov->name, where(cmd), prov->unavailable);
-    }
-    for (i = 0; config_warns() && prov->warnings && i < prov->warnings->nelts; i++) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, cmd->server, "maniac: ManiacProvider %s (%s): %s",
-                     prov->name, where(cmd), APR_ARRAY_IDX(prov->warnings, i, const char *));
-    }
-}
-
-static const char *cmd_provider(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
-{
-    mn_provider *prov;
-    const char **args = NULL;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    if (err || (err = resolve_key_files(cmd, argc, argv, &args)) != NULL) {
-        return err;
-    }
-    /* a restart must not take the server down for a key: that provider
-     * answers 503 until the key is back, the others keep working */
-    err = mn_provider_parse_ex(cmd->pool, argc, args,
-                               config_is_restart() ? MN_PARSE_KEYS_SOFT : 0, &prov);
-    if (err) {
-        return apr_pstrcat(cmd->pool, "ManiacProvider: ", err, NULL);
-    }
-    prov->conf_file = cmd->directive ? cmd->directive->filename : NULL;
-    prov->conf_line = cmd->directive ? cmd->directive->line_num : 0;
-    log_provider_warnings(cmd, prov);
-    if (prov->format != MN_FORMAT_ECHO) {
-        if (!mn_upstream_proxy_available()) {
-            return apr_psprintf(cmd->pool, "ManiacProvider %s (%s): mod_proxy is not loaded: "
-                                "a2enmod proxy (or 'LoadModule proxy_module "
-                                ".../mod_proxy.so')", prov->name, where(cmd));
-        }
-        if ((err = mn_upstream_define_worker(cmd->pool, cmd->server, prov)) != NULL) {
-            return apr_pstrcat(cmd->pool, "ManiacProvider ", prov->name, ": ", err, NULL);
-        }
-        if (prov->is_ssl) {
-            https_use *h = apr_array_push(https_uses);
-            h->name = prov->name;
-            h->file = prov->conf_file;
-            h->line = prov->conf_line;
-        }
-    }
-    if ((err = mn_providers_add(mn_conf->providers, prov)) != NULL) {
-        return apr_pstrcat(cmd->pool, "ManiacProvider: ", err, NULL);
-    }
-    return NULL;
-}
-
-static const char *cmd_model(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (err) {
-        return err;
-    }
-    err = mn_alias_add(mn_conf->providers, argc, (const char *const *)argv,
-                       cmd->directive ? cmd->directive->filename : NULL,
-                       cmd->directive ? cmd->directive->line_num : 0);
-    return err ? apr_pstrcat(cmd->pool, "ManiacModel: ", err, NULL) : NULL;
-}
-
-static void *create_dir_config(apr_pool_t *p, char *dir)
-{
-    mn_dir_config *dc = apr_pcalloc(p, sizeof(*dc));
-    mn_auth_dir_init(&dc->auth);
-    return dc;
-}
-
-static void *merge_dir_config(apr_pool_t *p, void *basev, void *addv)
-{
-    mn_dir_config *merged = apr_pcalloc(p, sizeof(*merged));
-    merged->cors = *mn_cors_merge(&((mn_dir_config *)basev)->cors,
-                                  &((mn_dir_config *)addv)->cors);
-    mn_auth_dir_merge(&((mn_dir_config *)basev)->auth, &((mn_dir_config *)addv)->auth,
-                      &merged->auth);
-    return merged;
-}
-
-static const char *cmd_cors(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
-{
-    const char *err = mn_cors_parse(cmd->pool, argc, (const char *const *)argv,
-                                    &((mn_dir_config *)dconf)->cors);
-    return err ? apr_pstrcat(cmd->pool, "ManiacCORS: ", err, NULL) : NULL;
-}
-
-/* A field is kept for an alias only when every target keeps it (the
- * handler ANDs them): say so when the targets disagree. */
-static void warn_alias_keep(apr_pool_t *ptemp, server_rec *s)
-{
-    apr_hash_index_t *hi;
-    for (hi = apr_hash_first(ptemp, mn_conf->providers->aliases); hi; hi = apr_hash_next(hi)) {
-        const mn_alias *a = apr_hash_this_val(hi);
-        unsigned all = ~0u, any = 0;
-        int i;
-        for (i = 0; i < a->targets->nelts; i++) {
-            const mn_provider *prov = APR_ARRAY_IDX(a->targets, i, mn_target).provider;
-            all &= prov->keep;
-            any |= prov->keep;
-        }
-        if (all != any) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "maniac: ManiacModel %s (%s:%d): its "
-                         "targets differ in keep=; the alias keeps only what every target keeps",
-                         a->name, a->conf_file ? a->conf_file : "?", a->conf_line);
-        }
-    }
-}
-
-static const char *cmd_key_file(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    return mn_auth_cmd_key_file(cmd, &((mn_dir_config *)dconf)->auth, arg);
-}
-
-static const char *cmd_key_query(cmd_parms *cmd, void *dconf, int argc, char *const argv[])
-{
-    return mn_auth_cmd_key_query(cmd, &((mn_dir_config *)dconf)->auth, argc, argv);
-}
-
-static const char *cmd_size(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    char *end;
-    apr_int64_t v;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (err) {
-        return err;
-    }
-    v = apr_strtoi64(arg, &end, 10);
-    if (end == arg || *end || v <= 0) {
-        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected a number of bytes > 0", NULL);
-    }
-    if (!strcmp(cmd->cmd->name, "ManiacMaxRequestBody")) {
-        mn_conf->max_body = (apr_off_t)v;
-    }
-    else if (!strcmp(cmd->cmd->name, "ManiacMaxResponseBody")) {
-        mn_conf->max_response = (apr_size_t)v;
-    }
-    else {
-        mn_conf->max_event = (apr_size_t)v;
-    }
-    return NULL;
-}
-
-static const char *cmd_expansion(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    char *end;
-    apr_int64_t v;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (err) {
-        return err;
-    }
-    v = apr_strtoi64(arg, &end, 10);
-    if (end == arg || *end || v < 1 || v > 1000) {
-        return "ManiacMaxSchemaExpansion: expected a factor from 1 to 1000";
-    }
-    mn_conf->max_schema_expansion = (int)v;
-    return NULL;
-}
-
-/* Is `SSLProxyEngine on` anywhere in the configuration tree? */
-/* Where the handler is mounted and where `SSLProxyEngine on` is in effect:
- * one scope for the main server (inherited by every virtual host), one per
- * <VirtualHost>.  TLS to an upstream needs the engine in the server that
- * serves the request, not just anywhere. */
-typedef struct {
-    const ap_directive_t *vhost;    /* NULL: main server */
-    const ap_directive_t *mount;    /* first SetHandler maniac */
-    int ssl_proxy;
-} tls_scope;
-
-static int arg_is(const char *args, const char *word)
-{
-    size_t n = strlen(word);
-    if (!args) {
-        return 0;
-    }
-    if (*args == '"' || *args == '\'') {
-        return !ap_cstr_casecmpn(args + 1, word, n) && args[n + 1] == *args && !args[n + 2];
-    }
-    return !ap_cstr_casecmp(args, word);
-}
-
-static void scan_scope(const ap_directive_t *d, tls_scope *sc, apr_array_header_t *vhosts)
-{
-    for (; d; d = d->next) {
-        if (!ap_cstr_casecmp(d->directive, "<VirtualHost")) {
-            tls_scope *v = apr_array_push(vhosts);
-            memset(v, 0, sizeof(*v));
-            v->vhost = d;
-            scan_scope(d->first_child, v, vhosts);
-            continue;
-        }
-        if (!ap_cstr_casecmp(d->directive, "SSLProxyEngine") && arg_is(d->args, "on")) {
-            sc->ssl_proxy = 1;
-        }
-        if (!ap_cstr_casecmp(d->directive, "SetHandler") && arg_is(d->args, MN_HANDLER_NAME)
-            && !sc->mount) {
-            sc->mount = d;
-        }
-        scan_scope(d->first_child, sc, vhosts);
-    }
-}
-
-/* NULL when TLS upstreams work wherever the handler is mounted, else why not. */
-static const char *tls_scope_problem(apr_pool_t *p)
-{
-    apr_array_header_t *vhosts = apr_array_make(p, 4, sizeof(tls_scope));
-    tls_scope main_sc;
-    int i, any_mount, any_ssl;
-
-    memset(&main_sc, 0, sizeof(main_sc));
-    scan_scope(ap_conftree, &main_sc, vhosts);
-    any_mount = main_sc.mount != NULL;
-    any_ssl = main_sc.ssl_proxy;
-    for (i = 0; i < vhosts->nelts; i++) {
-        const tls_scope *v = &APR_ARRAY_IDX(vhosts, i, tls_scope);
-        any_mount |= v->mount != NULL;
-        any_ssl |= v->ssl_proxy;
-    }
-    if (!any_mount) {
-        /* mounted from .htaccess or not yet: at least the engine must exist */
-        return any_ssl ? NULL : "'SSLProxyEngine on' is not set";
-    }
-    if (main_sc.mount && !main_sc.ssl_proxy) {
-        return apr_psprintf(p, "'SSLProxyEngine on' is not set in the main server config, "
-                            "where SetHandler maniac (%s:%d) is mounted for every virtual host",
-                            main_sc.mount->filename, main_sc.mount->line_num);
-    }
-    for (i = 0; i < vhosts->nelts; i++) {
-        const tls_scope *v = &APR_ARRAY_IDX(vhosts, i, tls_scope);
-        if (v->mount && !v->ssl_proxy && !main_sc.ssl_proxy) {
-            const char *args = v->vhost->args ? v->vhost->args : "";
-            size_t alen = strlen(args);
-            if (alen && args[alen - 1] == '>') {
-                alen--;   /* the tree keeps the section's closing '>' */
-            }
-            return apr_psprintf(p, "'SSLProxyEngine on' is not set for <VirtualHost %.*s> (%s:%d), "
-                                "which mounts SetHandler maniac (%s:%d): set it in that "
-                                "virtual host or in the main server config",
-                                (int)alen, args, v->vhost->filename, v->vhost->line_num,
-                                v->mount->filename, v->mount->line_num);
-        }
-    }
-    return NULL;
-}
-
-static int maniac_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                               server_rec *s)
-{
-    int i, ok = 1, have_ssl = ap_find_linked_module("mod_ssl.c") != NULL;
-    const char *tls_problem = https_uses->nelts ? tls_scope_problem(ptemp) : NULL;
-    const char *err = mn_aliases_resolve(mn_conf->providers);
-
-    if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "maniac: %s", err);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    warn_alias_keep(ptemp, s);
-    for (i = 0; config_warns() && i < mn_conf->providers->warnings->nelts; i++) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "maniac: %s",
-                     APR_ARRAY_IDX(mn_conf->providers->warnings, i, const char *));
-    }
-    for (i = 0; i < https_uses->nelts; i++) {
-        const https_use *h = &APR_ARRAY_IDX(https_uses, i, https_use);
-        if (!have_ssl || tls_problem) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                         "maniac: ManiacProvider %s (%s:%d) has an https URL but %s",
-                         h->name, h->file ? h->file : "?", h->line,
-                         !have_ssl ? "mod_ssl is not loaded: a2enmod ssl (or 'LoadModule "
-                                     "ssl_module .../mod_ssl.so'), and set 'SSLProxyEngine on'"
-                                   : tls_problem);
-            ok = 0;
-        }
-    }
-    return ok ? OK : HTTP_INTERNAL_SERVER_ERROR;
-}
-
-static int maniac_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                              server_rec *s)
-{
-    int i, n = mn_conf->providers->list->nelts;
-    apr_shm_t *shm;
-    apr_status_t rv;
-
-    /* Breaker state must be shared by every child: anonymous shared memory
-     * made here, before the children fork, is inherited by all of them. */
-    if (n > 0 && ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
-        rv = apr_shm_create(&shm, sizeof(mn_breaker_slot) * (apr_size_t)n, NULL, pconf);
-        if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                         "maniac: cannot create shared memory for the circuit breakers");
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
-        mn_conf->breakers = apr_shm_baseaddr_get(shm);
-        memset(mn_conf->breakers, 0, sizeof(mn_breaker_slot) * (apr_size_t)n);
-    }
-    for (i = 0; i < mn_conf->providers->list->nelts; i++) {
-        const mn_provider *p = APR_ARRAY_IDX(mn_conf->providers->list, i, mn_provider *);
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                     "maniac: provider %s -> %s format=%s key=%s timeout=%" APR_TIME_T_FMT "ms",
-                     p->name, p->base_url, mn_format_name(p->format),
-                     p->key_source ? p->key_source : "none", apr_time_as_msec(p->timeout));
-    }
-    return OK;
-}
-
-/* A request that <Location> hands to us names no file: like
- * proxy_map_location for ProxyPass, skip core's directory walk (a stat of
- * the mapped path, an .htaccess open per directory up to /).  httpd resets
- * the per-dir config to the server's before map_to_storage, so the
- * <Location>'s SetHandler is read in translate_name, where the first
- * location walk has merged it; access control from <Location> still runs
- * after. */
-static int maniac_translate(request_rec *r)
-{
-    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
-    const char *err = NULL, *h;
-
-    if (d && d->expr_handler) {
-        h = ap_expr_str_exec(r, d->expr_handler, &err);
-        if (!err && h && !strcasecmp(h, "maniac")) {
-            ap_set_module_config(r->request_config, &maniac_module, r);
-        }
-    }
-    return DECLINED;
-}
-
-static int maniac_map_to_storage(request_rec *r)
-{
-    return ap_get_module_config(r->request_config, &maniac_module) ? OK : DECLINED;
-}
 
 static void maniac_register_hooks(apr_pool_t *p)
 {
     static const char *const after_proxy[] = { "mod_proxy.c", NULL };
     mn_limits_register_hooks(p);
     mn_metrics_register_hooks(p);
-    ap_hook_pre_config(maniac_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_check_config(maniac_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(maniac_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
+    ap_hook_pre_config(mn_config_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(mn_config_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(mn_config_post_config, after_proxy, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(mn_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_translate_name(maniac_translate, NULL, NULL, APR_HOOK_FIRST);
-    ap_hook_map_to_storage(maniac_map_to_storage, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(mn_mount_translate, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(mn_mount_map_to_storage, NULL, NULL, APR_HOOK_MIDDLE);
     mn_auth_register_hooks(p);
     mn_ops_register_hooks(p);
 }
 
 static const command_rec maniac_cmds[] = {
-    AP_INIT_TAKE_ARGV("ManiacProvider", cmd_provider, NULL, RSRC_CONF,
+    AP_INIT_TAKE_ARGV("ManiacProvider", mn_config_cmd_provider, NULL, RSRC_CONF,
                       "ManiacProvider <name> <base-url|builtin:echo> [format=openai|anthropic|"
                       "gemini] [key-env=VAR[,VAR...] | key-file=PATH[,PATH...]] [timeout=S] "
                       "[connect-timeout=S] [first-byte-timeout=S] [idle-timeout=S] "
                       "[total-timeout=S] [retries=N] [breaker-failures=K] "
                       "[breaker-cooldown=S] [max-tokens=N] [reasoning=on|off] [key-header=NAME] "
                       "[keep=strict,logprobs,n,input_audio] [models=NAME,NAME...]"),
-    AP_INIT_TAKE_ARGV("ManiacModel", cmd_model, NULL, RSRC_CONF,
+    AP_INIT_TAKE_ARGV("ManiacModel", mn_config_cmd_model, NULL, RSRC_CONF,
                       "ManiacModel <alias> <provider/model> [<provider/model> ...]: "
                       "the first target that answers serves the alias"),
-    AP_INIT_TAKE_ARGV("ManiacCORS", cmd_cors, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE_ARGV("ManiacCORS", mn_config_cmd_cors, NULL, RSRC_CONF | ACCESS_CONF,
                       "ManiacCORS off | * | <origin> [<origin> ...]: browser origins whose "
                       "requests get Access-Control-* answers (default off)"),
-    AP_INIT_TAKE1("ManiacKeyFile", cmd_key_file, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("ManiacKeyFile", mn_config_cmd_key_file, NULL, RSRC_CONF | ACCESS_CONF,
                   "ManiacKeyFile PATH: client keys for AuthType maniac, one per line "
                   "(NAME SHA256HEX [options]); read at startup and on graceful restart"),
-    AP_INIT_TAKE_ARGV("ManiacKeyQuery", cmd_key_query, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE_ARGV("ManiacKeyQuery", mn_config_cmd_key_query, NULL, RSRC_CONF | ACCESS_CONF,
                       "ManiacKeyQuery \"SELECT name, options FROM ... WHERE key_sha256 = %s\" "
                       "[cache=SECONDS]: client keys from SQL through mod_dbd"),
-    AP_INIT_TAKE1("ManiacMaxRequestBody", cmd_size, NULL, RSRC_CONF,
-                  "largest client request body in bytes (default 32 MiB)"),
-    AP_INIT_TAKE1("ManiacMaxResponseBody", cmd_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ManiacMaxRequestBody", mn_config_cmd_size, NULL, RSRC_CONF | ACCESS_CONF,
+                  "largest client request body in bytes (default 32 MiB); a <Location>'s "
+                  "value wins over its server's"),
+    AP_INIT_TAKE1("ManiacMaxResponseBody", mn_config_cmd_size, NULL, RSRC_CONF,
                   "largest non-streaming upstream response in bytes (default 64 MiB)"),
-    AP_INIT_TAKE1("ManiacMaxEventSize", cmd_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ManiacMaxEventSize", mn_config_cmd_size, NULL, RSRC_CONF,
                   "largest single upstream stream event in bytes (default 4 MiB)"),
-    AP_INIT_TAKE1("ManiacMaxSchemaExpansion", cmd_expansion, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ManiacMaxSchemaExpansion", mn_config_cmd_expansion, NULL, RSRC_CONF,
                   "how many times its size a JSON Schema may grow when a format inlines "
                   "its $refs (default 8)"),
     MN_LIMITS_DIRECTIVES,
-    AP_INIT_FLAG("ManiacOverheadHeader", mn_ops_cmd_overhead_header, NULL, RSRC_CONF,
+    AP_INIT_FLAG("ManiacOverheadHeader", mn_config_cmd_overhead_header, NULL, RSRC_CONF,
                  "On: answers carry " MN_OVERHEAD_HEADER " (microseconds spent in the gateway, "
                  "upstream waiting excluded); default Off"),
-    MN_METRICS_DIRECTIVES,
+    AP_INIT_FLAG("ManiacMetrics", mn_config_cmd_metrics, NULL, RSRC_CONF,
+                 "ManiacMetrics On|Off: live metrics in shared memory (default On)"),
     { NULL }
 };
 
 AP_DECLARE_MODULE(maniac) = {
     STANDARD20_MODULE_STUFF,
-    create_dir_config,      /* per-directory config */
-    merge_dir_config,       /* merge per-directory */
-    NULL,                   /* per-server config */
-    NULL,                   /* merge per-server */
+    mn_config_create_dir,   /* per-directory config */
+    mn_config_merge_dir,    /* merge per-directory */
+    mn_config_create_server, /* per-server config */
+    mn_config_merge_server, /* merge per-server */
     maniac_cmds,
     maniac_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)

@@ -32,6 +32,15 @@ int mn_error_set(mn_error *e, int status, const char *type, const char *param,
 #endif
     ;
 
+/* The client's request has a bad value in param: 400 invalid_request_error
+ * naming it, with a printf-style message.  The one "bad param" constructor
+ * the validators and translators share.  Returns -1. */
+int mn_error_bad_param(mn_error *e, const char *param, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /* The default OpenAI `type` for an HTTP status (400 -> invalid_request_error,
  * 401 -> authentication_error, 429 -> rate_limit_error, 5xx -> server_error...). */
 const char *mn_error_type_for_status(int status);

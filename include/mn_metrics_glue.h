@@ -7,14 +7,9 @@
 #include <http_config.h>
 
 void mn_metrics_register_hooks(apr_pool_t *p);
-const char *mn_metrics_cmd(cmd_parms *cmd, void *dconf, int on);
 
 /* A stream's first byte is leaving for the client: it counts as live until
  * the request ends, and its time to first token is now. */
 void mn_metrics_stream_begin(request_rec *r);
-
-#define MN_METRICS_DIRECTIVES                                                          \
-    AP_INIT_FLAG("ManiacMetrics", mn_metrics_cmd, NULL, RSRC_CONF,                     \
-                 "ManiacMetrics On|Off: live metrics in shared memory (default On)")
 
 #endif

@@ -33,9 +33,6 @@ void mn_ops_first_byte(request_rec *r);
  * maniac-overhead-us. */
 void mn_ops_finish(request_rec *r);
 
-/* ManiacOverheadHeader On|Off */
-const char *mn_ops_cmd_overhead_header(cmd_parms *cmd, void *dconf, int on);
-
 /* --- trace context and request ids (src/httpd/ops.c) --- */
 
 /* Reads the client's trace context (the body's `trace`, else a traceparent

@@ -97,6 +97,35 @@ const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
 const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *argv,
                                  int flags, mn_provider **out);
 
+/* The ManiacProvider options, one table: the parser, the "known: ..." list
+ * and the range in each message all read it. */
+typedef enum {
+    MN_OPT_SECONDS,      /* "2.5": > 0 and at most max seconds, into an apr_interval_time_t */
+    MN_OPT_INT,          /* min..max (max LONG_MAX: unbounded), into an int or a long */
+    MN_OPT_BOOL,         /* words[0] = 0, words[1] = 1 */
+    MN_OPT_ENUM,         /* index into words */
+    MN_OPT_LIST,         /* comma-separated; parse reads it */
+    MN_OPT_STRING        /* parse checks and keeps it */
+} mn_opt_kind;
+
+typedef struct mn_provider_option {
+    const char *name;
+    mn_opt_kind kind;
+    size_t offset;                  /* of the field in mn_provider (not for parse) */
+    size_t size;                    /* of that field */
+    long min, max;
+    const char *const *words;       /* ENUM and BOOL, NULL-terminated */
+    /* LIST and STRING: NULL or an error message */
+    const char *(*parse)(apr_pool_t *p, mn_provider *prov,
+                         const struct mn_provider_option *o, const char *val, int flags);
+} mn_provider_option;
+
+extern const mn_provider_option mn_provider_options[];
+extern const int mn_provider_noptions;
+
+/* "format, key-env, ...": every option's name, in table order. */
+const char *mn_provider_options_known(apr_pool_t *p);
+
 /* Adds a parsed provider; error message on a duplicate name. */
 const char *mn_providers_add(mn_provider_table *t, mn_provider *prov);
 

@@ -3,8 +3,9 @@
  * A wire format turns a policy-checked OpenAI request into the provider's
  * request (path, headers, body), the provider's non-streaming answer or error
  * into OpenAI JSON, and the provider's SSE events into OpenAI
- * chat.completion.chunk frames.  One file per format (wire_openai.c,
- * wire_anthropic.c, wire_gemini.c); none of them includes httpd headers.
+ * chat.completion.chunk frames.  src/wire/ holds one unit per format and
+ * direction (openai.c, anthropic_{request,response,stream}.c,
+ * gemini_{request,schema,response,stream}.c); none includes httpd headers.
  *
  * Streaming translators are state machines fed one parsed SSE event (or raw
  * line) at a time; they write complete frames into a sink and end every

@@ -13,6 +13,7 @@
 #include <http_request.h>
 #include <apr_buckets.h>
 
+#include "mn_config.h"
 #include "mn_cors.h"
 #include "mn_auth.h"
 #include "mn_error.h"
@@ -26,18 +27,12 @@ APLOG_USE_MODULE(maniac);
 
 #define MN_HANDLER_NAME "maniac"
 #define MN_VERSION "0.1.0"
-#define MN_DEFAULT_MAX_BODY (32 * 1024 * 1024)      /* request bodies */
-#define MN_DEFAULT_MAX_RESPONSE (64 * 1024 * 1024)  /* non-streaming upstream bodies */
-#define MN_DEFAULT_MAX_EVENT (4 * 1024 * 1024)      /* one upstream SSE line/event */
 
-/* Global configuration: providers are one table for the whole server. */
+/* What is global by nature: providers are one table for the whole server
+ * (the scalar settings are per server and per directory: mn_config.h). */
 typedef struct mn_config {
     mn_provider_table *providers;
     struct mn_breaker_slot *breakers;   /* one per provider, in shared memory */
-    apr_off_t max_body;
-    apr_size_t max_response;
-    apr_size_t max_event;
-    int max_schema_expansion;   /* factor; see mn_wire_ctx */
 } mn_config;
 
 extern mn_config *mn_conf;
@@ -46,6 +41,7 @@ extern mn_config *mn_conf;
 typedef struct mn_dir_config {
     mn_cors cors;                       /* ManiacCORS */
     mn_auth_dir auth;                   /* ManiacKeyFile, ManiacKeyQuery */
+    mn_settings settings;               /* ManiacMaxRequestBody */
 } mn_dir_config;
 
 /* src/handler.c */

@@ -39,6 +39,16 @@ int mn_error_set(mn_error *e, int status, const char *type, const char *param,
     return -1;
 }
 
+int mn_error_bad_param(mn_error *e, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    mn_error_set(e, 400, "invalid_request_error", param, NULL, "%s", "");
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
 const char *mn_error_type_for_status(int status)
 {
     switch (status) {

@@ -5,8 +5,7 @@
 
 static int bad(mn_error *err, const char *param, const char *what)
 {
-    return mn_error_set(err, 400, "invalid_request_error", param, NULL,
-                        "Invalid value for '%s': %s", param, what);
+    return mn_error_bad_param(err, param, "Invalid value for '%s': %s", param, what);
 }
 
 static void note_dropped(mn_policy_result *res, const char *name)

@@ -1,4 +1,7 @@
 /* mn_providers: ManiacProvider parsing, the provider table and routing. */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
@@ -44,14 +47,14 @@ static int valid_name(const char *n)
     return 1;
 }
 
-/* Seconds, fractions allowed ("2.5"); -1 when not a positive number. */
-static apr_interval_time_t parse_seconds(const char *s)
+/* Seconds, fractions allowed ("2.5"); -1 when not a positive number up to max. */
+static apr_interval_time_t parse_seconds(const char *s, double max)
 {
     char *end;
     double v = strtod(s, &end);
     apr_interval_time_t t;
     /* !(v > 0) also refuses NaN */
-    if (end == s || *end || !(v > 0) || v > 86400.0) {
+    if (end == s || *end || !(v > 0) || v > max) {
         return -1;
     }
     t = (apr_interval_time_t)(v * APR_USEC_PER_SEC);
@@ -354,6 +357,247 @@ static const char *parse_models(apr_pool_t *p, const char *list, apr_array_heade
     return NULL;
 }
 
+/* ---- the option table ---------------------------------------------------- */
+
+static const char *const format_names[] = { "openai", "anthropic", "gemini", NULL };
+static const char *const onoff_names[] = { "off", "on", NULL };
+
+static const char *opt_keys(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
+                            const char *val, int flags)
+{
+    int from_env = !strcmp(o->name, "key-env");
+    const char *err;
+    if (prov->key_source) {
+        return "give one of key-env= or key-file=, not both";
+    }
+    if (!*val) {
+        return from_env ? "key-env= needs a variable name" : "key-file= needs a path";
+    }
+    if ((err = read_keys(p, prov, val, from_env)) != NULL) {
+        if (!(flags & MN_PARSE_KEYS_SOFT)) {
+            return err;
+        }
+        prov->unavailable = err;
+        prov->key_source = apr_pstrcat(p, from_env ? "env:" : "file:", val, NULL);
+    }
+    return NULL;
+}
+
+static const char *opt_key_header(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
+                                  const char *val, int flags)
+{
+    if (!valid_header_name(val)) {
+        return apr_psprintf(p, "bad key-header '%s': expected a header name, e.g. "
+                            "key-header=api-key", val);
+    }
+    prov->key_header = apr_pstrdup(p, val);
+    return NULL;
+}
+
+static const char *opt_keep(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
+                            const char *val, int flags)
+{
+    return mn_policy_parse_keep(p, val, &prov->keep);
+}
+
+static const char *opt_models(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
+                              const char *val, int flags)
+{
+    return parse_models(p, val, &prov->models);
+}
+
+#define FIELD(f) offsetof(mn_provider, f), sizeof(((mn_provider *)0)->f)
+#define SECS(name, f) { name, MN_OPT_SECONDS, FIELD(f), 0, 86400, NULL, NULL }
+
+/* Every ManiacProvider option, in the order the "known:" list names them. */
+const mn_provider_option mn_provider_options[] = {
+    { "format", MN_OPT_ENUM, FIELD(format), 0, 0, format_names, NULL },
+    { "key-env", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keys },
+    { "key-file", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keys },
+    SECS("timeout", timeout),
+    SECS("connect-timeout", connect_timeout),
+    SECS("first-byte-timeout", first_byte_timeout),
+    SECS("idle-timeout", idle_timeout),
+    SECS("total-timeout", total_timeout),
+    { "retries", MN_OPT_INT, FIELD(retries), 0, 100, NULL, NULL },
+    { "breaker-failures", MN_OPT_INT, FIELD(breaker_failures), 0, 100, NULL, NULL },
+    SECS("breaker-cooldown", breaker_cooldown),
+    { "max-tokens", MN_OPT_INT, FIELD(max_tokens), 1, LONG_MAX, NULL, NULL },
+    { "reasoning", MN_OPT_BOOL, FIELD(reasoning_content), 0, 1, onoff_names, NULL },
+    { "key-header", MN_OPT_STRING, 0, 0, 0, 0, NULL, opt_key_header },
+    { "keep", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keep },
+    { "models", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_models },
+};
+const int mn_provider_noptions = (int)(sizeof(mn_provider_options)
+                                       / sizeof(mn_provider_options[0]));
+#undef SECS
+#undef FIELD
+
+/* "a, b, c" from a NULL-terminated list of words. */
+static const char *word_list(apr_pool_t *p, const char *const *words)
+{
+    const char *s = words[0];
+    int i;
+    for (i = 1; words[i]; i++) {
+        s = apr_pstrcat(p, s, ", ", words[i], NULL);
+    }
+    return s;
+}
+
+const char *mn_provider_options_known(apr_pool_t *p)
+{
+    const char *s = mn_provider_options[0].name;
+    int i;
+    for (i = 1; i < mn_provider_noptions; i++) {
+        s = apr_pstrcat(p, s, ", ", mn_provider_options[i].name, NULL);
+    }
+    return s;
+}
+
+static void store_number(mn_provider *prov, const mn_provider_option *o, apr_int64_t v)
+{
+    char *at = (char *)prov + o->offset;
+    if (o->size == sizeof(apr_int64_t)) {
+        apr_int64_t x = v;
+        memcpy(at, &x, sizeof(x));
+    }
+    else if (o->size == sizeof(long)) {
+        long x = (long)v;
+        memcpy(at, &x, sizeof(x));
+    }
+    else {
+        int x = (int)v;
+        memcpy(at, &x, sizeof(x));
+    }
+}
+
+static const char *int_range(apr_pool_t *p, const mn_provider_option *o)
+{
+    if (o->max == LONG_MAX) {
+        return o->min == 1 ? "a positive integer" : apr_psprintf(p, "an integer >= %ld", o->min);
+    }
+    return apr_psprintf(p, "an integer from %ld to %ld", o->min, o->max);
+}
+
+/* val for the word list of an enum or a bool; -1 when it is none of them. */
+static int word_index(const char *const *words, const char *val)
+{
+    int i;
+    for (i = 0; words[i]; i++) {
+        if (!strcmp(words[i], val)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Parses val by the option's kind into its field; the accepted range in
+ * each message is the table's. */
+static const char *parse_value(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
+                               const char *val, int flags)
+{
+    apr_interval_time_t t;
+    char *end;
+    long v;
+
+    if (o->parse) {
+        return o->parse(p, prov, o, val, flags);
+    }
+    switch (o->kind) {
+    case MN_OPT_SECONDS:
+        if ((t = parse_seconds(val, (double)o->max)) < 0) {
+            return apr_psprintf(p, "bad %s '%s': expected seconds > 0 (at most %ld)", o->name,
+                                val, o->max);
+        }
+        store_number(prov, o, t);
+        return NULL;
+    case MN_OPT_INT:
+        errno = 0;
+        v = strtol(val, &end, 10);
+        if (end == val || *end || errno || v < o->min || v > o->max) {
+            return apr_psprintf(p, "bad %s '%s': expected %s", o->name, val, int_range(p, o));
+        }
+        store_number(prov, o, v);
+        return NULL;
+    case MN_OPT_ENUM:
+        if ((v = word_index(o->words, val)) < 0) {
+            return apr_psprintf(p, "unknown %s '%s' (known: %s)", o->name, val,
+                                word_list(p, o->words));
+        }
+        store_number(prov, o, v);
+        return NULL;
+    case MN_OPT_BOOL:
+        if ((v = word_index(o->words, val)) < 0) {
+            return apr_psprintf(p, "bad %s '%s': expected %s or %s", o->name, val, o->words[1],
+                                o->words[0]);
+        }
+        store_number(prov, o, v);
+        return NULL;
+    default:
+        return apr_psprintf(p, "option %s has no parser", o->name);   /* a table bug */
+    }
+}
+
+/* One key=value word; *seen gets the option's bit. */
+static const char *parse_option(apr_pool_t *p, mn_provider *prov, const char *word, int flags,
+                                unsigned *seen)
+{
+    const char *eq = strchr(word, '=');
+    size_t klen;
+    int i;
+
+    if (!eq || eq == word) {
+        return apr_psprintf(p, "bad option '%s': expected key=value", shown(word));
+    }
+    klen = (size_t)(eq - word);
+    for (i = 0; i < mn_provider_noptions; i++) {
+        const mn_provider_option *o = &mn_provider_options[i];
+        if (strlen(o->name) == klen && !strncmp(word, o->name, klen)) {
+            *seen |= 1u << i;
+            return parse_value(p, prov, o, eq + 1, flags);
+        }
+    }
+    return apr_psprintf(p, "unknown option '%.*s' (known: %s)", (int)klen, word,
+                        mn_provider_options_known(p));
+}
+
+static int seen_option(unsigned seen, const char *name)
+{
+    int i;
+    for (i = 0; i < mn_provider_noptions; i++) {
+        if (!strcmp(mn_provider_options[i].name, name)) {
+            return (seen >> i) & 1u;
+        }
+    }
+    return 0;
+}
+
+/* What holds across options, once the line is read. */
+static const char *check_options(apr_pool_t *p, mn_provider *prov, unsigned seen, int is_echo)
+{
+    if (is_echo && seen_option(seen, "format")) {
+        return "builtin:echo takes no format= option";
+    }
+    if (prov->keep && prov->format != MN_FORMAT_OPENAI) {
+        /* only an OpenAI-format upstream has a place for these fields */
+        return apr_psprintf(p, "keep= needs format=openai: format %s cannot carry n > 1, "
+                            "logprobs, input_audio or json_schema.strict",
+                            mn_format_name(prov->format));
+    }
+    if (prov->key_header && !prov->key_source) {
+        return "key-header= needs a key (key-env= or key-file=)";
+    }
+    if (!is_echo) {
+        check_endpoint_suffix(p, prov);
+        check_format_options(p, prov, seen_option(seen, "reasoning"));
+    }
+    /* the split timeouts default to the general one */
+    if (!prov->connect_timeout) prov->connect_timeout = prov->timeout;
+    if (!prov->first_byte_timeout) prov->first_byte_timeout = prov->timeout;
+    if (!prov->idle_timeout) prov->idle_timeout = prov->timeout;
+    return NULL;
+}
+
 const char *mn_provider_parse(apr_pool_t *p, int argc, const char *const *argv,
                               mn_provider **out)
 {
@@ -365,7 +609,8 @@ const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *arg
 {
     mn_provider *prov;
     const char *err;
-    int i, have_format = 0, have_reasoning = 0, is_echo;
+    unsigned seen = 0;
+    int i, is_echo;
 
     if (argc < 2) {
         return "ManiacProvider needs a name and a base URL";
@@ -385,125 +630,13 @@ const char *mn_provider_parse_ex(apr_pool_t *p, int argc, const char *const *arg
     }
     is_echo = prov->format == MN_FORMAT_ECHO;
     for (i = 2; i < argc; i++) {
-        const char *eq = strchr(argv[i], '=');
-        const char *val;
-        size_t klen;
-        if (!eq || eq == argv[i]) {
-            return apr_psprintf(p, "bad option '%s': expected key=value", shown(argv[i]));
+        if ((err = parse_option(p, prov, argv[i], flags, &seen)) != NULL) {
+            return err;
         }
-        klen = (size_t)(eq - argv[i]);
-        val = eq + 1;
-#define KEY_IS(k) (klen == sizeof(k) - 1 && !strncmp(argv[i], k, klen))
-        if (KEY_IS("format")) {
-            if (!strcmp(val, "openai")) prov->format = MN_FORMAT_OPENAI;
-            else if (!strcmp(val, "anthropic")) prov->format = MN_FORMAT_ANTHROPIC;
-            else if (!strcmp(val, "gemini")) prov->format = MN_FORMAT_GEMINI;
-            else {
-                return apr_psprintf(p, "unknown format '%s' (known: openai, anthropic, gemini)",
-                                    val);
-            }
-            have_format = 1;
-        }
-        else if (KEY_IS("key-env") || KEY_IS("key-file")) {
-            int from_env = KEY_IS("key-env");
-            if (prov->key_source) {
-                return "give one of key-env= or key-file=, not both";
-            }
-            if (!*val) {
-                return from_env ? "key-env= needs a variable name" : "key-file= needs a path";
-            }
-            if ((err = read_keys(p, prov, val, from_env)) != NULL) {
-                if (!(flags & MN_PARSE_KEYS_SOFT)) {
-                    return err;
-                }
-                prov->unavailable = err;
-                prov->key_source = apr_pstrcat(p, from_env ? "env:" : "file:", val, NULL);
-            }
-        }
-        else if (KEY_IS("timeout") || KEY_IS("connect-timeout") || KEY_IS("first-byte-timeout")
-                 || KEY_IS("idle-timeout") || KEY_IS("total-timeout")
-                 || KEY_IS("breaker-cooldown")) {
-            apr_interval_time_t t = parse_seconds(val);
-            if (t < 0) {
-                return apr_psprintf(p, "bad %.*s '%s': expected seconds > 0", (int)klen,
-                                    argv[i], val);
-            }
-            if (KEY_IS("timeout")) prov->timeout = t;
-            else if (KEY_IS("connect-timeout")) prov->connect_timeout = t;
-            else if (KEY_IS("first-byte-timeout")) prov->first_byte_timeout = t;
-            else if (KEY_IS("idle-timeout")) prov->idle_timeout = t;
-            else if (KEY_IS("total-timeout")) prov->total_timeout = t;
-            else prov->breaker_cooldown = t;
-        }
-        else if (KEY_IS("retries") || KEY_IS("breaker-failures")) {
-            char *end;
-            long v = strtol(val, &end, 10);
-            if (end == val || *end || v < 0 || v > 100) {
-                return apr_psprintf(p, "bad %.*s '%s': expected an integer from 0 to 100",
-                                    (int)klen, argv[i], val);
-            }
-            if (KEY_IS("retries")) prov->retries = (int)v;
-            else prov->breaker_failures = (int)v;
-        }
-        else if (KEY_IS("max-tokens")) {
-            char *end;
-            long v = strtol(val, &end, 10);
-            if (end == val || *end || v <= 0) {
-                return apr_psprintf(p, "bad max-tokens '%s': expected a positive integer", val);
-            }
-            prov->max_tokens = v;
-        }
-        else if (KEY_IS("key-header")) {
-            if (!valid_header_name(val)) {
-                return apr_psprintf(p, "bad key-header '%s': expected a header name, e.g. "
-                                    "key-header=api-key", val);
-            }
-            prov->key_header = apr_pstrdup(p, val);
-        }
-        else if (KEY_IS("reasoning")) {
-            have_reasoning = 1;
-            if (!strcmp(val, "on")) prov->reasoning_content = 1;
-            else if (!strcmp(val, "off")) prov->reasoning_content = 0;
-            else return apr_psprintf(p, "bad reasoning '%s': expected on or off", val);
-        }
-        else if (KEY_IS("keep")) {
-            if ((err = mn_policy_parse_keep(p, val, &prov->keep)) != NULL) {
-                return err;
-            }
-        }
-        else if (KEY_IS("models")) {
-            if ((err = parse_models(p, val, &prov->models)) != NULL) {
-                return err;
-            }
-        }
-        else {
-            return apr_psprintf(p, "unknown option '%.*s' (known: format, key-env, key-file, "
-                                "timeout, connect-timeout, first-byte-timeout, idle-timeout, "
-                                "total-timeout, retries, breaker-failures, breaker-cooldown, "
-                                "max-tokens, reasoning, key-header, keep, models)", (int)klen, argv[i]);
-        }
-#undef KEY_IS
     }
-    if (is_echo && have_format) {
-        return "builtin:echo takes no format= option";
+    if ((err = check_options(p, prov, seen, is_echo)) != NULL) {
+        return err;
     }
-    if (prov->keep && prov->format != MN_FORMAT_OPENAI) {
-        /* only an OpenAI-format upstream has a place for these fields */
-        return apr_psprintf(p, "keep= needs format=openai: format %s cannot carry n > 1, "
-                            "logprobs, input_audio or json_schema.strict",
-                            mn_format_name(prov->format));
-    }
-    if (prov->key_header && !prov->key_source) {
-        return "key-header= needs a key (key-env= or key-file=)";
-    }
-    if (!is_echo) {
-        check_endpoint_suffix(p, prov);
-        check_format_options(p, prov, have_reasoning);
-    }
-    /* the split timeouts default to the general one */
-    if (!prov->connect_timeout) prov->connect_timeout = prov->timeout;
-    if (!prov->first_byte_timeout) prov->first_byte_timeout = prov->timeout;
-    if (!prov->idle_timeout) prov->idle_timeout = prov->timeout;
     *out = prov;
     return NULL;
 }

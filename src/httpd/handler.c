@@ -169,8 +169,8 @@ static int read_body(request_rec *r, char **body, apr_size_t *len, mn_error *err
     const char *cls = apr_table_get(r->headers_in, "Content-Length");
     int seen_eos = 0, saved_proxyreq = r->proxyreq, rc = 0;
 
-    if (limit <= 0 || limit > mn_conf->max_body) {
-        limit = mn_conf->max_body;
+    if (limit <= 0 || limit > mn_config_max_body(r)) {
+        limit = mn_config_max_body(r);
     }
     if (cls && ap_parse_strict_length(&cl, cls) && cl > limit) {
         return too_large(r, limit, err);
@@ -392,8 +392,8 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
     json_t *resp = NULL;
     apr_status_t rv;
 
-    rv = mn_upstream_read_all(u, mn_conf->max_response, at->prov->idle_timeout, at->deadline,
-                              &body, &len);
+    rv = mn_upstream_read_all(u, mn_config_max_response(req->r), at->prov->idle_timeout,
+                              at->deadline, &body, &len);
     mn_upstream_close(u);
     if (rv != APR_SUCCESS) {
         /* poll() sleeps in whole milliseconds: a wake-up just short of
@@ -411,7 +411,7 @@ static int serve_whole(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_
         if (rv == APR_ENOSPC) {
             return mn_error_set(err, 502, NULL, NULL, "upstream_too_large",
                                 "provider '%s' sent a response larger than %" APR_SIZE_T_FMT
-                                " bytes", at->prov->name, mn_conf->max_response);
+                                " bytes", at->prov->name, mn_config_max_response(req->r));
         }
         return mn_error_set(err, 502, NULL, NULL, "upstream_reset",
                             "provider '%s' broke off the response", at->prov->name);
@@ -545,7 +545,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
         mn_upstream_close(u);
         return mn_error_set(err, 500, "server_error", NULL, NULL, "out of memory");
     }
-    mn_sse_init(&parser, mn_conf->max_event, on_sse, &feed);
+    mn_sse_init(&parser, mn_config_max_event(r), on_sse, &feed);
     mn_error_clear(&cause);
 
     while (feed.status == MN_STREAM_MORE) {
@@ -580,7 +580,7 @@ static int serve_stream(mn_request *req, mn_attempt *at, const mn_wire *wire,
         if (parse_rc == MN_SSE_ERR_TOO_LONG) {
             mn_error_set(&cause, 502, NULL, NULL, "upstream_event_too_large",
                          "provider '%s' sent a stream event larger than %" APR_SIZE_T_FMT
-                         " bytes", at->prov->name, mn_conf->max_event);
+                         " bytes", at->prov->name, mn_config_max_event(r));
             feed.status = wire->stream_end(feed.st, &cause, &sink);
         }
         else if (feed.status == MN_STREAM_MORE) {
@@ -706,7 +706,7 @@ static void wire_ctx_init(mn_wire_ctx *ctx, request_rec *r, const mn_provider *p
     ctx->include_usage = pol->include_usage;
     ctx->created = (long)apr_time_sec(r->request_time);
     ctx->client_headers = r->headers_in;
-    ctx->max_schema_expansion = mn_conf->max_schema_expansion;
+    ctx->max_schema_expansion = mn_config_schema_expansion(r);
 }
 
 /* One try: encode, exchange, answer.  Returns the outcome; *sent says whether

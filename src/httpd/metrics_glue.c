@@ -36,7 +36,6 @@ typedef struct {
 } prov_slots;
 
 static struct {
-    int enabled;                    /* ManiacMetrics (default on) */
     mn_metrics_table *t;
     prov_slots *provs;
     int nprovs;
@@ -63,22 +62,12 @@ static void metrics_child_init(apr_pool_t *p, server_rec *s)
 
 static int metrics_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
-    mx.enabled = 1;
     mx.t = NULL;
     mx.provs = NULL;
     mx.nprovs = 0;
     mx.unrouted = -1;
     mx.row = -2;
     return OK;
-}
-
-const char *mn_metrics_cmd(cmd_parms *cmd, void *dconf, int on)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (!err) {
-        mx.enabled = on;
-    }
-    return err;
 }
 
 /* Slots this configuration needs at most (dynamic runs included). */
@@ -189,7 +178,7 @@ static int metrics_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
                                server_rec *s)
 {
     mn_metrics_table *t;
-    if (!mx.enabled || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+    if (!mn_config_metrics(s) || ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
     t = table_for(s, slots_needed());

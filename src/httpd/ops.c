@@ -12,9 +12,6 @@
 
 #define OPS_KEY "maniac-ops"
 
-/* ManiacOverheadHeader: one switch for the whole server */
-static int overhead_header;
-
 typedef struct ops_req {
     mn_ops_clock clock;          /* first: mn_ops_clock_of hands it out */
     int trace_parsed;            /* the client's trace context was looked at */
@@ -53,7 +50,7 @@ void mn_ops_first_byte(request_rec *r)
         return;
     }
     c->first_byte = apr_time_now();
-    if (overhead_header) {
+    if (mn_config_overhead_header(r)) {
         /* on a stream the headers leave first: the overhead until then */
         apr_table_setn(r->headers_out, MN_OVERHEAD_HEADER,
                        apr_off_t_toa(r->pool, overhead_at(r, c, c->first_byte)));
@@ -71,16 +68,6 @@ void mn_ops_finish(request_rec *r)
     apr_table_addn(r->notes, "maniac-ttft-us", apr_off_t_toa(r->pool, first - r->request_time));
     apr_table_addn(r->notes, "maniac-duration-us", apr_off_t_toa(r->pool, now - r->request_time));
     apr_table_addn(r->notes, "maniac-overhead-us", apr_off_t_toa(r->pool, overhead_at(r, c, now)));
-}
-
-const char *mn_ops_cmd_overhead_header(cmd_parms *cmd, void *dconf, int on)
-{
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    if (err) {
-        return err;
-    }
-    overhead_header = on;
-    return NULL;
 }
 
 /* The client's trace context, once per request: the body's `trace` when it
@@ -171,14 +158,7 @@ void mn_ops_upstream_answered(request_rec *r, apr_table_t *upstream_headers)
     }
 }
 
-static int ops_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
-{
-    overhead_header = 0;
-    return OK;
-}
-
 void mn_ops_register_hooks(apr_pool_t *p)
 {
-    ap_hook_pre_config(ops_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     mn_ops_models_register_hooks(p);
 }

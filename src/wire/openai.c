@@ -544,15 +544,15 @@ static void openai_stream_destroy(mn_stream *st)
 }
 
 const mn_wire mn_wire_openai = {
-    "openai",
-    openai_encode,
-    openai_decode_response,
-    openai_decode_error,
-    openai_stream_create,
-    openai_stream_feed,
-    openai_stream_end,
-    mn_stream_base_usage,
-    mn_stream_base_error,
-    openai_stream_destroy,
-    openai_decode_response_bytes
+    .name = "openai",
+    .encode_request = openai_encode,
+    .decode_response = openai_decode_response,
+    .decode_error = openai_decode_error,
+    .stream_create = openai_stream_create,
+    .stream_feed = openai_stream_feed,
+    .stream_end = openai_stream_end,
+    .stream_usage = mn_stream_base_usage,
+    .stream_error = mn_stream_base_error,
+    .stream_destroy = openai_stream_destroy,
+    .decode_response_bytes = openai_decode_response_bytes,
 };

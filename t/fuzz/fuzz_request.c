@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     mn_error_clear(&err);
-    if (mn_policy_apply(req, &pol, &err)) {
+    if (mn_policy_apply(req, 0, &pol, &err)) {
         check_err(&err);
         json_decref(req);
         return 0;

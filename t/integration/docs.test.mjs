@@ -38,7 +38,20 @@ function serverRoot(text) {
       fs.writeFileSync(f, 'sk-docs-file-key\n', { mode: 0o400 });
     }
   }
+  // files the text names by absolute path (ManiacKeyFile /etc/apache2/…) are
+  // made under this ServerRoot, and the text is pointed at them
+  const files = { ManiacKeyFile: `docs ${'0'.repeat(64)}\n`, ManiacPriceFile: '{}\n' };
+  for (const m of text.matchAll(/^\s*(ManiacKeyFile|ManiacPriceFile)\s+(\/\S+)/gm)) {
+    const f = path.join(d, m[2]);
+    fs.mkdirSync(path.dirname(f), { recursive: true });
+    fs.writeFileSync(f, files[m[1]], { mode: 0o400 });
+  }
   return { d, module, env };
+}
+
+/** The text with the absolute file paths serverRoot() made pointed into d. */
+function localPaths(d, text) {
+  return text.replace(/^(\s*(?:ManiacKeyFile|ManiacPriceFile)\s+)(\/\S+)/gm, (_, k, f) => k + path.join(d, f));
 }
 
 /** The least a pasted block needs around it; modules the text loads itself come first. */
@@ -54,7 +67,7 @@ function wrap(d, module, text, port = 9) {
     guarded('authz_core_module', 'mod_authz_core.so'),
     guarded('authz_host_module', 'mod_authz_host.so'),
     guarded('log_config_module', 'mod_log_config.so'),
-    text.replaceAll(INSTALLED, module),
+    localPaths(d, text).replaceAll(INSTALLED, module),
     // LoadModule runs while the file is read: these see what the text loaded
     guarded('proxy_module', 'mod_proxy.so'),
     guarded('ssl_module', 'mod_ssl.so'),

@@ -336,14 +336,16 @@ test('max-streams=1: a second concurrent stream is refused, a non-stream request
   const keys = path.join(dir, 'ms.keys');
   fs.writeFileSync(keys, `${k.line}\n`);
   const gw = await gateway('streams', { location: keyed(keys) });
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
   try {
     mock.setHandler((req) => {
       const body = JSON.parse(req.body.toString());
       if (!body.stream) return jsonReply(usageBody(body.model, { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 }));
-      // the first frame at once, the end 1.5 s later: the stream is live meanwhile
+      // the first frame at once, the end when the test releases it: the stream is live meanwhile
       return sseReply([
         'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":null}]}\n\n',
-        { data: 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n', delay: 1500 },
+        { data: 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n', wait: gate },
       ]);
     });
     const auth = { Authorization: `Bearer ${k.key}` };
@@ -354,11 +356,13 @@ test('max-streams=1: a second concurrent stream is refused, a non-stream request
     assert.equal(JSON.parse(second.body.toString()).error.code, 'rate_limit_exceeded');
     const plainReq = await chat(gw, HI, auth);
     assert.equal(plainReq.status, 200);
+    release();
     assert.equal((await first).status, 200);
     // the slot is free again
     const third = await chat(gw, { ...HI, stream: true }, auth);
     assert.equal(third.status, 200);
   } finally {
+    release();
     await gw.stop();
   }
 });

@@ -64,6 +64,22 @@ static void test_set_and_clear(void **state)
     assert_false(mn_error_is_set(&e));
 }
 
+/* the one "bad param" 400: param named in the field, message as formatted,
+ * nothing of an earlier error (code, Retry-After) left over */
+static void test_bad_param(void **state)
+{
+    mn_error e;
+    mn_error_clear(&e);
+    mn_error_set(&e, 429, NULL, "x", "rate_limited", "slow");
+    strcpy(e.retry_after, "7");
+    assert_int_equal(mn_error_bad_param(&e, "tools[2].type", "%s: must be %d", "tools[2].type",
+                                        7), -1);
+    assert_fields(&e, 400, "invalid_request_error", "tools[2].type", "", "tools[2].type: must be 7");
+    assert_string_equal(e.retry_after, "");
+    mn_error_bad_param(&e, NULL, "no param");
+    assert_fields(&e, 400, "invalid_request_error", "", "", "no param");
+}
+
 static void test_set_truncates(void **state)
 {
     mn_error e;
@@ -495,6 +511,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_set_and_clear),
         cmocka_unit_test(test_set_truncates),
+        cmocka_unit_test(test_bad_param),
         cmocka_unit_test(test_type_for_status),
         cmocka_unit_test(test_to_json_nulls),
         cmocka_unit_test(test_to_json_full),

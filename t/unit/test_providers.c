@@ -1,5 +1,6 @@
 /* Unit tests for src/core/providers.c: ManiacProvider parsing, the table, routing. */
 #include "harness.h"
+#include <limits.h>
 #include <unistd.h>
 #include <apr_strings.h>
 #include "mn_providers.h"
@@ -885,12 +886,152 @@ static void test_alias_first_defined_and_shadowing(void **state)
     assert_non_null(strstr(w, "provider 'openai'"));
 }
 
+/* ---- the option table ------------------------------------------------------ */
+
+static apr_int64_t field_value(const mn_provider *prov, const mn_provider_option *o)
+{
+    const char *at = (const char *)prov + o->offset;
+    if (o->size == sizeof(apr_int64_t)) {
+        apr_int64_t v;
+        memcpy(&v, at, sizeof(v));
+        return v;
+    }
+    else {
+        int v;
+        assert_int_equal(o->size, sizeof(int));
+        memcpy(&v, at, sizeof(v));
+        return v;
+    }
+}
+
+static const char *opt_word(apr_pool_t *p, const mn_provider_option *o, const char *val)
+{
+    return apr_pstrcat(p, o->name, "=", val, NULL);
+}
+
+/* The "known:" list is the table, in its order, and it is still the list
+ * the parser printed before the table existed. */
+static void test_options_unknown_lists_table(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *argv[] = { "x", "https://h", "colour=red", NULL };
+    const char *known = mn_provider_options_known(p);
+    const char *err = parse_err(p, argv, "unknown option 'colour'", NULL);
+    const char *at = known;
+    int i;
+
+    assert_string_equal(known, "format, key-env, key-file, timeout, connect-timeout, "
+                        "first-byte-timeout, idle-timeout, total-timeout, retries, "
+                        "breaker-failures, breaker-cooldown, max-tokens, reasoning, key-header, "
+                        "keep, models");
+    assert_non_null(strstr(err, apr_pstrcat(p, "(known: ", known, ")", NULL)));
+    for (i = 0; i < mn_provider_noptions; i++) {
+        const char *hit = strstr(at, mn_provider_options[i].name);
+        assert_non_null(hit);
+        at = hit + strlen(mn_provider_options[i].name);
+    }
+}
+
+/* Every bounded number: both ends accepted and stored in the table's field,
+ * one past either end refused with the table's range in the message. */
+static void test_options_ranges_from_table(void **state)
+{
+    apr_pool_t *p = *state;
+    int i, checked = 0;
+
+    for (i = 0; i < mn_provider_noptions; i++) {
+        const mn_provider_option *o = &mn_provider_options[i];
+        const char *lo, *hi, *below, *above;
+        if (o->kind != MN_OPT_INT || o->max == LONG_MAX) {
+            continue;
+        }
+        lo = apr_ltoa(p, o->min);
+        hi = apr_ltoa(p, o->max);
+        below = apr_ltoa(p, o->min - 1);
+        above = apr_ltoa(p, o->max + 1);
+        {
+            const char *a_lo[] = { "x", "https://h", opt_word(p, o, lo), NULL };
+            const char *a_hi[] = { "x", "https://h", opt_word(p, o, hi), NULL };
+            const char *a_below[] = { "x", "https://h", opt_word(p, o, below), NULL };
+            const char *a_above[] = { "x", "https://h", opt_word(p, o, above), NULL };
+            const char *range = apr_psprintf(p, "expected an integer from %ld to %ld",
+                                             o->min, o->max);
+            assert_int_equal(field_value(parse_ok(p, a_lo), o), o->min);
+            assert_int_equal(field_value(parse_ok(p, a_hi), o), o->max);
+            parse_err(p, a_below, apr_psprintf(p, "bad %s '%s'", o->name, below), range, NULL);
+            parse_err(p, a_above, apr_psprintf(p, "bad %s '%s'", o->name, above), range, NULL);
+        }
+        checked++;
+    }
+    assert_int_equal(checked, 2);   /* retries, breaker-failures */
+}
+
+/* Seconds: fractions, the table's maximum, and the maximum in the message. */
+static void test_options_seconds_from_table(void **state)
+{
+    apr_pool_t *p = *state;
+    int i, checked = 0;
+
+    for (i = 0; i < mn_provider_noptions; i++) {
+        const mn_provider_option *o = &mn_provider_options[i];
+        const char *max, *over;
+        if (o->kind != MN_OPT_SECONDS) {
+            continue;
+        }
+        max = apr_ltoa(p, o->max);
+        over = apr_psprintf(p, "%ld.5", o->max);
+        {
+            const char *a_half[] = { "x", "https://h", opt_word(p, o, "0.5"), NULL };
+            const char *a_max[] = { "x", "https://h", opt_word(p, o, max), NULL };
+            const char *a_over[] = { "x", "https://h", opt_word(p, o, over), NULL };
+            const char *a_zero[] = { "x", "https://h", opt_word(p, o, "0"), NULL };
+            const char *range = apr_psprintf(p, "expected seconds > 0 (at most %ld)", o->max);
+            assert_int_equal(field_value(parse_ok(p, a_half), o), 500000);
+            assert_int_equal(field_value(parse_ok(p, a_max), o), apr_time_from_sec(o->max));
+            parse_err(p, a_over, apr_psprintf(p, "bad %s '%s'", o->name, over), range, NULL);
+            parse_err(p, a_zero, apr_psprintf(p, "bad %s '0'", o->name), range, NULL);
+        }
+        checked++;
+    }
+    assert_int_equal(checked, 6);
+}
+
+/* Enums and switches: each word stores its index; a bad word's message
+ * lists the table's words. */
+static void test_options_words_from_table(void **state)
+{
+    apr_pool_t *p = *state;
+    const char *fmt[] = { "x", "https://h", "format=cohere", NULL };
+    const char *rs[] = { "x", "https://h", "reasoning=yes", NULL };
+    const char *big[] = { "x", "https://h", "max-tokens=99999999999999999999999", NULL };
+    int i, j;
+
+    for (i = 0; i < mn_provider_noptions; i++) {
+        const mn_provider_option *o = &mn_provider_options[i];
+        if (o->kind != MN_OPT_ENUM && o->kind != MN_OPT_BOOL) {
+            continue;
+        }
+        for (j = 0; o->words[j]; j++) {
+            const char *a[] = { "x", "https://h", opt_word(p, o, o->words[j]), NULL };
+            assert_int_equal(field_value(parse_ok(p, a), o), j);
+        }
+    }
+    parse_err(p, fmt, "unknown format 'cohere' (known: openai, anthropic, gemini)", NULL);
+    parse_err(p, rs, "bad reasoning 'yes': expected on or off", NULL);
+    /* an overflowing number is not clamped into range */
+    parse_err(p, big, "bad max-tokens", "expected a positive integer", NULL);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_defaults),
+        T(test_options_unknown_lists_table),
+        T(test_options_ranges_from_table),
+        T(test_options_seconds_from_table),
+        T(test_options_words_from_table),
         T(test_url_normalisation),
         T(test_bad_urls),
         T(test_bad_port),

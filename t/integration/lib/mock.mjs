@@ -4,7 +4,7 @@
 // handler(rec) => spec for concurrent traffic.  A spec is:
 //   { status = 200, headers = {}, delay = ms before the status line,
 //     body: string | Buffer | object (JSON-encoded), chunked: bool  -> sent at once
-//     chunks: [string | Buffer | { data, delay }], interval: ms between chunks,
+//     chunks: [string | Buffer | { data, delay, wait }], interval: ms between chunks,
 //     after: 'end' (default) | 'destroy' (socket.destroy()) | 'reset' (TCP RST) | 'hang'
 //     endInLastWrite: last chunk and end of body in one write; endDelay: ms before the end of body
 //     action: 'close' (accept the request, then close without answering) | 'hang' (never answer) }
@@ -198,6 +198,8 @@ export class MockUpstream {
       const delay = (typeof c === 'object' && !Buffer.isBuffer(c) && c.delay !== undefined)
         ? c.delay : (i > 0 ? (spec.interval || 0) : 0);
       if (delay) await sleep(delay);
+      // { data, wait: promise }: held until the test says so (no race with a timer)
+      if (typeof c === 'object' && !Buffer.isBuffer(c) && c.wait) await c.wait;
       if (res.destroyed) return;
       if (i === last) { res.end(data); return; }
       await new Promise((resolve) => {

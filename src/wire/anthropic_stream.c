@@ -1,0 +1,408 @@
+/* Anthropic wire, stream: Messages SSE events -> OpenAI
+ * chat.completion.chunk frames, with a fixed number of open-block slots so
+ * memory stays constant per stream.  Mapping decisions:
+ * docs/wire-anthropic.md. */
+#include <stdlib.h>
+#include <string.h>
+#include "mn_anthropic.h"
+
+/* ---------------------------------------------------------------- streaming */
+
+/* Anthropic streams blocks one after another, so at most one is open at a
+ * time; a few slots tolerate overlap without letting state grow with the
+ * stream. */
+#define MAX_OPEN_BLOCKS 8
+
+enum { BLOCK_FREE = 0, BLOCK_TEXT, BLOCK_TOOL, BLOCK_THINKING, BLOCK_OTHER };
+
+typedef struct {
+    int kind;
+    json_int_t index;        /* Anthropic content-block index */
+    int tool;                /* OpenAI tool-call index (BLOCK_TOOL) */
+    int args_seen;           /* some argument text was sent for it */
+} open_block;
+
+struct mn_stream {
+    mn_stream_base b;          /* first: see mn_stream_base */
+    json_t *id;              /* message id and model from message_start */
+    json_t *model;
+    int started;             /* message_start seen (role chunk sent) */
+    int finished;            /* finish chunk sent */
+    int ntools;              /* tool calls announced so far */
+    open_block blocks[MAX_OPEN_BLOCKS];
+    a_usage au;
+    mn_delta_template content_tmpl;   /* text deltas, once id/model are known */
+    int content_tmpl_state;           /* 0 not yet, 1 ready, -1 unusable */
+};
+
+mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
+{
+    mn_stream *st = calloc(1, sizeof(*st));
+    if (st) {
+        st->b.ctx = ctx;
+    }
+    return st;
+}
+
+static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
+{
+    return mn_stream_fail(&st->b, out);
+}
+
+static mn_stream_status fail_bad(mn_stream *st, mn_sink *out, const char *what)
+{
+    mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
+                 "upstream sent an invalid stream: %s", what);
+    return fail_with(st, out);
+}
+
+/* A chunk with an empty delta; *delta and *choice are borrowed. */
+static json_t *chunk_new(mn_stream *st, json_t **delta, json_t **choice)
+{
+    json_t *c = json_object();
+    *delta = json_object();
+    *choice = json_object();
+    json_object_set(c, "id", st->id);
+    json_object_set_new(c, "object", json_string("chat.completion.chunk"));
+    json_object_set_new(c, "created", json_integer(st->b.ctx->created));
+    json_object_set(c, "model", st->model);
+    json_object_set_new(*choice, "index", json_integer(0));
+    json_object_set_new(*choice, "delta", *delta);
+    json_object_set_new(*choice, "logprobs", json_null());
+    json_object_set_new(*choice, "finish_reason", json_null());
+    json_object_set_new(c, "choices", json_pack("[O]", *choice));
+    json_decref(*choice);
+    if (st->b.ctx->include_usage) {
+        json_object_set_new(c, "usage", json_null());
+    }
+    json_object_set_new(c, "provider", json_string(st->b.ctx->provider_name));
+    return c;
+}
+
+static void emit(mn_sink *out, json_t *chunk)
+{
+    mn_sse_write_json(out, chunk);
+    json_decref(chunk);
+}
+
+/* delta.<member> = text, skipped when empty */
+static void emit_text(mn_stream *st, mn_sink *out, const char *member, json_t *text)
+{
+    json_t *delta, *choice, *chunk;
+    if (!json_is_string(text) || !json_string_length(text)) {
+        return;
+    }
+    if (!strcmp(member, "content") && st->content_tmpl_state == 0 && st->id && st->model) {
+        chunk = chunk_new(st, &delta, &choice);
+        json_object_set_new(delta, member, json_string(""));
+        st->content_tmpl_state = mn_delta_template_init(&st->content_tmpl, chunk, member) ? -1 : 1;
+        json_decref(chunk);
+    }
+    if (!strcmp(member, "content") && st->content_tmpl_state == 1) {
+        mn_delta_template_write(&st->content_tmpl, text, out);
+        return;
+    }
+    chunk = chunk_new(st, &delta, &choice);
+    json_object_set(delta, member, text);
+    emit(out, chunk);
+}
+
+static void emit_tool_args(mn_stream *st, mn_sink *out, int tool, json_t *args)
+{
+    json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
+    json_object_set_new(delta, "tool_calls",
+                        json_pack("[{s:i,s:{s:O}}]", "index", tool, "function",
+                                  "arguments", args));
+    emit(out, chunk);
+}
+
+static void emit_finish(mn_stream *st, mn_sink *out, const char *reason)
+{
+    json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
+    json_object_set_new(choice, "finish_reason", json_string(reason));
+    emit(out, chunk);
+    st->finished = 1;
+}
+
+static open_block *block_find(mn_stream *st, json_t *index)
+{
+    int i;
+    if (!json_is_integer(index)) {
+        return NULL;
+    }
+    for (i = 0; i < MAX_OPEN_BLOCKS; i++) {
+        if (st->blocks[i].kind != BLOCK_FREE && st->blocks[i].index == json_integer_value(index)) {
+            return &st->blocks[i];
+        }
+    }
+    return NULL;
+}
+
+/* OpenAI clients JSON.parse the concatenated arguments: a call whose input
+ * never streamed any text must still parse, so it gets "{}". */
+static void close_tool(mn_stream *st, mn_sink *out, open_block *b)
+{
+    if (b->kind == BLOCK_TOOL && !b->args_seen) {
+        json_t *empty = json_string("{}");
+        emit_tool_args(st, out, b->tool, empty);
+        json_decref(empty);
+    }
+    b->kind = BLOCK_FREE;
+}
+
+static mn_stream_status on_message_start(mn_stream *st, json_t *ev, mn_sink *out)
+{
+    json_t *msg = json_object_get(ev, "message");
+    json_t *id = json_object_get(msg, "id"), *model = json_object_get(msg, "model");
+    json_t *delta, *choice, *chunk;
+
+    if (st->started) {
+        return st->b.status;     /* a repeated start must not repeat the role chunk */
+    }
+    if (!json_is_object(msg)) {
+        return fail_bad(st, out, "message_start without a message");
+    }
+    st->id = json_is_string(id) ? json_incref(id) : json_string("");
+    st->model = json_is_string(model) ? json_incref(model) : json_string("");
+    st->started = 1;
+    mn_an_usage_merge(&st->au, json_object_get(msg, "usage"));
+    mn_an_usage_to_mn(&st->au, &st->b.usage);
+    chunk = chunk_new(st, &delta, &choice);
+    json_object_set_new(delta, "role", json_string("assistant"));
+    json_object_set_new(delta, "content", json_string(""));
+    emit(out, chunk);
+    return st->b.status;
+}
+
+static mn_stream_status on_block_start(mn_stream *st, json_t *ev, mn_sink *out)
+{
+    json_t *index = json_object_get(ev, "index");
+    json_t *cb = json_object_get(ev, "content_block");
+    const char *type = json_string_value(json_object_get(cb, "type"));
+    open_block *b = block_find(st, index);
+    int i;
+
+    if (!json_is_integer(index) || !type) {
+        return fail_bad(st, out, "content_block_start without index or type");
+    }
+    for (i = 0; !b && i < MAX_OPEN_BLOCKS; i++) {
+        if (st->blocks[i].kind == BLOCK_FREE) {
+            b = &st->blocks[i];
+        }
+    }
+    if (!b) {
+        return fail_bad(st, out, "too many content blocks open at once");
+    }
+    b->index = json_integer_value(index);
+    b->args_seen = 0;
+    if (!strcmp(type, "text")) {
+        b->kind = BLOCK_TEXT;
+        emit_text(st, out, "content", json_object_get(cb, "text"));
+    }
+    else if (!strcmp(type, "tool_use")) {
+        json_t *id = json_object_get(cb, "id"), *name = json_object_get(cb, "name");
+        json_t *input = json_object_get(cb, "input");
+        json_t *delta, *choice, *chunk;
+        if (!json_is_string(id) || !json_is_string(name)) {
+            return fail_bad(st, out, "tool_use block without id or name");
+        }
+        b->kind = BLOCK_TOOL;
+        b->tool = st->ntools++;
+        chunk = chunk_new(st, &delta, &choice);
+        json_object_set_new(delta, "tool_calls",
+                            json_pack("[{s:i,s:O,s:s,s:{s:O,s:s}}]", "index", b->tool,
+                                      "id", id, "type", "function", "function",
+                                      "name", name, "arguments", ""));
+        emit(out, chunk);
+        /* some Anthropic-compatible servers put the whole input here */
+        if (json_is_object(input) && json_object_size(input)) {
+            char *args = json_dumps(input, JSON_COMPACT);
+            if (args) {
+                json_t *s = json_string(args);
+                emit_tool_args(st, out, b->tool, s);
+                json_decref(s);
+                free(args);
+                b->args_seen = 1;
+            }
+        }
+    }
+    else if (!strcmp(type, "thinking")) {
+        b->kind = BLOCK_THINKING;
+        if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
+            emit_text(st, out, "reasoning_content", json_object_get(cb, "thinking"));
+        }
+    }
+    else {
+        b->kind = BLOCK_OTHER;   /* redacted thinking, server tools: no OpenAI slot */
+    }
+    return st->b.status;
+}
+
+static mn_stream_status on_block_delta(mn_stream *st, json_t *ev, mn_sink *out)
+{
+    json_t *delta = json_object_get(ev, "delta");
+    const char *type = json_string_value(json_object_get(delta, "type"));
+    open_block *b = block_find(st, json_object_get(ev, "index"));
+
+    if (!type) {
+        return st->b.status;
+    }
+    if (!strcmp(type, "text_delta")) {
+        emit_text(st, out, "content", json_object_get(delta, "text"));
+    }
+    else if (!strcmp(type, "input_json_delta")) {
+        json_t *pj = json_object_get(delta, "partial_json");
+        if (!b) {
+            /* no block to attach it to: dropping it would corrupt a call */
+            return fail_bad(st, out, "input_json_delta for a block that was never started");
+        }
+        if (b->kind == BLOCK_TOOL && json_is_string(pj) && json_string_length(pj)) {
+            emit_tool_args(st, out, b->tool, pj);
+            b->args_seen = 1;
+        }
+    }
+    else if (!strcmp(type, "thinking_delta")) {
+        if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
+            emit_text(st, out, "reasoning_content", json_object_get(delta, "thinking"));
+        }
+    }
+    /* signature_delta, citations_delta and future types: nothing to send */
+    return st->b.status;
+}
+
+static mn_stream_status on_message_delta(mn_stream *st, json_t *ev, mn_sink *out)
+{
+    int i;
+    mn_an_usage_merge(&st->au, json_object_get(ev, "usage"));
+    mn_an_usage_to_mn(&st->au, &st->b.usage);
+    if (st->finished) {
+        return st->b.status;
+    }
+    /* a tool block left open must still end with parseable arguments, and
+     * before the finish chunk */
+    for (i = 0; i < MAX_OPEN_BLOCKS; i++) {
+        if (st->blocks[i].kind != BLOCK_FREE) {
+            close_tool(st, out, &st->blocks[i]);
+        }
+    }
+    emit_finish(st, out, mn_an_finish_reason(json_object_get(json_object_get(ev, "delta"),
+                                                           "stop_reason")));
+    return st->b.status;
+}
+
+static mn_stream_status on_message_stop(mn_stream *st, mn_sink *out)
+{
+    if (!st->finished) {
+        int i;
+        for (i = 0; i < MAX_OPEN_BLOCKS; i++) {
+            if (st->blocks[i].kind != BLOCK_FREE) {
+                close_tool(st, out, &st->blocks[i]);
+            }
+        }
+        emit_finish(st, out, st->ntools ? "tool_calls" : "stop");
+    }
+    if (st->b.ctx->include_usage) {
+        json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
+        json_object_set_new(chunk, "choices", json_array());
+        json_object_set_new(chunk, "usage", mn_an_usage_to_openai(&st->au));
+        emit(out, chunk);
+    }
+    mn_sse_write_done(out);
+    st->b.status = MN_STREAM_DONE;
+    return st->b.status;
+}
+
+static mn_stream_status on_error(mn_stream *st, json_t *ev, mn_sink *out)
+{
+    json_t *e = json_object_get(ev, "error");
+    const char *type = json_string_value(json_object_get(e, "type"));
+    const char *message = json_string_value(json_object_get(e, "message"));
+
+    mn_error_set(&st->b.err, 502, type && *type ? type : NULL, NULL, NULL, "%s",
+                 message && *message ? message : "upstream reported an error mid-stream");
+    return fail_with(st, out);
+}
+
+mn_stream_status mn_an_stream_feed(mn_stream *st, mn_sse_kind kind,
+                                   const char *event, const char *data,
+                                   size_t len, mn_sink *out)
+{
+    json_t *ev;
+    const char *type;
+
+    if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->b.status;
+    }
+    if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+        /* not Anthropic's, but some compatible servers end this way */
+        if (st->finished) {
+            return on_message_stop(st, out);
+        }
+        return fail_bad(st, out, "[DONE] before message_stop");
+    }
+    ev = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(ev)) {
+        json_decref(ev);
+        return fail_bad(st, out, "an event that is not a JSON object");
+    }
+    type = json_string_value(json_object_get(ev, "type"));
+    if (!type) {
+        type = event ? event : "";
+    }
+    if (!strcmp(type, "error") || (event && !strcmp(event, "error"))) {
+        on_error(st, ev, out);
+    }
+    else if (!strcmp(type, "ping")) {
+        /* keep-alive */
+    }
+    else if (!strcmp(type, "message_start")) {
+        on_message_start(st, ev, out);
+    }
+    else if (!st->started) {
+        if (!strncmp(type, "message_", 8) || !strncmp(type, "content_block_", 14)) {
+            fail_bad(st, out, "content before message_start");
+        }
+    }
+    else if (st->finished && !strncmp(type, "content_block_", 14)) {
+        /* the client already has its finish_reason: content after it would
+         * be a second answer tacked onto the first, so it is dropped */
+    }
+    else if (!strcmp(type, "content_block_start")) {
+        on_block_start(st, ev, out);
+    }
+    else if (!strcmp(type, "content_block_delta")) {
+        on_block_delta(st, ev, out);
+    }
+    else if (!strcmp(type, "content_block_stop")) {
+        open_block *b = block_find(st, json_object_get(ev, "index"));
+        if (b) {
+            close_tool(st, out, b);
+        }
+    }
+    else if (!strcmp(type, "message_delta")) {
+        on_message_delta(st, ev, out);
+    }
+    else if (!strcmp(type, "message_stop")) {
+        on_message_stop(st, out);
+    }
+    /* unknown event types: Anthropic may add some, ignore them */
+    json_decref(ev);
+    return st->b.status;
+}
+
+mn_stream_status mn_an_stream_end(mn_stream *st, const mn_error *cause,
+                                  mn_sink *out)
+{
+    return mn_stream_end_without(&st->b, cause, "message_stop", out);
+}
+
+void mn_an_stream_destroy(mn_stream *st)
+{
+    if (!st) {
+        return;
+    }
+    json_decref(st->id);
+    json_decref(st->model);
+    mn_delta_template_free(&st->content_tmpl);
+    free(st);
+}
