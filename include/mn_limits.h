@@ -3,7 +3,7 @@
  * mn_counters, prices in mn_price; this glue holds the configuration, makes
  * the shared memory, and runs admission and settlement for a request.
  *
- * Request path (src/handler.c): after routing, mn_limits_admit() reserves the
+ * Request path (src/httpd/handler.c): after routing, mn_limits_admit() reserves the
  * request's estimate on its key's counters or refuses it (429/503); every
  * attempt that used tokens is mn_limits_charge()d; mn_limits_finish()
  * reconciles the reservation to the real use and sets the notes

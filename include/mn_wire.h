@@ -170,5 +170,8 @@ extern const mn_wire mn_wire_gemini;
 void mn_usage_from_openai(mn_usage *u, json_t *usage);
 /* OpenAI `usage` object from counts. New reference. */
 json_t *mn_usage_to_openai(const mn_usage *u);
+/* The same with prompt_tokens_details.cached_tokens, and
+ * completion_tokens_details.reasoning_tokens when the upstream counted them. */
+json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning);
 
 #endif

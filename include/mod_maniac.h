@@ -1,7 +1,7 @@
 /* mod_maniac private header: what the httpd glue units share.
  *
- * mod_maniac.c registers hooks and directives; src/handler.c serves
- * /v1/chat/completions; src/upstream.c talks to providers through
+ * mod_maniac.c registers hooks and directives; src/httpd/handler.c serves
+ * /v1/chat/completions; src/httpd/upstream.c talks to providers through
  * mod_proxy's worker pool.  Nothing here is visible to the pure units. */
 #ifndef MOD_MANIAC_H
 #define MOD_MANIAC_H
@@ -44,10 +44,10 @@ typedef struct mn_dir_config {
     mn_settings settings;               /* ManiacMaxRequestBody */
 } mn_dir_config;
 
-/* src/handler.c */
+/* src/httpd/handler.c */
 int mn_handler(request_rec *r);
 
-/* src/upstream.c: one exchange with a provider through mod_proxy. */
+/* src/httpd/upstream.c: one exchange with a provider through mod_proxy. */
 typedef struct mn_upstream mn_upstream;
 
 /* Connects (reusing a pooled connection when one is alive), sends the

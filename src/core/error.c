@@ -24,18 +24,104 @@ int mn_error_is_set(const mn_error *e)
     return e->status != 0 || e->type[0] != '\0';
 }
 
-int mn_error_set(mn_error *e, int status, const char *type, const char *param,
-                 const char *code, const char *fmt, ...)
+/* The one table of failure kinds.  type NULL: the status's default type. */
+typedef struct {
+    const char *code;
+    int status;
+    const char *type;
+    const char *label;      /* maniac-attempts; NULL: the code or type */
+    int retryable;
+} fail_def;
+
+static const fail_def fail_defs[MN_FAIL_COUNT] = {
+    [MN_FAIL_NONE]            = { "",                         0,   NULL, NULL, 0 },
+    [MN_FAIL_UNREACHABLE]     = { "upstream_unreachable",     502, NULL, "unreachable", 1 },
+    [MN_FAIL_TLS]             = { "upstream_tls_error",       502, NULL, "tls_error", 1 },
+    [MN_FAIL_TIMEOUT]         = { "upstream_timeout",         504, NULL, "timeout", 1 },
+    [MN_FAIL_TOTAL_TIMEOUT]   = { "upstream_total_timeout",   504, NULL, "total_timeout", 1 },
+    [MN_FAIL_RESET]           = { "upstream_reset",           502, NULL, "reset", 1 },
+    [MN_FAIL_BUSY]            = { "upstream_busy",            503, "server_error", "busy", 1 },
+    [MN_FAIL_BAD_RESPONSE]    = { "upstream_bad_response",    502, NULL, "bad_response", 0 },
+    [MN_FAIL_TOO_LARGE]       = { "upstream_too_large",       502, NULL, "too_large", 0 },
+    [MN_FAIL_EVENT_TOO_LARGE] = { "upstream_event_too_large", 502, NULL, "event_too_large", 0 },
+    [MN_FAIL_EOF]             = { "upstream_eof",             502, NULL, "eof", 0 },
+    [MN_FAIL_UPSTREAM_ERROR]  = { "upstream_error",           502, NULL, "error", 0 },
+    [MN_FAIL_UNCONFIGURED]    = { "upstream_unconfigured",    502, NULL, "unconfigured", 0 },
+    [MN_FAIL_CIRCUIT_OPEN]    = { "circuit_open",             503, "server_error", "circuit_open", 0 },
+    [MN_FAIL_UNAVAILABLE]     = { "provider_unavailable",     503, "server_error", "unavailable", 0 },
+    [MN_FAIL_UPSTREAM_HTTP]   = { "",                         0,   NULL, NULL, 0 },
+    [MN_FAIL_CLIENT]          = { "",                         400, NULL, NULL, 0 },
+    [MN_FAIL_INTERNAL]        = { "",                         500, "server_error", NULL, 0 },
+};
+
+/* The kind an error set with a code string gets (wire units set theirs by
+ * code): the table's, when the code is one of it. */
+static mn_fail kind_of(const char *code, int status)
 {
-    va_list ap;
+    int k;
+    for (k = MN_FAIL_NONE + 1; code && *code && k < MN_FAIL_COUNT; k++) {
+        if (!strcmp(code, fail_defs[k].code)) {
+            return (mn_fail)k;
+        }
+    }
+    return status < 500 ? MN_FAIL_CLIENT : MN_FAIL_INTERNAL;
+}
+
+const char *mn_fail_code(mn_fail kind)
+{
+    return (unsigned)kind < MN_FAIL_COUNT ? fail_defs[kind].code : "";
+}
+
+int mn_fail_retryable(mn_fail kind)
+{
+    return (unsigned)kind < MN_FAIL_COUNT && fail_defs[kind].retryable;
+}
+
+const char *mn_fail_label(mn_fail kind)
+{
+    return (unsigned)kind < MN_FAIL_COUNT ? fail_defs[kind].label : NULL;
+}
+
+const char *mn_error_label(const mn_error *e)
+{
+    const char *c = mn_fail_label(e->kind);
+    if (c) {
+        return c;
+    }
+    c = e->code[0] ? e->code : e->type;
+    return strncmp(c, "upstream_", 9) ? c : c + 9;
+}
+
+static void error_vset(mn_error *e, int status, const char *type, const char *param,
+                       const char *code, const char *fmt, va_list ap)
+{
     e->status = status;
     copy_str(e->type, sizeof(e->type), type ? type : mn_error_type_for_status(status));
     copy_str(e->param, sizeof(e->param), param);
     copy_str(e->code, sizeof(e->code), code);
-    va_start(ap, fmt);
     vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
     e->retry_after[0] = '\0';
+}
+
+int mn_error_fail(mn_error *e, mn_fail kind, const char *fmt, ...)
+{
+    const fail_def *d = &fail_defs[(unsigned)kind < MN_FAIL_COUNT ? kind : MN_FAIL_INTERNAL];
+    va_list ap;
+    va_start(ap, fmt);
+    error_vset(e, d->status ? d->status : 500, d->type, NULL, d->code, fmt, ap);
+    va_end(ap);
+    e->kind = kind;
+    return -1;
+}
+
+int mn_error_set(mn_error *e, int status, const char *type, const char *param,
+                 const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_vset(e, status, type, param, code, fmt, ap);
+    va_end(ap);
+    e->kind = kind_of(code, status);
     return -1;
 }
 
@@ -236,6 +322,8 @@ void mn_error_from_openai_body(mn_error *e, int status, const char *body, size_t
 
     mn_error_clear(e);
     e->status = status;
+    /* its code is the upstream's word: it decides no retry of ours */
+    e->kind = MN_FAIL_UPSTREAM_HTTP;
     if (json_is_object(err)) {
         member_text(err, "message", e->message, sizeof(e->message), prov);
         member_text(err, "type", e->type, sizeof(e->type), prov);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_keys.h"
 #include "mn_models.h"
 
 static mn_model_entry *find_id(const apr_array_header_t *entries, const char *id)
@@ -79,32 +80,10 @@ mn_models *mn_models_build(apr_pool_t *p, const mn_provider_table *t, long creat
     return m;
 }
 
+/* the same globs as the client keys' models= (src/core/keys.c) */
 int mn_models_glob_match(const char *pattern, const char *s)
 {
-    /* iterative, with one backtrack point: linear in practice, never
-     * exponential on a hostile pattern */
-    const char *star = NULL, *resume = NULL;
-    while (*s) {
-        if (*pattern == '*') {
-            star = pattern++;
-            resume = s;
-        }
-        else if (*pattern == '?' || *pattern == *s) {
-            pattern++;
-            s++;
-        }
-        else if (star) {
-            pattern = star + 1;
-            s = ++resume;
-        }
-        else {
-            return 0;
-        }
-    }
-    while (*pattern == '*') {
-        pattern++;
-    }
-    return !*pattern;
+    return mn_glob_match(pattern, s);
 }
 
 int mn_models_allowed(const apr_array_header_t *globs, const char *id)

@@ -8,7 +8,7 @@
 #include <http_log.h>
 #include <http_protocol.h>
 
-#include "mod_maniac.h"
+#include "mn_serve.h"
 #include "mn_auth.h"
 #include "mn_models.h"
 #include "mn_notes.h"
@@ -29,13 +29,7 @@ const apr_array_header_t *mn_ops_key_models(request_rec *r)
 
 static void send_body(request_rec *r, int status, const char *body, apr_size_t len)
 {
-    r->status = status;
-    ap_set_content_type(r, "application/json");
-    ap_set_content_length(r, (apr_off_t)len);
-    mn_ops_first_byte(r);
-    if (!r->header_only && len) {
-        ap_rwrite(body, (int)len, r);
-    }
+    mn_write_json_bytes(r, status, body, len);
 }
 
 static int send_json(request_rec *r, int status, json_t *body)

@@ -124,7 +124,10 @@ static int limits_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
                          "maniac: cannot initialise the shared-memory counters");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        apr_pool_userdata_setn(shm, userdata_key, NULL, pproc);
+        /* _set, not _setn: the key is copied into the process pool, which
+         * outlives this module's mapping (httpd unloads and reloads modules on
+         * every restart, and the old key's address may be gone) */
+        apr_pool_userdata_set(shm, userdata_key, apr_pool_cleanup_null, pproc);
     }
     lc.shm = apr_shm_baseaddr_get(shm);
     return OK;

@@ -254,12 +254,11 @@ static const char *request_head(request_rec *r, const mn_provider *prov,
     return apr_array_pstrcat(r->pool, acc.lines, 0);
 }
 
-static int fail(mn_upstream *u, mn_error *err, int status, const char *code,
-                const char *what)
+static int fail(mn_upstream *u, mn_error *err, mn_fail kind, const char *what)
 {
     /* mod_proxy helpers may have set an HTML "Proxy Error" status line */
     u->r->status_line = NULL;
-    mn_error_set(err, status, NULL, NULL, code, "provider '%s' %s", u->prov->name, what);
+    mn_error_fail(err, kind, "provider '%s' %s", u->prov->name, what);
     mn_upstream_close(u);
     return -1;
 }
@@ -396,24 +395,24 @@ static int upstream_open(request_rec *r, const mn_provider *prov, const mn_upstr
         u->worker = px.get_worker_ex(r->pool, NULL, psf, url, AP_PROXY_WORKER_IS_PREFIX);
         if (!u->worker) {
             u->released = 1;
-            mn_error_set(err, 502, NULL, NULL, "upstream_unconfigured",
-                         "provider '%s' has no upstream worker in this virtual host",
-                         prov->name);
+            mn_error_fail(err, MN_FAIL_UNCONFIGURED,
+                          "provider '%s' has no upstream worker in this virtual host",
+                          prov->name);
             return -1;
         }
         if (px.acquire_connection(u->proxy_fn, &u->backend, u->worker, r->server) != OK) {
             u->backend = NULL;
             u->released = 1;
             r->status_line = NULL;
-            mn_error_set(err, 503, "server_error", NULL, "upstream_busy",
-                         "no connection to provider '%s' is available", prov->name);
+            mn_error_fail(err, MN_FAIL_BUSY, "no connection to provider '%s' is available",
+                          prov->name);
             return -1;
         }
         apr_pool_cleanup_register(r->pool, u, upstream_cleanup, apr_pool_cleanup_null);
         u->backend->is_ssl = prov->is_ssl;
         if (px.determine_connection(r->pool, r, psf, u->worker, u->backend, uri, &locurl,
                                           NULL, 0, portstr, sizeof(portstr)) != OK) {
-            return fail(u, err, 502, "upstream_unreachable", "cannot be resolved");
+            return fail(u, err, MN_FAIL_UNREACHABLE, "cannot be resolved");
         }
         if (px.check_connection(u->proxy_fn, u->backend, r->server, 0,
                                       PROXY_CHECK_CONN_EMPTY) == APR_SUCCESS) {
@@ -421,12 +420,12 @@ static int upstream_open(request_rec *r, const mn_provider *prov, const mn_upstr
         }
         else if (px.connect_backend(u->proxy_fn, u->backend, u->worker, r->server) != OK) {
             if (apr_time_now() - t0 >= prov->connect_timeout) {
-                return fail(u, err, 504, "upstream_timeout", "did not accept a connection in time");
+                return fail(u, err, MN_FAIL_TIMEOUT, "did not accept a connection in time");
             }
-            return fail(u, err, 502, "upstream_unreachable", "is unreachable");
+            return fail(u, err, MN_FAIL_UNREACHABLE, "is unreachable");
         }
         if (px.connection_create_ex(u->proxy_fn, u->backend, r) != OK) {
-            return fail(u, err, 502, "upstream_tls_error",
+            return fail(u, err, MN_FAIL_TLS,
                         "connection could not be set up (TLS not enabled? check SSLProxyEngine)");
         }
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "maniac: %s connection to %s (%s)",
@@ -448,10 +447,10 @@ static int upstream_open(request_rec *r, const mn_provider *prov, const mn_upstr
             return 0;
         }
         if (ssl_handshake_failed(u->backend)) {
-            return fail(u, err, 502, "upstream_tls_error", "failed the TLS handshake");
+            return fail(u, err, MN_FAIL_TLS, "failed the TLS handshake");
         }
         if (APR_STATUS_IS_TIMEUP(rv)) {
-            return fail(u, err, 504, "upstream_timeout",
+            return fail(u, err, MN_FAIL_TIMEOUT,
                         "sent no response within the timeout");
         }
         if (reused && u->status == 0) {
@@ -463,13 +462,13 @@ static int upstream_open(request_rec *r, const mn_provider *prov, const mn_upstr
             continue;
         }
         if (u->status) {
-            return fail(u, err, 502, "upstream_bad_response", "sent malformed response headers");
+            return fail(u, err, MN_FAIL_BAD_RESPONSE, "sent malformed response headers");
         }
-        return fail(u, err, 502, "upstream_reset",
+        return fail(u, err, MN_FAIL_RESET,
                     "closed the connection without a valid response");
     }
-    return mn_error_set(err, 502, NULL, NULL, "upstream_unreachable",
-                        "provider '%s' closed the connection twice", prov->name);
+    return mn_error_fail(err, MN_FAIL_UNREACHABLE, "provider '%s' closed the connection twice",
+                         prov->name);
 }
 
 /* Connect, send and wait for the head: all of it is upstream time, not the

@@ -54,16 +54,8 @@ void mn_an_usage_to_mn(const a_usage *u, mn_usage *m)
 json_t *mn_an_usage_to_openai(const a_usage *u)
 {
     mn_usage m;
-    json_t *o;
     mn_an_usage_to_mn(u, &m);
-    o = mn_usage_to_openai(&m);
-    json_object_set_new(o, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cache_read));
-    if (u->have_thinking) {
-        json_object_set_new(o, "completion_tokens_details",
-                            json_pack("{s:I}", "reasoning_tokens", (json_int_t)u->thinking));
-    }
-    return o;
+    return mn_usage_to_openai_details(&m, u->have_thinking);
 }
 
 const char *mn_an_finish_reason(json_t *stop_reason)

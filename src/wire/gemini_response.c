@@ -185,17 +185,8 @@ void mn_gm_usage_counts(const gm_usage *u, mn_usage *m)
 json_t *mn_gm_usage_json(const gm_usage *u)
 {
     mn_usage m;
-    json_t *o;
-
     mn_gm_usage_counts(u, &m);
-    o = mn_usage_to_openai(&m);
-    json_object_set_new(o, "prompt_tokens_details",
-                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached));
-    if (u->have_thoughts) {
-        json_object_set_new(o, "completion_tokens_details",
-                            json_pack("{s:I}", "reasoning_tokens", (json_int_t)u->thoughts));
-    }
-    return o;
+    return mn_usage_to_openai_details(&m, u->have_thoughts);
 }
 
 const char *mn_gm_map_finish(const char *fr, int saw_tool)

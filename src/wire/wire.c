@@ -60,6 +60,19 @@ json_t *mn_usage_to_openai(const mn_usage *u)
                      "total_tokens", (json_int_t)u->total_tokens);
 }
 
+json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning)
+{
+    json_t *o = mn_usage_to_openai(u);
+    json_object_set_new(o, "prompt_tokens_details",
+                        json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached_tokens));
+    if (have_reasoning) {
+        json_object_set_new(o, "completion_tokens_details",
+                            json_pack("{s:I}", "reasoning_tokens",
+                                      (json_int_t)u->reasoning_tokens));
+    }
+    return o;
+}
+
 mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out)
 {
     mn_error_scrub(&b->err, b->ctx->provider);
