@@ -114,7 +114,8 @@ run: deps
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
-	sh bench/metrics-cost.sh
+	sh bench/cost.sh metrics
+	sh bench/cost.sh auth
 
 # The integration suite against an ASan/UBSan build of the module (build/asan/,
 # beside the plain build/mod_maniac.so).  apache2 is not instrumented: the

@@ -151,6 +151,10 @@ typedef struct mn_delta_template {
 /* 0 on success; -1 when the sample does not have the expected shape. */
 int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const char *member);
 void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out);
+/* The same with the string already JSON (quotes included), e.g. a span
+ * mn_jscan found in an upstream event: copied as it is. */
+void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
+                                 size_t len, mn_sink *out);
 void mn_delta_template_free(mn_delta_template *t);
 
 /* RFC 2397 data: URL with a base64 payload, data:<type>[;param]*;base64,<data>:
@@ -170,6 +174,10 @@ extern const mn_wire mn_wire_gemini;
 void mn_usage_from_openai(mn_usage *u, json_t *usage);
 /* OpenAI `usage` object from counts. New reference. */
 json_t *mn_usage_to_openai(const mn_usage *u);
+
+/* The upstream's Retry-After (seconds, fractions, an HTTP-date, or junk)
+ * into err as whole delta-seconds for the client, capped; junk is dropped. */
+void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err);
 /* The same with prompt_tokens_details.cached_tokens, and
  * completion_tokens_details.reasoning_tokens when the upstream counted them. */
 json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning);

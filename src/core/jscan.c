@@ -83,12 +83,37 @@ static size_t utf8_len(cur p, cur e)
 
 /* A string starting at the quote p: returns the byte after the closing
  * quote, or NULL.  *escaped: a backslash was seen. */
+/* Bytes a string scan must stop at: the quote, the backslash, control
+ * bytes and the lead of a multi-byte sequence.  Text runs between them cost
+ * a table look-up per byte. */
+static const unsigned char stop_byte[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 static cur scan_string(cur p, cur e, int *escaped)
 {
     p++;
     *escaped = 0;
     while (p < e) {
-        unsigned c = *p;
+        unsigned c;
+        while (e - p >= 4 && !stop_byte[p[0]] && !stop_byte[p[1]] && !stop_byte[p[2]]
+               && !stop_byte[p[3]]) {
+            p += 4;
+        }
+        while (p < e && !stop_byte[*p]) {
+            p++;
+        }
+        if (p >= e) {
+            break;
+        }
+        c = *p;
         if (c == '"') {
             return p + 1;
         }

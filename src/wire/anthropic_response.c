@@ -229,55 +229,11 @@ static void anthropic_decode_error(mn_wire_ctx *ctx, int status, const char *bod
     }
     json_decref(root);
     mn_error_scrub(err, ctx->provider);
-    if (retry_after) {
-        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
-    }
-}
-
-/* The client gets Retry-After as whole delta-seconds, whatever the upstream
- * sent: fractions round up, an HTTP-date counts from the gateway's clock,
- * huge values (1e300) are capped instead of overflowing a cast, and what is
- * neither is not forwarded at all. */
-#define MAX_RETRY_AFTER 86400
-
-static void retry_after_seconds(const mn_wire_ctx *ctx, const char *v, char *out, size_t size)
-{
-    double secs;
-    out[0] = '\0';
-    if (!v) {
-        return;
-    }
-    while (*v == ' ' || *v == '\t') {
-        v++;
-    }
-    if (*v >= '0' && *v <= '9') {
-        char *end;
-        secs = strtod(v, &end);
-        while (*end == ' ' || *end == '\t') {
-            end++;
-        }
-        if (*end || !(secs >= 0)) {
-            return;
-        }
-    }
-    else {
-        apr_time_t when = apr_date_parse_http(v);
-        if (when == APR_DATE_BAD) {
-            return;
-        }
-        secs = (double)apr_time_sec(when) - (double)ctx->created;
-    }
-    {
-        int whole;
-        secs = secs < 0 ? 0 : secs > MAX_RETRY_AFTER ? MAX_RETRY_AFTER : secs;
-        whole = (int)secs;
-        snprintf(out, size, "%d", whole + ((double)whole < secs));
-    }
+    mn_wire_retry_after(ctx, retry_after, err);
 }
 
 void mn_an_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                         size_t len, const char *retry_after, mn_error *err)
 {
-    anthropic_decode_error(ctx, status, body, len, NULL, err);
-    retry_after_seconds(ctx, retry_after, err->retry_after, sizeof(err->retry_after));
+    anthropic_decode_error(ctx, status, body, len, retry_after, err);
 }

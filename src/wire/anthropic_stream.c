@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mn_anthropic.h"
+#include "mn_jscan.h"
 
 /* ---------------------------------------------------------------- streaming */
 
@@ -22,8 +23,14 @@ typedef struct {
     int args_seen;           /* some argument text was sent for it */
 } open_block;
 
+/* What the text-delta hot path looks at (text_delta_fast). */
+enum { FA_ALL, FA_TYPE, FA_INDEX, FA_DELTA_ALL, FA_DTYPE, FA_TEXT, FA_N };
+static const char *const fast_texts[FA_N] = { "*", "type", "index", "delta.*", "delta.type",
+                                             "delta.text" };
+
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
+    mn_jpath fast[FA_N];        /* compiled once per stream */
     json_t *id;              /* message id and model from message_start */
     json_t *model;
     int started;             /* message_start seen (role chunk sent) */
@@ -38,8 +45,12 @@ struct mn_stream {
 mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
+    int i;
     if (st) {
         st->b.ctx = ctx;
+        for (i = 0; i < FA_N; i++) {
+            mn_jpath_compile(&st->fast[i], fast_texts[i]);
+        }
     }
     return st;
 }
@@ -323,6 +334,25 @@ static mn_stream_status on_error(mn_stream *st, json_t *ev, mn_sink *out)
     return fail_with(st, out);
 }
 
+/* The common event, a text delta of exactly {type, index, delta: {type,
+ * text}}, validated by mn_jscan (as strict as json_loadb) and written by
+ * copying the text's JSON string into the content template: no tree, no
+ * allocation.  0: anything else, for the tree path. */
+static int text_delta_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+{
+    mn_jspan sp[FA_N];
+
+    if (mn_jscan(data, len, st->fast, FA_N, sp) || sp[FA_ALL].count != 3 || sp[FA_TYPE].count != 1
+        || sp[FA_INDEX].count != 1 || sp[FA_DELTA_ALL].count != 2 || sp[FA_DTYPE].count != 1
+        || sp[FA_TEXT].count != 1 || sp[FA_TEXT].type != MN_JT_STRING || sp[FA_TEXT].len <= 2
+        || sp[FA_TYPE].len != 21 || memcmp(sp[FA_TYPE].p, "\"content_block_delta\"", 21)
+        || sp[FA_DTYPE].len != 12 || memcmp(sp[FA_DTYPE].p, "\"text_delta\"", 12)) {
+        return 0;
+    }
+    mn_delta_template_write_raw(&st->content_tmpl, sp[FA_TEXT].p, sp[FA_TEXT].len, out);
+    return 1;
+}
+
 mn_stream_status mn_an_stream_feed(mn_stream *st, mn_sse_kind kind,
                                    const char *event, const char *data,
                                    size_t len, mn_sink *out)
@@ -339,6 +369,11 @@ mn_stream_status mn_an_stream_feed(mn_stream *st, mn_sse_kind kind,
             return on_message_stop(st, out);
         }
         return fail_bad(st, out, "[DONE] before message_stop");
+    }
+    if (st->started && !st->finished && st->content_tmpl_state == 1
+        && (!event || !*event || !strcmp(event, "content_block_delta"))
+        && text_delta_fast(st, data, len, out)) {
+        return st->b.status;
     }
     ev = json_loadb(data, len, 0, NULL);
     if (!json_is_object(ev)) {

@@ -135,7 +135,7 @@ void mn_gm_decode_error(mn_wire_ctx *ctx, int status, const char *body,
     }
     json_decref(root);
     if (retry_after && *retry_after) {
-        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
+        mn_wire_retry_after(ctx, retry_after, err);
     }
     scrub_key(ctx, err);
 }

@@ -161,6 +161,34 @@ static int scan_top_keys(const char *d, size_t start, size_t end, size_t *at, si
  * of its own (OpenRouter; escaped or not, the tree says) or bytes that are
  * not clean (a NUL, an escaped top-level key) take the tree path, which
  * replaces it and re-encodes. */
+/* A plain answer (an object with a choices array, no upstream "provider",
+ * usage an object, null or absent, no NUL byte) needs no tree: mn_jscan
+ * validates it as json_loadb would and only the usage member is parsed.
+ * 1 with usage filled, 0 when the tree path must decide. */
+static int answer_fast(const char *body, size_t len, mn_usage *usage)
+{
+    static const char *const texts[3] = { "choices", "usage", "provider" };
+    mn_jpath paths[3];
+    mn_jspan sp[3];
+    json_t *u;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        mn_jpath_compile(&paths[i], texts[i]);
+    }
+    if (mn_jscan(body, len, paths, 3, sp) || sp[0].type != MN_JT_ARRAY
+        || sp[2].type != MN_JT_NONE || sp[1].count > 1
+        || (sp[1].type != MN_JT_NONE && sp[1].type != MN_JT_NULL && sp[1].type != MN_JT_OBJECT)
+        || !bytes_clean(body, len)) {
+        return 0;
+    }
+    u = sp[1].type == MN_JT_OBJECT ? json_loadb(sp[1].p, sp[1].len, 0, NULL)
+        : sp[1].type == MN_JT_NULL ? json_null() : NULL;
+    mn_usage_from_openai(usage, u);
+    json_decref(u);
+    return 1;
+}
+
 static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                                         const char **out, size_t *out_len, mn_usage *usage,
                                         mn_error *err)
@@ -170,6 +198,10 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     char *name, *buf;
     size_t nlen, rest;
 
+    if (answer_fast(body, len, usage)) {
+        brace = memchr(body, '{', len);
+        goto insert;
+    }
     if (parse_completion(ctx, body, len, &root, usage, err)) {
         return -1;
     }
@@ -190,6 +222,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
         return 0;
     }
     json_decref(root);
+insert:
     {
         json_t *n = json_string(ctx->provider_name);
         name = json_dumps(n, JSON_ENCODE_ANY);
@@ -212,15 +245,13 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                                 size_t len, const char *retry_after, mn_error *err)
 {
     mn_error_from_openai_body(err, status, body, len, ctx->provider);
-    if (retry_after) {
-        apr_cpystrn(err->retry_after, retry_after, sizeof(err->retry_after));
-    }
+    mn_wire_retry_after(ctx, retry_after, err);
 }
 
 /* What the hot path looks at in a chunk (indexes into mn_stream.fast). */
-enum { FP_TOP, FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICES, FP_CHOICE_N, FP_FINISH, FP_N };
+enum { FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICE_N, FP_FINISH, FP_N };
 static const char *const fast_paths[FP_N] = {
-    "*", "error", "provider", "usage", "choices", "choices[*]", "choices[0].finish_reason"
+    "error", "provider", "usage", "choices[*]", "choices[0].finish_reason"
 };
 
 struct mn_stream {
@@ -431,7 +462,7 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
     }
     if (sp[FP_ERROR].type != MN_JT_NONE || sp[FP_PROVIDER].type != MN_JT_NONE
         || (u->type != MN_JT_NONE && (u->type != MN_JT_NULL || u->count != 1))
-        || sp[FP_CHOICES].type != MN_JT_ARRAY || sp[FP_CHOICE_N].count != 1
+        || sp[FP_CHOICE_N].count != 1   /* [*] counts array elements only */
         || sp[FP_FINISH].type == MN_JT_NONE || memchr(data, '\n', len)
         || memchr(data, '\r', len) || !bytes_clean(data, len)) {
         return 0;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_cstr.h>
+#include "mn_resilience.h"
 #include "mn_wire.h"
 
 const mn_wire *mn_wire_for(mn_format f)
@@ -51,6 +52,14 @@ void mn_usage_from_openai(mn_usage *u, json_t *usage)
                                   "cached_tokens");
     u->reasoning_tokens = int_member(json_object_get(usage, "completion_tokens_details"),
                                      "reasoning_tokens");
+}
+
+void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err)
+{
+    if (raw) {
+        mn_retry_after_normalise(raw, apr_time_from_sec(ctx->created), err->retry_after,
+                                 sizeof(err->retry_after));
+    }
 }
 
 json_t *mn_usage_to_openai(const mn_usage *u)
@@ -152,6 +161,17 @@ void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *
     out->write(out->baton, "data: ", 6);
     out->write(out->baton, t->json, t->head_len);
     json_dump_callback(text, dump_to_sink, out, JSON_COMPACT | JSON_ENCODE_ANY);
+    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+}
+
+void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
+                                 size_t len, mn_sink *out)
+{
+    out->write(out->baton, "data: ", 6);
+    out->write(out->baton, t->json, t->head_len);
+    out->write(out->baton, json_string, len);
     out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);

@@ -129,9 +129,17 @@ static inline void fz_check_count(json_t *v, const char *what)
     }
 }
 
-/* A usage object sent to a client: no negative counter. */
+/* A usage object the gateway computed for a client: no negative counter.
+ * An OpenAI-format upstream's usage goes to the client as the upstream sent
+ * it (passthrough: the numbers are the provider's statement, not ours); only
+ * the accounting copy (fz_check_usage) is clamped for that format. */
 static inline void fz_check_usage_json(json_t *u)
 {
+#ifdef FZ_FORMAT
+    if (FZ_FORMAT == MN_FORMAT_OPENAI) {
+        return;
+    }
+#endif
     if (!json_is_object(u)) {
         return;
     }

@@ -56,10 +56,79 @@ static void test_bytes_kept(void **state)
                "\"\xc3\xa9\"},\"finish_reason\":null}]}");
 }
 
+/* Anthropic text deltas after the first (which builds the template): the
+ * text's JSON string is copied as the upstream wrote it (`\u00e9` stays
+ * escaped; Jansson would have written the UTF-8 bytes). */
+static void test_anthropic_text_span(void **state)
+{
+    static const char sse[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\","
+        "\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+        "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"a\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"caf\\u00e9\"}}\n\n"
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"delta\":{\"type\":\"text_delta\",\"text\":\"x\",\"signature\":\"s\"}}\n\n";
+    apr_pool_t *pool;
+    mn_provider prov;
+    mn_wire_ctx ctx;
+    mn_buf out;
+    (void)state;
+    apr_pool_create(&pool, NULL);
+    mn_t_ctx(&ctx, pool, &prov, "ant", MN_FORMAT_ANTHROPIC, 1, 0);
+    mn_buf_init(&out);
+    mn_t_replay_stream(&mn_wire_anthropic, &ctx, sse, sizeof(sse) - 1, 0, &out);
+    mn_buf_append(&out, "", 1);
+    /* the span copy */
+    assert_non_null(strstr(out.data, "\"content\":\"caf\\u00e9\""));
+    /* an unknown member in the delta takes the tree path, which still
+     * sends the text */
+    assert_non_null(strstr(out.data, "\"content\":\"x\""));
+    mn_buf_free(&out);
+    apr_pool_destroy(pool);
+}
+
+/* A plain non-streaming answer: bytes kept (escapes, an escaped key, spacing: the
+ * tree path would re-encode them), "provider"
+ * put first, usage counted from the usage member alone. */
+static void test_answer_bytes(void **state)
+{
+    static const char body[] = "{\"\\u0069d\":\"r\", \"choices\":[{\"message\":{\"content\":"
+                               "\"caf\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,"
+                               "\"completion_tokens\":4,\"total_tokens\":7}}";
+    static const char want[] = "{\"provider\":\"up\",\"\\u0069d\":\"r\", \"choices\":[{\"message\":"
+                               "{\"content\":\"caf\\u00e9\"}}],\"usage\":{\"prompt_tokens\":3,"
+                               "\"completion_tokens\":4,\"total_tokens\":7}}";
+    apr_pool_t *pool;
+    mn_provider prov;
+    mn_wire_ctx ctx;
+    mn_usage usage;
+    mn_error err;
+    const char *out;
+    size_t out_len;
+    (void)state;
+    apr_pool_create(&pool, NULL);
+    mn_t_ctx(&ctx, pool, &prov, "up", MN_FORMAT_OPENAI, 0, 0);
+    memset(&usage, 0, sizeof(usage));
+    assert_int_equal(mn_wire_openai.decode_response_bytes(&ctx, body, sizeof(body) - 1, &out,
+                                                          &out_len, &usage, &err), 0);
+    assert_int_equal(out_len, sizeof(want) - 1);
+    assert_memory_equal(out, want, out_len);
+    assert_int_equal(usage.prompt_tokens, 3);
+    assert_int_equal(usage.completion_tokens, 4);
+    assert_int_equal(usage.total_tokens, 7);
+    apr_pool_destroy(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_kept),
+        cmocka_unit_test(test_anthropic_text_span),
+        cmocka_unit_test(test_answer_bytes),
     };
     int rc;
     apr_initialize();
