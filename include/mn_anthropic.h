@@ -29,7 +29,7 @@ void mn_an_usage_to_mn(const a_usage *u, mn_usage *m);
 json_t *mn_an_usage_to_openai(const a_usage *u);
 
 /* Anthropic stop_reason (a string or NULL) -> OpenAI finish_reason. */
-const char *mn_an_finish_reason(json_t *stop_reason);
+const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason);
 
 /* The vtable's entries (mn_wire). */
 int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,

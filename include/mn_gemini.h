@@ -112,7 +112,7 @@ void mn_gm_usage_counts(const gm_usage *u, mn_usage *m);
 json_t *mn_gm_usage_json(const gm_usage *u);
 
 /* Gemini's finishReason (or NULL) -> OpenAI finish_reason. */
-const char *mn_gm_map_finish(const char *fr, int saw_tool);
+const char *mn_gm_map_finish(mn_wire_ctx *ctx, const char *fr, int saw_tool);
 int mn_gm_part_is_thought(json_t *part);
 /* Compact JSON of functionCall.args as a JSON string (new reference). */
 json_t *mn_gm_args_string(json_t *args);

@@ -53,6 +53,10 @@ typedef struct mn_wire_ctx {
     apr_table_t *client_headers; /* client request headers (read-only) */
     int max_schema_expansion;    /* ManiacMaxSchemaExpansion; 0: the default (8) */
     json_t *face_body;           /* Messages face: the client's own body (borrowed), else NULL */
+    const char *dropped;         /* set by encode_request: what it had to leave out for
+                                  * this target (comma list for maniac-dropped), or NULL */
+    const char *unknown_finish;  /* set by the decoders: an upstream stop reason they do
+                                  * not know (answered as stop), for maniac-upstream-finish */
 } mn_wire_ctx;
 
 /* The request to send upstream. */

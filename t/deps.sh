@@ -27,7 +27,8 @@ if [ -n "$missing" ]; then
 fi
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -f "$here/integration/package.json" ] && { [ ! -d "$here/integration/node_modules/openai" ] \
-        || [ ! -d "$here/integration/node_modules/@seriousme/openapi-schema-validator" ]; }; then
+        || [ ! -d "$here/integration/node_modules/@seriousme/openapi-schema-validator" ] \
+        || [ ! -d "$here/integration/node_modules/@ai-sdk/openai-compatible" ]; }; then
     echo "deps: npm ci (t/integration)"
     (cd "$here/integration" && npm ci --no-audit --no-fund --loglevel=error)
 fi

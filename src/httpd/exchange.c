@@ -145,6 +145,24 @@ static int serve_2xx(mn_request *req, mn_attempt *at, const mn_wire *wire, mn_wi
     return serve_whole(req, at, wire, ctx, u, err);
 }
 
+/* What an encoder left out for this target joins maniac-dropped, once,
+ * however many tries encode the request again. */
+static void note_dropped(request_rec *r, const char *dropped)
+{
+    const char *d;
+    if (!dropped) {
+        return;
+    }
+    d = apr_table_get(r->notes, "maniac-dropped");
+    if (!d) {
+        apr_table_setn(r->notes, "maniac-dropped", dropped);
+    }
+    else if (!ap_strstr_c(apr_pstrcat(r->pool, ",", d, ",", NULL),
+                          apr_pstrcat(r->pool, ",", dropped, ",", NULL))) {
+        apr_table_setn(r->notes, "maniac-dropped", apr_pstrcat(r->pool, d, ",", dropped, NULL));
+    }
+}
+
 int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_result *pol,
                 mn_error *err)
 {
@@ -165,6 +183,7 @@ int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_r
     if (wire->encode_request(&ctx, body, &up, err)) {
         return 0;
     }
+    note_dropped(r, ctx.dropped);
     if (!up.headers) {
         up.headers = apr_table_make(r->pool, 4);
     }
@@ -181,6 +200,9 @@ int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_r
     }
     else {
         sent = serve_2xx(req, at, wire, &ctx, u, err) == 0;
+    }
+    if (ctx.unknown_finish) {
+        apr_table_setn(r->notes, "maniac-upstream-finish", ctx.unknown_finish);
     }
     apr_pool_destroy(at->pool);
     at->pool = NULL;

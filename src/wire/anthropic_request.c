@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_anthropic.h"
 
 #define ANTHROPIC_VERSION "2023-06-01"
@@ -381,7 +382,9 @@ static int convert_messages(json_t *msgs, conv *c, mn_error *err)
             json_t *blocks = json_array();
             size_t j;
             json_t *b;
-            if (text_content(content, p, 1, blocks, err)) {
+            /* signed thinking first, as Anthropic gave it: it checks the bytes */
+            if (mn_agent_thinking_to_anthropic(m, i, blocks, err)
+                || text_content(content, p, 1, blocks, err)) {
                 json_decref(blocks);
                 return -1;
             }
@@ -769,6 +772,18 @@ static void pass_through(json_t *req, json_t *body)
     }
 }
 
+/* Anthropic refuses a tool-use turn without its signed thinking while
+ * thinking is on: a client that did not keep the blocks gets an answer
+ * without thinking (noted in maniac-dropped) rather than that 400. */
+static void drop_thinking_without_blocks(mn_wire_ctx *ctx, json_t *body, json_t *msgs)
+{
+    const char *tt = json_string_value(json_object_get(json_object_get(body, "thinking"), "type"));
+    if (tt && strcmp(tt, "disabled") && mn_agent_thinking_missing(msgs)) {
+        json_object_del(body, "thinking");
+        ctx->dropped = "thinking";
+    }
+}
+
 /* Also for a client-supplied thinking: the API rejects budget >= max_tokens. */
 static int fit_thinking(json_t *body, long max_tokens, mn_error *err)
 {
@@ -792,6 +807,9 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
 {
     conv c;
     json_t *v, *tools = NULL, *tool_choice = NULL, *only = NULL, *stop = NULL;
+    /* ids the gateway encoded for Gemini go back to the plain call id */
+    json_t *plain = mn_agent_plain_messages(ctx->pool, json_object_get(req, "messages"));
+    json_t *msgs = plain ? plain : json_object_get(req, "messages");
     long max_tokens = 0, budget = 0;
     int rc = -1;
 
@@ -802,7 +820,7 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
 
     json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     if (max_tokens_for(ctx, req, &max_tokens, err)
-        || convert_messages(json_object_get(req, "messages"), &c, err)
+        || convert_messages(msgs, &c, err)
         || response_format_text(json_object_get(req, "response_format"), c.system, err)
         || thinking_budget(json_object_get(req, "reasoning_effort"), &budget, err)
         || convert_tool_choice(json_object_get(req, "tool_choice"), &tool_choice, &only, err)
@@ -839,9 +857,11 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
         json_object_set_new(body, "stream", json_true());
     }
     pass_through(req, body);
+    drop_thinking_without_blocks(ctx, body, msgs);
     rc = fit_thinking(body, max_tokens, err);
 
 done:
+    json_decref(plain);
     json_decref(c.messages);
     json_decref(c.system);
     json_decref(tools);

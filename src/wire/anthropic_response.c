@@ -7,6 +7,7 @@
 #include <string.h>
 #include <apr_date.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_anthropic.h"
 
 /* ------------------------------------------------------------------- usage */
@@ -58,9 +59,11 @@ json_t *mn_an_usage_to_openai(const a_usage *u)
     return mn_usage_to_openai_details(&m, u->have_thinking);
 }
 
-const char *mn_an_finish_reason(json_t *stop_reason)
+const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason)
 {
+    static const char *const stops[] = { "end_turn", "stop_sequence", "pause_turn", NULL };
     const char *s = json_string_value(stop_reason);
+    size_t i;
     if (!s) {
         return "stop";
     }
@@ -73,6 +76,11 @@ const char *mn_an_finish_reason(json_t *stop_reason)
     if (!strcmp(s, "refusal")) {
         return "content_filter";
     }
+    for (i = 0; stops[i] && strcmp(s, stops[i]); i++) {
+    }
+    if (!stops[i] && ctx) {
+        mn_agent_unknown_finish(ctx, s);   /* a stop reason newer than this code */
+    }
     return "stop";
 }
 
@@ -83,6 +91,7 @@ typedef struct {
     mn_buf text, thinking;
     int have_text, have_thinking;
     json_t *calls;           /* tool_calls, or NULL */
+    json_t *blocks;          /* thinking_blocks, or NULL */
 } answer_parts;
 
 static json_t *tool_call_from_block(json_t *block)
@@ -105,7 +114,13 @@ static void read_blocks(json_t *content, answer_parts *a)
 
     json_array_foreach(content, i, block) {
         const char *bt = json_string_value(json_object_get(block, "type"));
-        json_t *s;
+        json_t *s, *tb = mn_agent_thinking_block(block);
+        if (tb) {
+            if (!a->blocks) {
+                a->blocks = json_array();
+            }
+            json_array_append_new(a->blocks, tb);
+        }
         if (!bt) {
             continue;
         }
@@ -124,11 +139,11 @@ static void read_blocks(json_t *content, answer_parts *a)
             }
             json_array_append_new(a->calls, tool_call_from_block(block));
         }
-        /* server-tool blocks, redacted thinking, citations: no OpenAI slot */
+        /* server-tool blocks, citations: no OpenAI slot */
     }
 }
 
-/* The assistant message; takes a->calls. */
+/* The assistant message; takes a->calls and a->blocks. */
 static json_t *answer_message(mn_wire_ctx *ctx, answer_parts *a)
 {
     json_t *msg = json_object();
@@ -140,6 +155,11 @@ static json_t *answer_message(mn_wire_ctx *ctx, answer_parts *a)
     if (a->have_thinking && ctx->provider && ctx->provider->reasoning_content) {
         json_object_set_new(msg, "reasoning_content",
                             json_stringn(a->thinking.data, a->thinking.len));
+    }
+    /* whatever reasoning= says: an agent must send them back to go on */
+    if (a->blocks) {
+        json_object_set_new(msg, "thinking_blocks", a->blocks);
+        a->blocks = NULL;
     }
     if (a->calls) {
         json_object_set_new(msg, "tool_calls", a->calls);
@@ -193,7 +213,7 @@ int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
     json_object_set_new(choice, "message", msg);
     json_object_set_new(choice, "logprobs", json_null());
     json_object_set_new(choice, "finish_reason",
-                        json_string(mn_an_finish_reason(json_object_get(root, "stop_reason"))));
+                        json_string(mn_an_finish_reason(ctx, json_object_get(root, "stop_reason"))));
 
     memset(&u, 0, sizeof(u));
     mn_an_usage_merge(&u, json_object_get(root, "usage"));

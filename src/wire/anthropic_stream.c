@@ -4,6 +4,7 @@
  * docs/wire-anthropic.md. */
 #include <stdlib.h>
 #include <string.h>
+#include "mn_agent.h"
 #include "mn_anthropic.h"
 #include "mn_jscan.h"
 
@@ -38,6 +39,7 @@ struct mn_stream {
     int ntools;              /* tool calls announced so far */
     open_block blocks[MAX_OPEN_BLOCKS];
     a_usage au;
+    mn_agent_thinking_acc thinking;   /* signed blocks, until they are handed out */
     mn_delta_template content_tmpl;   /* text deltas, once id/model are known */
     int content_tmpl_state;           /* 0 not yet, 1 ready, -1 unusable */
 };
@@ -48,6 +50,7 @@ mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
     int i;
     if (st) {
         st->b.ctx = ctx;
+        mn_agent_acc_init(&st->thinking);
         for (i = 0; i < FA_N; i++) {
             mn_jpath_compile(&st->fast[i], fast_texts[i]);
         }
@@ -135,6 +138,21 @@ static void emit_finish(mn_stream *st, mn_sink *out, const char *reason)
     st->finished = 1;
 }
 
+/* The thinking blocks finished so far, as one delta: clients that merge
+ * deltas by assignment (the openai SDK's accumulator) and those that append
+ * lists both end up with every block of a run. */
+static void flush_thinking(mn_stream *st, mn_sink *out)
+{
+    json_t *blocks = mn_agent_acc_take(&st->thinking);
+    json_t *delta, *choice, *chunk;
+    if (!blocks) {
+        return;
+    }
+    chunk = chunk_new(st, &delta, &choice);
+    json_object_set_new(delta, "thinking_blocks", blocks);
+    emit(out, chunk);
+}
+
 static open_block *block_find(mn_stream *st, json_t *index)
 {
     int i;
@@ -206,6 +224,10 @@ static mn_stream_status on_block_start(mn_stream *st, json_t *ev, mn_sink *out)
     }
     b->index = json_integer_value(index);
     b->args_seen = 0;
+    if (strcmp(type, "thinking") && strcmp(type, "redacted_thinking")) {
+        flush_thinking(st, out);
+    }
+    mn_agent_acc_start(&st->thinking, cb);
     if (!strcmp(type, "text")) {
         b->kind = BLOCK_TEXT;
         emit_text(st, out, "content", json_object_get(cb, "text"));
@@ -272,12 +294,16 @@ static mn_stream_status on_block_delta(mn_stream *st, json_t *ev, mn_sink *out)
             b->args_seen = 1;
         }
     }
-    else if (!strcmp(type, "thinking_delta")) {
-        if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
+    else if (!strcmp(type, "thinking_delta") || !strcmp(type, "signature_delta")) {
+        if (b && b->kind == BLOCK_THINKING) {
+            mn_agent_acc_delta(&st->thinking, delta);
+        }
+        if (!strcmp(type, "thinking_delta") && st->b.ctx->provider
+            && st->b.ctx->provider->reasoning_content) {
             emit_text(st, out, "reasoning_content", json_object_get(delta, "thinking"));
         }
     }
-    /* signature_delta, citations_delta and future types: nothing to send */
+    /* citations_delta and future types: nothing to send */
     return st->b.status;
 }
 
@@ -291,12 +317,13 @@ static mn_stream_status on_message_delta(mn_stream *st, json_t *ev, mn_sink *out
     }
     /* a tool block left open must still end with parseable arguments, and
      * before the finish chunk */
+    flush_thinking(st, out);
     for (i = 0; i < MAX_OPEN_BLOCKS; i++) {
         if (st->blocks[i].kind != BLOCK_FREE) {
             close_tool(st, out, &st->blocks[i]);
         }
     }
-    emit_finish(st, out, mn_an_finish_reason(json_object_get(json_object_get(ev, "delta"),
+    emit_finish(st, out, mn_an_finish_reason(st->b.ctx, json_object_get(json_object_get(ev, "delta"),
                                                            "stop_reason")));
     return st->b.status;
 }
@@ -305,6 +332,7 @@ static mn_stream_status on_message_stop(mn_stream *st, mn_sink *out)
 {
     if (!st->finished) {
         int i;
+        flush_thinking(st, out);
         for (i = 0; i < MAX_OPEN_BLOCKS; i++) {
             if (st->blocks[i].kind != BLOCK_FREE) {
                 close_tool(st, out, &st->blocks[i]);
@@ -410,6 +438,9 @@ mn_stream_status mn_an_stream_feed(mn_stream *st, mn_sse_kind kind,
     }
     else if (!strcmp(type, "content_block_stop")) {
         open_block *b = block_find(st, json_object_get(ev, "index"));
+        if (b && b->kind == BLOCK_THINKING) {
+            mn_agent_acc_stop(&st->thinking);
+        }
         if (b) {
             close_tool(st, out, b);
         }
@@ -439,5 +470,6 @@ void mn_an_stream_destroy(mn_stream *st)
     json_decref(st->id);
     json_decref(st->model);
     mn_delta_template_free(&st->content_tmpl);
+    mn_agent_acc_free(&st->thinking);
     free(st);
 }

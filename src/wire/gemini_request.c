@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_gemini.h"
+#include "mn_sigid.h"
 
 /* apr_psprintf has no %zu; message params are built with the C formatter. */
 static const char *pfmt(apr_pool_t *p, const char *fmt, ...)
@@ -280,7 +282,8 @@ static int assistant_parts(enc_state *es, json_t *msg, size_t mi, json_t *parts)
         json_t *id = json_object_get(call, "id");
         json_t *argv = json_object_get(fn, "arguments");
         const char *pfx = pfmt(es->ctx->pool, "messages[%zu].tool_calls[%zu]", mi, j);
-        json_t *args;
+        json_t *args, *part;
+        const char *sig;
 
         if (!json_is_string(name) || !json_string_length(name)) {
             return bad_param(es->err, apr_pstrcat(es->ctx->pool, pfx, ".function.name", NULL),
@@ -302,8 +305,19 @@ static int assistant_parts(enc_state *es, json_t *msg, size_t mi, json_t *parts)
                                  "arguments must be a JSON object encoded as a string");
             }
         }
-        json_array_append_new(parts, json_pack("{s:{s:O,s:o}}", "functionCall",
-                                               "name", name, "args", args));
+        part = json_pack("{s:{s:O,s:o}}", "functionCall", "name", name, "args", args);
+        sig = mn_agent_gemini_call_signature(es->ctx->pool, call, j);
+        if (sig) {
+            /* a forged id can decode to bytes that are no JSON string */
+            json_t *sv = json_string(sig);
+            if (!sv && j == 0) {
+                sv = json_string(MN_SIGID_PLACEHOLDER);
+            }
+            if (sv) {
+                json_object_set_new(part, "thoughtSignature", sv);
+            }
+        }
+        json_array_append_new(parts, part);
         if (json_is_string(id)) {
             json_object_set(es->call_names, json_string_value(id), name);
         }
@@ -420,21 +434,6 @@ static int set_number(json_t *req, const char *from, json_t *gc, const char *to,
     return 0;
 }
 
-static int thinking_budget(const char *effort)
-{
-    static const struct { const char *name; int budget; } map[] = {
-        { "none", 0 }, { "minimal", 512 }, { "low", 1024 }, { "medium", 8192 },
-        { "high", 24576 }, { "xhigh", 24576 }, { "max", 24576 },
-    };
-    size_t i;
-    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-        if (!strcmp(effort, map[i].name)) {
-            return map[i].budget;
-        }
-    }
-    return -1;
-}
-
 static json_t *thinking_config(json_t *gc)
 {
     json_t *tc = json_object_get(gc, "thinkingConfig");
@@ -500,7 +499,11 @@ static int encode_generation_config(mn_wire_ctx *ctx, json_t *req, json_t *gc,
         else if (!strcmp(type, "json_schema")) {
             json_t *schema = json_object_get(json_object_get(v, "json_schema"), "schema");
             json_object_set_new(gc, "responseMimeType", json_string("application/json"));
-            if (json_is_object(schema)) {
+            if (json_is_object(schema) && mn_agent_gemini_levels(ctx->model)) {
+                /* Gemini 3 reads JSON Schema itself: nothing to reduce */
+                json_object_set(gc, "responseJsonSchema", schema);
+            }
+            else if (json_is_object(schema)) {
                 json_t *c = mn_gm_schema_clean(schema, "response_format.json_schema.schema",
                                               budget, err);
                 if (!c) {
@@ -520,12 +523,10 @@ static int encode_generation_config(mn_wire_ctx *ctx, json_t *req, json_t *gc,
 
     v = json_object_get(req, "reasoning_effort");
     if (json_is_string(v)) {
-        int budget = thinking_budget(json_string_value(v));
-        if (budget < 0) {
+        if (mn_agent_gemini_effort(ctx->model, json_string_value(v), thinking_config(gc))) {
             return bad_param(err, "reasoning_effort", "unknown reasoning_effort '%s'",
                              json_string_value(v));
         }
-        json_object_set_new(thinking_config(gc), "thinkingBudget", json_integer(budget));
     }
     else if (v && !json_is_null(v)) {
         return bad_param(err, "reasoning_effort", "expected a string");

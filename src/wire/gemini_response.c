@@ -9,6 +9,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_time.h>
+#include "mn_agent.h"
 #include "mn_gemini.h"
 
 /* ------------------------------------------------------------------------ */
@@ -189,11 +190,15 @@ json_t *mn_gm_usage_json(const gm_usage *u)
     return mn_usage_to_openai_details(&m, u->have_thoughts);
 }
 
-const char *mn_gm_map_finish(const char *fr, int saw_tool)
+const char *mn_gm_map_finish(mn_wire_ctx *ctx, const char *fr, int saw_tool)
 {
     static const char *const filtered[] = {
         "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
         "LANGUAGE", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", NULL
+    };
+    static const char *const stops[] = {
+        "OTHER", "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS",
+        "MISSING_THOUGHT_SIGNATURE", "MALFORMED_RESPONSE", "NO_IMAGE", "IMAGE_OTHER", NULL
     };
     if (!fr || !strcmp(fr, "STOP") || !strcmp(fr, "FINISH_REASON_UNSPECIFIED")) {
         return saw_tool ? "tool_calls" : "stop";
@@ -201,7 +206,13 @@ const char *mn_gm_map_finish(const char *fr, int saw_tool)
     if (!strcmp(fr, "MAX_TOKENS")) {
         return "length";
     }
-    return in_list(fr, filtered) ? "content_filter" : "stop";
+    if (in_list(fr, filtered)) {
+        return "content_filter";
+    }
+    if (ctx && !in_list(fr, stops)) {
+        mn_agent_unknown_finish(ctx, fr);   /* a finishReason newer than this code */
+    }
+    return "stop";
 }
 
 int mn_gm_part_is_thought(json_t *part)
@@ -310,7 +321,9 @@ static json_t *answer_message(mn_wire_ctx *ctx, json_t *parts, const char *rid, 
         }
         else if (json_is_object(fc) && mn_gm_has_name(fc)) {
             json_t *args = mn_gm_args_string(json_object_get(fc, "args"));
-            json_array_append_new(calls, mn_gm_tool_call_json(fc, rid, (*ncalls)++, 0, args));
+            json_t *tc = mn_gm_tool_call_json(fc, rid, (*ncalls)++, 0, args);
+            mn_agent_gemini_sign_call(ctx->pool, tc, part);
+            json_array_append_new(calls, tc);
         }
     }
     message = json_pack("{s:s,s:o,s:n}", "role", "assistant", "content",
@@ -367,7 +380,7 @@ int mn_gm_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
         fr = "content_filter";
     }
     else {
-        fr = mn_gm_map_finish(json_string_value(json_object_get(cand, "finishReason")), ncalls > 0);
+        fr = mn_gm_map_finish(ctx, json_string_value(json_object_get(cand, "finishReason")), ncalls > 0);
     }
     choice = json_pack("{s:i,s:o,s:n,s:s}", "index", 0, "message", message, "logprobs",
                        "finish_reason", fr);

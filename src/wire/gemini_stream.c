@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_gemini.h"
 
 /* A raw JSON error object appended after the events is small; anything
@@ -337,7 +338,7 @@ static int close_call(mn_stream *st, mn_sink *out)
     return 0;
 }
 
-static void open_call(mn_stream *st, json_t *fc, mn_sink *out)
+static void open_call(mn_stream *st, json_t *part, json_t *fc, mn_sink *out)
 {
     json_t *tc;
     st->call_open = 1;
@@ -345,13 +346,14 @@ static void open_call(mn_stream *st, json_t *fc, mn_sink *out)
     st->call_args = json_object();
     st->call_bytes = 0;
     tc = mn_gm_tool_call_json(fc, st->id, st->call_index, 1, json_string(""));
+    mn_agent_gemini_sign_call(st->b.ctx->pool, tc, part);
     emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
 }
 
 /* A functionCall part.  A named one is a call (complete, or opening one
  * whose arguments stream); a nameless one continues the open call, if any,
  * and is dropped otherwise.  -1 with b.err set when the stream must fail. */
-static int handle_call_part(mn_stream *st, json_t *fc, mn_sink *out)
+static int handle_call_part(mn_stream *st, json_t *part, json_t *fc, mn_sink *out)
 {
     int more = json_is_true(json_object_get(fc, "willContinue"));
 
@@ -362,10 +364,11 @@ static int handle_call_part(mn_stream *st, json_t *fc, mn_sink *out)
         if (!more && !json_array_size(json_object_get(fc, "partialArgs"))) {
             json_t *tc = mn_gm_tool_call_json(fc, st->id, st->tool_index++, 1,
                                         mn_gm_args_string(json_object_get(fc, "args")));
+            mn_agent_gemini_sign_call(st->b.ctx->pool, tc, part);
             emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
             return 0;
         }
-        open_call(st, fc, out);
+        open_call(st, part, fc, out);
     }
     else if (!st->call_open) {
         return 0;
@@ -392,7 +395,7 @@ static void handle_parts(mn_stream *st, json_t *parts, mn_sink *out)
                 emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
             }
         }
-        else if (json_is_object(fc) && handle_call_part(st, fc, out)) {
+        else if (json_is_object(fc) && handle_call_part(st, part, fc, out)) {
             st->b.status = fail_with(st, out);
             return;
         }
@@ -581,7 +584,7 @@ mn_stream_status mn_gm_stream_end(mn_stream *st, const mn_error *cause, mn_sink 
     if (close_call(st, out)) {
         return fail_with(st, out);
     }
-    emit_delta(st, json_object(), mn_gm_map_finish(st->finish_raw, st->tool_index > 0), out);
+    emit_delta(st, json_object(), mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0), out);
     if (st->b.ctx->include_usage) {
         json_t *c = chunk_base(st);
         json_object_set_new(c, "choices", json_array());

@@ -5,6 +5,7 @@
  * did not ask for usage, the usage we asked for taken out again. */
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_agent.h"
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
@@ -12,6 +13,7 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
                          mn_error *err)
 {
     char *body;
+    json_t *plain;
 
     json_object_set_new(req, "model", json_string(ctx->model));
     if (ctx->stream) {
@@ -26,7 +28,18 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
         /* OpenAI rejects stream_options on a non-streaming request */
         json_object_del(req, "stream_options");
     }
-    body = json_dumps(req, JSON_COMPACT);
+    /* ids the gateway encoded for Gemini are too long for OpenAI (40) and
+     * mean nothing to it: a copy of the top level carries the plain ones */
+    plain = mn_agent_plain_messages(ctx->pool, json_object_get(req, "messages"));
+    if (plain) {
+        json_t *copy = json_copy(req);
+        json_object_set_new(copy, "messages", plain);
+        body = json_dumps(copy, JSON_COMPACT);
+        json_decref(copy);
+    }
+    else {
+        body = json_dumps(req, JSON_COMPACT);
+    }
     if (!body) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }

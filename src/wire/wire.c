@@ -74,6 +74,11 @@ json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning)
     json_t *o = mn_usage_to_openai(u);
     json_object_set_new(o, "prompt_tokens_details",
                         json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached_tokens));
+    /* OpenAI has no member for cache writes: LiteLLM's name, only when there are some */
+    if (u->cache_write_tokens > 0) {
+        json_object_set_new(json_object_get(o, "prompt_tokens_details"), "cache_creation_tokens",
+                            json_integer((json_int_t)u->cache_write_tokens));
+    }
     if (have_reasoning) {
         json_object_set_new(o, "completion_tokens_details",
                             json_pack("{s:I}", "reasoning_tokens",

@@ -13,6 +13,10 @@ import {
   setupTranslateSuite, upstreamReply, expectedStream, expectedJSON, pinCreated, pinCreatedAll,
   plain, UPSTREAM_KEY,
 } from './lib/translate-common.mjs';
+import { encodeSigId } from './lib/agent-mocks.mjs';
+
+// the fixtures' first call carries a thoughtSignature: its id carries it too (gsig1_)
+const FIXTURE_SIG = 'CqsCAdHtim9xR4kPz2Lw8Vn3Qb7Ys1Tm5Ja6Xc0Ke4Hd9Fg2Nu8Wv3Rp7Zs1Lq5Mt9Bx4Cy8Dk2Ej6Gh0Io3Jl7Km1Nn5Op9Qr3St7Uv1Wx5Yz9Ab3Cd7Ef1Gh5Ij9Kl3Mn7Op1Qr5St9Uv3Wx7Yz1Ab5Cd9Ef3Gh7Ij1Kl5Mn9Op3Qr7St1Uv5Wx9Yz3==';
 
 const P = 'gemini';
 const MODEL = 'gemini-2.5-flash';
@@ -74,7 +78,7 @@ test('text, non-streaming (raw): status 200, application/json, body = expected +
   assert.deepEqual(pinCreated(res.json), expectedJSON('gemini/response_text.expected_openai.json', P));
 });
 
-test('tool calls, non-streaming: finish_reason tool_calls although Gemini says STOP; ids call_<responseId>_<n>', async () => {
+test('tool calls, non-streaming: finish_reason tool_calls although Gemini says STOP; ids call_<responseId>_<n> (the signed one as gsig1_)', async () => {
   ctx.mock.respond(upstreamReply('gemini/response_tool_call.json'));
   const id = ctx.tid();
   const res = await post({ model: `${P}/${MODEL}`, messages: MSGS }, id);
@@ -83,7 +87,7 @@ test('tool calls, non-streaming: finish_reason tool_calls although Gemini says S
   assert.deepEqual(pinCreated(res.json), expectedJSON('gemini/response_tool_call.expected_openai.json', P));
   assert.equal(res.json.choices[0].finish_reason, 'tool_calls');
   assert.deepEqual(res.json.choices[0].message.tool_calls.map((c) => c.id),
-    ['call_Tm5JaK_vM9aB1sQPz8yQ8Ag_0', 'call_Tm5JaK_vM9aB1sQPz8yQ8Ag_1']);
+    [encodeSigId('call_Tm5JaK_vM9aB1sQPz8yQ8Ag_0', FIXTURE_SIG), 'call_Tm5JaK_vM9aB1sQPz8yQ8Ag_1']);
   assertLog(await ctx.gw.logFor(id), {
     status: '200', stream: '0', 'prompt-tokens': '96', 'completion-tokens': '205', 'total-tokens': '301', error: null,
   });
@@ -168,7 +172,7 @@ test('SDK stream iteration: two tool calls from two events, index 0 then 1, ids 
   assert.deepEqual(indexes, [0, 1]);
   assert.equal(finish, 'tool_calls');
   assert.deepEqual(calls.map((c) => [c.id, c.name, JSON.parse(c.args)]), [
-    ['call_Zr5JaLHrC_yOz7IPkeC9mQM_0', 'get_weather', { location: 'Paris, France', unit: 'celsius' }],
+    [encodeSigId('call_Zr5JaLHrC_yOz7IPkeC9mQM_0', FIXTURE_SIG), 'get_weather', { location: 'Paris, France', unit: 'celsius' }],
     ['call_Zr5JaLHrC_yOz7IPkeC9mQM_1', 'get_weather', { location: 'Tokyo, Japan', unit: 'celsius' }],
   ]);
 
@@ -177,7 +181,7 @@ test('SDK stream iteration: two tool calls from two events, index 0 then 1, ids 
   const final = await ctx.client.chat.completions.stream({ model: `${P}/${MODEL}`, messages: MSGS, stream: true }, { headers: { 'x-test-id': ctx.tid() } }).finalChatCompletion();
   assert.equal(final.choices[0].finish_reason, 'tool_calls');
   assert.deepEqual(final.choices[0].message.tool_calls.map((c) => [c.id, JSON.parse(c.function.arguments).location]),
-    [['call_Zr5JaLHrC_yOz7IPkeC9mQM_0', 'Paris, France'], ['call_Zr5JaLHrC_yOz7IPkeC9mQM_1', 'Tokyo, Japan']]);
+    [[encodeSigId('call_Zr5JaLHrC_yOz7IPkeC9mQM_0', FIXTURE_SIG), 'Paris, France'], ['call_Zr5JaLHrC_yOz7IPkeC9mQM_1', 'Tokyo, Japan']]);
 });
 
 test('SDK stream of text: content reassembles with the em dash intact', async () => {

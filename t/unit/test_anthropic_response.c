@@ -88,10 +88,11 @@ static void test_response_shapes(void **state)
     assert_json(out, "{'id':'msg_2','object':'chat.completion','created':1767225600,'model':'m',"
                      "'choices':[{'index':0,'message':{'role':'assistant','content':null,"
                      "'refusal':null,"
+                     "'thinking_blocks':[{'type':'thinking','thinking':'hmm','signature':'s'}],"
                      "'tool_calls':[{'id':'toolu_1','type':'function','function':{'name':'now',"
                      "'arguments':'{}'}}]},'logprobs':null,'finish_reason':'tool_calls'}],"
                      "'usage':{'prompt_tokens':12,'completion_tokens':6,'total_tokens':18,"
-                     "'prompt_tokens_details':{'cached_tokens':5},"
+                     "'prompt_tokens_details':{'cached_tokens':5,'cache_creation_tokens':4},"
                      "'completion_tokens_details':{'reasoning_tokens':2}}}");
     assert_int_equal(u.prompt_tokens, 12);
     assert_int_equal(u.completion_tokens, 6);
@@ -107,14 +108,16 @@ static void test_response_shapes(void **state)
                 "{'role':'assistant','content':'ab','refusal':null}");
     json_decref(out);
 
-    /* thinking surfaces only when the provider opted into reasoning_content */
+    /* the thinking text surfaces only when the provider opted into
+     * reasoning_content; the signed blocks always */
     f->prov.reasoning_content = 1;
     out = decode_ok(f, "{'id':'msg_4','type':'message','role':'assistant','model':'m',"
                        "'content':[{'type':'thinking','thinking':'hmm','signature':'s'},"
                        "{'type':'text','text':'42'}],'stop_reason':'end_turn',"
                        "'usage':{'input_tokens':1,'output_tokens':1}}", NULL);
     assert_json(at(json_array_get(json_object_get(out, "choices"), 0), "message", NULL),
-                "{'role':'assistant','content':'42','refusal':null,'reasoning_content':'hmm'}");
+                "{'role':'assistant','content':'42','refusal':null,'reasoning_content':'hmm',"
+                "'thinking_blocks':[{'type':'thinking','thinking':'hmm','signature':'s'}]}");
     json_decref(out);
 }
 

@@ -394,7 +394,7 @@ static void test_bug_usage_chunk_with_cache_tokens(void **state)
     assert_json(json_object_get(json_array_get(frames, n - 2), "choices"), "[]");
     assert_json(json_object_get(json_array_get(frames, n - 2), "usage"),
                 "{'prompt_tokens':1851,'completion_tokens':24,'total_tokens':1875,"
-                "'prompt_tokens_details':{'cached_tokens':0}}");
+                "'prompt_tokens_details':{'cached_tokens':0,'cache_creation_tokens':1830}}");
     assert_int_equal(res.usage.prompt_tokens, 1851);
     json_decref(frames);
 
@@ -410,7 +410,7 @@ static void test_bug_usage_chunk_with_cache_tokens(void **state)
     u = json_loads(json_string_value(json_array_get(frames, 2)), 0, NULL);
     assert_json(json_object_get(u, "usage"),
                 "{'prompt_tokens':430,'completion_tokens':50,'total_tokens':480,"
-                "'prompt_tokens_details':{'cached_tokens':400},"
+                "'prompt_tokens_details':{'cached_tokens':400,'cache_creation_tokens':20},"
                 "'completion_tokens_details':{'reasoning_tokens':7}}");
     assert_string_equal(json_string_value(json_object_get(u, "provider")), PROVIDER);
     assert_string_equal(json_string_value(json_object_get(u, "id")), "msg_c");
@@ -743,7 +743,7 @@ static void test_bug_usage_sums_saturate(void **state)
     u = json_loads(json_string_value(json_array_get(frames, 2)), 0, NULL);
     assert_json(json_object_get(u, "usage"),
                 "{'prompt_tokens':" BIG ",'completion_tokens':" BIG ",'total_tokens':" BIG ","
-                "'prompt_tokens_details':{'cached_tokens':" BIG "},"
+                "'prompt_tokens_details':{'cached_tokens':" BIG ",'cache_creation_tokens':" BIG "},"
                 "'completion_tokens_details':{'reasoning_tokens':0}}");
     json_decref(u);
     json_decref(frames);

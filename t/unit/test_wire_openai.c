@@ -259,12 +259,15 @@ static void test_decode_error(void **state)
     assert_int_equal(err.status, 401);
     assert_string_equal(err.retry_after, "");
 
-    /* an over-long header is cut to fit, not overflowed */
+    /* an over-long value is capped (a day), not overflowed or cut */
     mn_wire_openai.decode_error(&f->ctx, 503, "oops", 4,
                                 "123456789012345678901234567890123456789", &err);
     assert_int_equal(err.status, 503);
     assert_string_equal(err.type, "server_error");
-    assert_int_equal(strlen(err.retry_after), sizeof(err.retry_after) - 1);
+    assert_string_equal(err.retry_after, "86400");
+    /* junk is not forwarded */
+    mn_wire_openai.decode_error(&f->ctx, 503, "oops", 4, "soon!", &err);
+    assert_string_equal(err.retry_after, "");
     free(body);
 }
 
