@@ -37,10 +37,19 @@ typedef struct mn_face {
     /* The sink the translators write chunk frames into, given the one that
      * writes to the client (the chat face returns it as it is). */
     mn_sink *(*stream_sink)(mn_request *req, mn_sink *client);
+    /* Optional: the wire unit for a try at prov (may set ctx->face_body);
+     * NULL: the provider's format's. */
+    const mn_wire *(*wire_for)(mn_request *req, const mn_provider *prov, mn_wire_ctx *ctx);
+    /* Optional: the face's body -> the OpenAI request, before routing.
+     * 0 go on with *body (replaced; the face owns the old one), -1 answer
+     * err, 1 the face answered itself. */
+    int (*intake)(mn_request *req, json_t **body, mn_error *err);
 } mn_face;
 
 /* The OpenAI /v1/chat/completions face. */
 extern const mn_face mn_face_chat;
+/* The Anthropic /v1/messages face (face_messages.c). */
+extern const mn_face mn_face_messages;
 
 struct mn_request {
     request_rec *r;

@@ -52,6 +52,7 @@ typedef struct mn_wire_ctx {
     long created;                /* gateway clock for `created` (unix s) */
     apr_table_t *client_headers; /* client request headers (read-only) */
     int max_schema_expansion;    /* ManiacMaxSchemaExpansion; 0: the default (8) */
+    json_t *face_body;           /* Messages face: the client's own body (borrowed), else NULL */
     const char *dropped;         /* set by encode_request: what it had to leave out for
                                   * this target (comma list for maniac-dropped), or NULL */
     const char *unknown_finish;  /* set by the decoders: an upstream stop reason they do

@@ -18,6 +18,7 @@
 #include <mod_dbd.h>
 
 #include "mod_maniac.h"
+#include "mn_face_messages.h"
 #include "mn_auth.h"
 #include "mn_notes.h"
 
@@ -384,7 +385,7 @@ static int deny(request_rec *r, int status, const char *type, const char *code,
         r->connection->keepalive = AP_CONN_CLOSE;
     }
     mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
-    body = mn_error_to_json(&e, NULL);
+    body = mn_fm_path(r->uri) ? mn_fm_error_json(&e, NULL) : mn_error_to_json(&e, NULL);
     s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     r->status = status;
@@ -503,7 +504,7 @@ static int note_auth_failure(request_rec *r, const char *type)
     mn_error_set(&e, HTTP_UNAUTHORIZED, "invalid_request_error", NULL, "key_not_allowed",
                  "This API key is not allowed to use this endpoint.");
     mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
-    body = mn_error_to_json(&e, NULL);
+    body = mn_fm_path(r->uri) ? mn_fm_error_json(&e, NULL) : mn_error_to_json(&e, NULL);
     s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (s) {

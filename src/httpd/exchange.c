@@ -167,7 +167,7 @@ int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_r
                 mn_error *err)
 {
     request_rec *r = req->r;
-    const mn_wire *wire = mn_wire_for(at->prov->format);
+    const mn_wire *wire;
     mn_wire_ctx ctx;
     mn_upstream_req up;
     mn_upstream *u;
@@ -176,6 +176,8 @@ int mn_exchange(mn_request *req, mn_attempt *at, json_t *body, const mn_policy_r
     at->upstream_status = req->upstream_status = 0;
     at->retry_after = -1;
     mn_wire_ctx_init(&ctx, req, at->prov, at->model, pol);
+    wire = req->face->wire_for ? req->face->wire_for(req, at->prov, &ctx)
+                               : mn_wire_for(at->prov->format);
 
     memset(&up, 0, sizeof(up));
     if (wire->encode_request(&ctx, body, &up, err)) {

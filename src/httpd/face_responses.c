@@ -129,6 +129,7 @@ const mn_face mn_face_responses = {
     .answer_error = resp_error,
     .stream_begin = resp_stream_begin,
     .stream_sink = resp_stream_sink,
+    .intake = mn_responses_intake,
 };
 
 int mn_path_is_responses(const char *uri)

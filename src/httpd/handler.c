@@ -23,6 +23,7 @@
 
 #include <http_core.h>
 #include "mn_serve.h"
+#include "mn_face_messages.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
 #include "mn_responses_face.h"
@@ -284,13 +285,15 @@ static int handle(request_rec *r)
     json_error_t jerr;
     int rc;
 
-    mn_request_init(&req, r, &mn_face_chat);
+    mn_request_init(&req, r, mn_fm_path(r->uri) ? &mn_face_messages
+                             : mn_path_is_responses(r->uri) ? &mn_face_responses
+                             : &mn_face_chat);
     mn_error_clear(&err);
 
     if ((rc = cors(&req, &err)) != DECLINED) {
         return rc;
     }
-    if (!path_is_chat_completions(r->uri) && !mn_path_is_responses(r->uri)) {
+    if (req.face == &mn_face_chat && !path_is_chat_completions(r->uri)) {
         if ((rc = mn_ops_endpoints(r)) != DECLINED) {
             return rc;
         }
@@ -318,12 +321,9 @@ static int handle(request_rec *r)
                      jerr.text, jerr.line, jerr.column);
         return mn_answer_error(&req, &err);
     }
-    if (mn_path_is_responses(r->uri)) {
-        req.face = &mn_face_responses;
-        if (mn_responses_intake(&req, &body, &err)) {
-            json_decref(body);
-            return mn_answer_error(&req, &err);
-        }
+    if (req.face->intake && (rc = req.face->intake(&req, &body, &err)) != 0) {
+        json_decref(body);
+        return rc < 0 ? mn_answer_error(&req, &err) : OK;
     }
     rc = mn_serve(&req, body, &err);
     json_decref(body);

@@ -216,7 +216,7 @@ test('GET /v1/openapi.json: docs/openapi.json byte for byte, a valid OpenAPI 3.1
   const v = await validateOpenAPI(res.json);
   assert.equal(v.valid, true, JSON.stringify(v.errors));
   assert.equal(v.version, '3.1');
-  assert.deepEqual(Object.keys(json.paths).sort(), ['/chat/completions', '/models', '/models/{model}', '/openapi.json', '/responses']);
+  assert.deepEqual(Object.keys(json.paths).sort(), ['/chat/completions', '/messages', '/messages/count_tokens', '/models', '/models/{model}', '/openapi.json', '/responses']);
   // the validator can say no: a document without info is not OpenAPI
   const broken = structuredClone(res.json);
   delete broken.info;

@@ -94,16 +94,18 @@ export const plain = (o) => JSON.parse(JSON.stringify(o));
 
 /**
  * Starts a mock upstream over HTTPS (CA generated for the run, SSLProxyVerify
- * require) and apache2 with providers(mock) as the ManiacProvider table.
+ * require) and apache2 with providers(mock) as the ManiacProvider table;
+ * confOpts (or confOpts(dir)) adds buildConf options such as extra and location.
  */
-export async function setupTranslateSuite(name, providers, gatewayOpts = {}) {
+export async function setupTranslateSuite(name, providers, confOpts = {}) {
   const dir = makeTmpDir(name);
   const pki = makePKI(path.join(dir, 'pki'));
   const mock = await new MockUpstream({ tls: { cert: pki.pem.cert, key: pki.pem.key }, name: `${name}-mock` }).start();
   const table = providers(mock);
   const gw = await startGateway({
     dir: path.join(dir, 'apache'), env: { UPSTREAM_KEY }, caFile: pki.caCert, providers: table,
-    ...(typeof gatewayOpts === 'function' ? gatewayOpts(dir) : gatewayOpts),
+    // extra apache lines (extra, location); a function gets the suite's directory
+    ...(typeof confOpts === 'function' ? confOpts(dir) : confOpts),
   });
   const client = makeClient(gw.baseURL);
   let n = 0;

@@ -1,0 +1,278 @@
+/* mn_wire_anthropic_passthrough: the Messages face in front of an Anthropic
+ * upstream (see mn_face_messages.h).
+ *
+ * Translating Anthropic -> chat -> Anthropic would lose what chat cannot
+ * carry (thinking signatures, cache_control, redacted thinking, citations,
+ * beta features), so the client's body goes upstream as it came, with
+ * `model` replaced by the routed upstream model, `stream` set as the
+ * gateway serves it and the gateway's extensions (tags, trace) taken out;
+ * anthropic-version and anthropic-beta are the client's.  The answer and
+ * every event keep the upstream's bytes; "provider" is inserted as the first
+ * member of each object.  Usage is read for the notes; errors reuse the
+ * Anthropic wire's decoder (its error types are Anthropic's, which the face
+ * writes back verbatim).  An upstream stream that ends without
+ * message_stop gets an `event: error`, as Anthropic would send. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include "mn_face_messages.h"
+
+#define DEFAULT_VERSION "2023-06-01"
+
+static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_error *err)
+{
+    json_t *body;
+    const char *v;
+    char *dump;
+
+    (void)req;
+    if (!json_is_object(ctx->face_body)) {
+        return mn_error_set(err, 500, "api_error", NULL, NULL,
+                            "the passthrough needs the client's Messages body");
+    }
+    body = json_copy(ctx->face_body);
+    json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
+    json_object_del(body, "tags");
+    json_object_del(body, "trace");
+    if (ctx->stream) {
+        json_object_set_new(body, "stream", json_true());
+    }
+    else {
+        json_object_del(body, "stream");
+    }
+    dump = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!dump) {
+        return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
+                            "request could not be serialised");
+    }
+    out->body_len = strlen(dump);
+    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
+    free(dump);
+    out->path = "/messages";
+    out->headers = apr_table_make(ctx->pool, 6);
+    apr_table_setn(out->headers, "Content-Type", "application/json");
+    apr_table_setn(out->headers, "Accept", ctx->stream ? "text/event-stream" : "application/json");
+    v = ctx->client_headers ? apr_table_get(ctx->client_headers, "anthropic-version") : NULL;
+    apr_table_set(out->headers, "anthropic-version", v && *v ? v : DEFAULT_VERSION);
+    v = ctx->client_headers ? apr_table_get(ctx->client_headers, "anthropic-beta") : NULL;
+    if (v && *v) {
+        apr_table_set(out->headers, "anthropic-beta", v);
+    }
+    if (ctx->provider && ctx->provider->key) {
+        apr_table_setn(out->headers, "x-api-key", ctx->provider->key);
+    }
+    return 0;
+}
+
+/* Anthropic usage (input without cache counts) -> mn_usage (prompt with). */
+static void usage_merge(mn_usage *u, json_t *usage, long *in, long *cw, long *cr)
+{
+    json_t *v;
+    if (!json_is_object(usage)) {
+        return;
+    }
+    u->have = 1;
+    if (json_is_integer(v = json_object_get(usage, "input_tokens"))) {
+        *in = mn_usage_count(v);
+    }
+    if (json_is_integer(v = json_object_get(usage, "cache_creation_input_tokens"))) {
+        *cw = mn_usage_count(v);
+    }
+    if (json_is_integer(v = json_object_get(usage, "cache_read_input_tokens"))) {
+        *cr = mn_usage_count(v);
+    }
+    if (json_is_integer(v = json_object_get(usage, "output_tokens"))) {
+        u->completion_tokens = mn_usage_count(v);
+    }
+    u->prompt_tokens = mn_usage_add(mn_usage_add(*in, *cw), *cr);
+    u->cached_tokens = *cr;
+    u->cache_write_tokens = *cw;
+    u->total_tokens = mn_usage_add(u->prompt_tokens, u->completion_tokens);
+}
+
+/* data with "provider" as the first member; data starts with '{' */
+static void write_with_provider(mn_sink *out, const char *name, const char *data,
+                                size_t len)
+{
+    json_t *p = json_string(name ? name : "");
+    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
+    size_t i = 1;
+
+    json_decref(p);
+    out->write(out->baton, "{\"provider\":", 12);
+    out->write(out->baton, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2);
+    free(quoted);
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
+        i++;
+    }
+    if (i < len && data[i] != '}') {
+        out->write(out->baton, ",", 1);
+    }
+    out->write(out->baton, data + i, len - i);
+}
+
+static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
+                             const char **out, size_t *out_len, mn_usage *usage, mn_error *err)
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(root, "type"));
+    long in = 0, cw = 0, cr = 0;
+    mn_buf b;
+    mn_sink sink;
+    size_t start = 0;
+
+    if (!json_is_object(root) || !type || strcmp(type, "message")) {
+        json_decref(root);
+        return mn_error_set(err, 502, "api_error", NULL, "upstream_bad_response",
+                            "upstream answered 200 with a body that is not an Anthropic message");
+    }
+    usage_merge(usage, json_object_get(root, "usage"), &in, &cw, &cr);
+    json_decref(root);
+    while (start < len && body[start] != '{') {
+        start++;
+    }
+    mn_buf_init(&b);
+    sink = mn_buf_sink(&b);
+    write_with_provider(&sink, ctx->provider_name, body + start, len - start);
+    *out_len = b.len;
+    *out = apr_pmemdup(ctx->pool, b.data ? b.data : "", b.len + 1);
+    mn_buf_free(&b);
+    return 0;
+}
+
+static int pass_decode_response(mn_wire_ctx *ctx, const char *body, size_t len, json_t **out,
+                                mn_usage *usage, mn_error *err)
+{
+    const char *bytes;
+    size_t n;
+    if (pass_decode_bytes(ctx, body, len, &bytes, &n, usage, err)) {
+        return -1;
+    }
+    *out = json_loadb(bytes, n, 0, NULL);
+    return *out ? 0 : mn_error_set(err, 502, "api_error", NULL, "upstream_bad_response",
+                                   "upstream answer could not be read");
+}
+
+static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, size_t len,
+                              const char *retry_after, mn_error *err)
+{
+    mn_wire_anthropic.decode_error(ctx, status, body, len, retry_after, err);
+}
+
+struct mn_stream {
+    mn_stream_base b;
+    long in, cw, cr;
+};
+
+static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
+{
+    mn_stream *st = calloc(1, sizeof(*st));
+    if (st) {
+        st->b.ctx = ctx;
+    }
+    return st;
+}
+
+static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
+{
+    mn_error_scrub(&st->b.err, st->b.ctx->provider);
+    mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
+    st->b.status = MN_STREAM_FAILED;
+    return st->b.status;
+}
+
+static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *event,
+                                  const char *data, size_t len, mn_sink *out)
+{
+    json_t *ev, *e;
+    const char *type;
+    char name[64];
+
+    if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->b.status;
+    }
+    ev = json_loadb(data, len, 0, NULL);
+    type = json_string_value(json_object_get(ev, "type"));
+    if (!json_is_object(ev) || !(type || (event && *event))) {
+        json_decref(ev);
+        mn_error_set(&st->b.err, 502, "api_error", NULL, "upstream_bad_response",
+                     "upstream sent an invalid stream: an event that is not a JSON object");
+        return pass_fail(st, out);
+    }
+    if (!type) {
+        type = event;
+    }
+    if (!strcmp(type, "message_start")) {
+        usage_merge(&st->b.usage, json_object_get(json_object_get(ev, "message"), "usage"),
+                    &st->in, &st->cw, &st->cr);
+    }
+    else if (!strcmp(type, "message_delta")) {
+        usage_merge(&st->b.usage, json_object_get(ev, "usage"), &st->in, &st->cw, &st->cr);
+    }
+    else if (!strcmp(type, "message_stop")) {
+        st->b.status = MN_STREAM_DONE;
+    }
+    else if (!strcmp(type, "error")) {
+        e = json_object_get(ev, "error");
+        type = json_string_value(json_object_get(e, "type"));
+        mn_error_set(&st->b.err, 502, type && *type ? type : "api_error", NULL, NULL, "%s",
+                     json_string_value(json_object_get(e, "message"))
+                     ? json_string_value(json_object_get(e, "message"))
+                     : "upstream reported an error mid-stream");
+        mn_error_scrub(&st->b.err, st->b.ctx->provider);
+        st->b.status = MN_STREAM_FAILED;
+        /* the upstream's own message may quote a key: write the scrubbed one */
+        json_decref(ev);
+        mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
+        return st->b.status;
+    }
+    snprintf(name, sizeof(name), "%s", type);
+    json_decref(ev);
+    out->write(out->baton, "event: ", 7);
+    out->write(out->baton, name, strlen(name));
+    out->write(out->baton, "\ndata: ", 7);
+    while (len && *data != '{') {
+        data++;
+        len--;
+    }
+    write_with_provider(out, st->b.ctx->provider_name, data, len);
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+    return st->b.status;
+}
+
+static mn_stream_status pass_end(mn_stream *st, const mn_error *cause, mn_sink *out)
+{
+    if (st->b.status != MN_STREAM_MORE) {
+        return st->b.status;
+    }
+    if (cause) {
+        st->b.err = *cause;
+    }
+    else {
+        mn_error_set(&st->b.err, 502, "api_error", NULL, "upstream_eof",
+                     "upstream stream ended before message_stop");
+    }
+    return pass_fail(st, out);
+}
+
+static void pass_destroy(mn_stream *st)
+{
+    free(st);
+}
+
+const mn_wire mn_wire_anthropic_passthrough = {
+    "anthropic-passthrough",
+    pass_encode,
+    pass_decode_response,
+    pass_decode_error,
+    pass_stream_create,
+    pass_feed,
+    pass_end,
+    mn_stream_base_usage,
+    mn_stream_base_error,
+    pass_destroy,
+    pass_decode_bytes
+};
