@@ -311,8 +311,10 @@ test('stream (SDK), Anthropic upstream: thinking, text and tool_use become reaso
     'response.completed',
   ]);
   const rid = final.id.slice(5);
+  // the signed thinking block comes back as the item's encrypted_content, for the next turn
   assert.deepEqual(unparsed(final.output), [
-    { id: `rs_${rid}_0`, type: 'reasoning', summary: [{ type: 'summary_text', text: 'Need ls.' }] },
+    { id: `rs_${rid}_0`, type: 'reasoning', summary: [{ type: 'summary_text', text: 'Need ls.' }],
+      encrypted_content: 'mnr1:[{"type":"thinking","thinking":"Need ls.","signature":"sig"}]' },
     { id: `msg_${rid}_1`, type: 'message', status: 'completed', role: 'assistant',
       content: [{ type: 'output_text', annotations: [], logprobs: [], text: 'Listing.' }] },
     { id: `fc_${rid}_2`, type: 'function_call', status: 'completed', arguments: '{"command":["ls"]}', call_id: 'toolu_1', name: 'shell' },
