@@ -1,4 +1,4 @@
-/* The OpenAI stream hot path (write_chunk_fast in src/wire_openai.c): the
+/* The OpenAI stream hot path (write_chunk_fast in src/wire/openai.c): the
  * common chunk leaves as the upstream's bytes, "provider" first, usage:null
  * cut for clients that did not ask for usage: exact bytes asserted. */
 #include <apr_strings.h>
