@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { configtest, stageModule, Gateway } from './lib/apache.mjs';
+import { configtest, stageModule, Gateway, apacheEnv } from './lib/apache.mjs';
 import { freePort, request } from './lib/http.mjs';
 import { makeTmpDir, removeTmpDir } from './lib/setup.mjs';
 import { APACHE_BIN, APACHE_MODULES, REPO } from './lib/paths.mjs';
@@ -156,7 +156,7 @@ test('demo.conf passes apache2 -t as run.sh runs it', () => {
   fs.mkdirSync(path.join(root, 'build'), { recursive: true });
   fs.copyFileSync(stageModule(path.join(dir, 'demo-stage')), path.join(root, 'build', 'mod_maniac.so'));
   const r = spawnSync(APACHE_BIN, ['-t', '-d', root, '-f', path.join(CONF_DIR, 'demo.conf'),
-    '-C', `Define MANIAC_ROOT ${root}`, '-C', `Define MANIAC_RUN ${root}`], { encoding: 'utf8', timeout: 30_000 });
+    '-C', `Define MANIAC_ROOT ${root}`, '-C', `Define MANIAC_RUN ${root}`], { env: apacheEnv(root), encoding: 'utf8', timeout: 30_000 });
   const out = `${r.stdout}${r.stderr}`;
   assert.equal(r.status, 0, out);
   assert.match(out, /Syntax OK/);

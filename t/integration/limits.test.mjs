@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import OpenAI from 'openai';
 import { MockUpstream, jsonReply, sseReply } from './lib/mock.mjs';
-import { startGateway, buildConf, configtest } from './lib/apache.mjs';
+import { startGateway, buildConf, configtest, apacheEnv } from './lib/apache.mjs';
 import { APACHE_BIN, APACHE_MODULES } from './lib/paths.mjs';
 import { request, freePort, waitForPort } from './lib/http.mjs';
 import { makeTmpDir, removeTmpDir } from './lib/setup.mjs';
@@ -438,7 +438,7 @@ test('shm counters survive a graceful restart (a reload does not forget what a k
     for (let i = 0; i < 3; i++) got.push((await chat(gw, HI, auth)).status);
     const gens = () => (gw.errorLog().match(/resuming normal operations/g) || []).length;
     const before = gens();
-    const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], { encoding: 'utf8' });
+    const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], { env: apacheEnv(gw.dir, gw.env), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const until = Date.now() + 15_000;
     while (gens() <= before && Date.now() < until) await new Promise((res) => setTimeout(res, 50));

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { APACHE_BIN, APACHE_MODULES, REPO } from './paths.mjs';
+import { apacheEnv } from './apache.mjs';
 
 export const KEYGEN = path.join(REPO, 'httpd-conf', 'maniac-keygen');
 
@@ -36,7 +37,7 @@ export async function graceful(gw, { timeoutMs = 15_000 } = {}) {
   const gens = () => (gw.errorLog().match(/resuming normal operations/g) || []).length;
   const before = gens();
   const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], {
-    env: { ...process.env, ...gw.env }, encoding: 'utf8', timeout: 30_000,
+    env: apacheEnv(gw.dir, gw.env), encoding: 'utf8', timeout: 30_000,
   });
   if (r.status !== 0) throw new Error(`apache2 -k graceful failed (${r.status}): ${r.stdout}${r.stderr}`);
   const until = Date.now() + timeoutMs;
