@@ -349,8 +349,11 @@ test('max-streams=1: a second concurrent stream is refused, a non-stream request
       ]);
     });
     const auth = { Authorization: `Bearer ${k.key}` };
+    // the first stream must be live (it reached the mock) before the second is sent: the
+    // mock's request list still holds the earlier tests' requests
+    const before = mock.requests.length;
     const first = chat(gw, { ...HI, stream: true }, auth);
-    await mock.waitForRequests(1);
+    await mock.waitForRequests(before + 1);
     const second = await chat(gw, { ...HI, stream: true }, auth);
     assert.equal(second.status, 429);
     assert.equal(JSON.parse(second.body.toString()).error.code, 'rate_limit_exceeded');
