@@ -182,6 +182,21 @@ test('models=: outside the allow-list -> 404 model_not_found, nothing upstream; 
   assert.equal(ctx.plain.requests.length, 2);
 });
 
+test('GET /v1/models lists only what the key may use (its models= globs); a key without models= sees all', async () => {
+  const ids = async (key) => {
+    const res = await request(ctx.gw.port, '/v1/models', undefined,
+      { method: 'GET', headers: { Authorization: `Bearer ${key}` } });
+    assert.equal(res.status, 200, res.text);
+    return res.json.data.map((m) => m.id);
+  };
+  assert.deepEqual(await ids(K.lim.key), ['fast']);
+  assert.deepEqual(await ids(K.a.key), ['echo/demo', 'fast', 'mixed']);
+  const one = await request(ctx.gw.port, '/v1/models/echo/demo', undefined,
+    { method: 'GET', headers: { Authorization: `Bearer ${K.lim.key}` } });
+  assert.equal(one.status, 404);
+  assert.equal(one.json.error.code, 'model_not_found');
+});
+
 test('tags= of the key are added to the request\'s tags (maniac-tags note)', async () => {
   let id = ctx.tid();
   await client(K.a.key).chat.completions.create({ model: 'echo/demo', messages: MSGS, tags: ['client-tag'] },
