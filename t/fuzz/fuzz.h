@@ -285,4 +285,22 @@ static inline void fz_check_sse(const char *s, size_t len, int want_done, int st
     }
 }
 
+/* A key prefix in a run's output: from the upstream's own text, or from
+ * the key we hold?  The same input with another key tells.  Frees out. */
+typedef char *(*fz_run_fn)(const uint8_t *data, size_t size, const char *key, size_t *out_len);
+
+static inline void fz_check_key_traced(const uint8_t *data, size_t size, char *out, size_t len,
+                                       fz_run_fn run)
+{
+    if (fz_has(out, len, FZ_KEY_PREFIX)) {
+        size_t len2;
+        char *out2 = run(data, size, FZ_KEY2, &len2);
+        if (!fz_has(out2, len2, FZ_KEY_PREFIX)) {
+            FZ_FAIL("the provider key reached the client");
+        }
+        free(out2);
+    }
+    free(out);
+}
+
 #endif
