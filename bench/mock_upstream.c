@@ -62,8 +62,10 @@ struct evtag {
 };
 
 struct conn {
-    int fd, tfd;
-    struct evtag ev_sock, ev_timer;
+    int fd;
+    struct evtag ev_sock;
+    long long deadline;     /* of the next timed event, while timer_armed */
+    long heap_idx;          /* in the timer heap, or -1 */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -79,6 +81,12 @@ struct conn {
 };
 
 static int ep;
+/* One timerfd for all paced streams (a min-heap of deadlines): a timerfd per
+ * connection would double the descriptors, and 10,000 held streams would
+ * not fit in one process's ulimit -n. */
+static int timer_fd = -1;
+static struct conn **heap;
+static long heap_len, heap_cap;
 static volatile sig_atomic_t stop;
 static unsigned long long served;
 
@@ -189,14 +197,106 @@ static void set_events(struct conn *c, int want_out)
     c->want_out = want_out;
 }
 
+/* ---- the timer heap ------------------------------------------------------ */
+
+static void heap_swap(long i, long j)
+{
+    struct conn *t = heap[i];
+    heap[i] = heap[j];
+    heap[j] = t;
+    heap[i]->heap_idx = i;
+    heap[j]->heap_idx = j;
+}
+
+static void heap_up(long i)
+{
+    while (i > 0 && heap[(i - 1) / 2]->deadline > heap[i]->deadline) {
+        heap_swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(long i)
+{
+    for (;;) {
+        long l = 2 * i + 1, r = l + 1, m = i;
+        if (l < heap_len && heap[l]->deadline < heap[m]->deadline) {
+            m = l;
+        }
+        if (r < heap_len && heap[r]->deadline < heap[m]->deadline) {
+            m = r;
+        }
+        if (m == i) {
+            return;
+        }
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+/* Arms the one timerfd for the earliest deadline (or disarms it). */
+static void timer_rearm(void)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (heap_len) {
+        long long d = heap[0]->deadline;
+        its.it_value.tv_sec = d / 1000000;
+        its.it_value.tv_nsec = (long)(d % 1000000) * 1000L;
+        if (!its.it_value.tv_sec && !its.it_value.tv_nsec) {
+            its.it_value.tv_nsec = 1;
+        }
+    }
+    if (timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
+        die("timerfd_settime");
+    }
+}
+
+static void heap_push(struct conn *c)
+{
+    if (heap_len == heap_cap) {
+        heap_cap = heap_cap ? heap_cap * 2 : 1024;
+        heap = realloc(heap, (size_t)heap_cap * sizeof(*heap));
+        if (!heap) {
+            die("realloc");
+        }
+    }
+    heap[heap_len] = c;
+    c->heap_idx = heap_len++;
+    heap_up(c->heap_idx);
+    if (heap[0] == c) {
+        timer_rearm();
+    }
+}
+
+static void heap_remove_(struct conn *c, int rearm)
+{
+    long i = c->heap_idx;
+    if (i < 0) {
+        return;
+    }
+    c->heap_idx = -1;
+    if (i != --heap_len) {
+        heap[i] = heap[heap_len];
+        heap[i]->heap_idx = i;
+        heap_up(i);
+        heap_down(heap[i]->heap_idx);
+    }
+    if (i == 0 && rearm) {
+        timer_rearm();
+    }
+}
+
+static void heap_remove(struct conn *c)
+{
+    heap_remove_(c, 1);
+}
+
 static void conn_close(struct conn *c)
 {
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    if (c->tfd >= 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->tfd, NULL);
-        close(c->tfd);
-    }
+    heap_remove(c);
     free(c->in);
     free(c->out);
     free(c);
@@ -488,26 +588,9 @@ static void start_stream(struct conn *c, int fmt, long n, int delay_ms, int incl
 
 static void arm_timer(struct conn *c)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof(its));
-    its.it_value.tv_sec = c->delay_ms / 1000;
-    its.it_value.tv_nsec = (long)(c->delay_ms % 1000) * 1000000L;
-    if (c->tfd < 0) {
-        struct epoll_event ev;
-        c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (c->tfd < 0) {
-            die("timerfd_create");
-        }
-        ev.events = EPOLLIN;
-        ev.data.ptr = &c->ev_timer;
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->tfd, &ev) < 0) {
-            die("epoll_ctl timer");
-        }
-    }
-    if (timerfd_settime(c->tfd, 0, &its, NULL) < 0) {
-        die("timerfd_settime");
-    }
+    c->deadline = now_us() + (long long)c->delay_ms * 1000;
     c->timer_armed = 1;
+    heap_push(c);
 }
 
 static int process_requests(struct conn *c);
@@ -767,12 +850,9 @@ static int on_writable(struct conn *c)
     return 0;
 }
 
+/* A timed stream's deadline passed (it is already out of the heap). */
 static int on_timer(struct conn *c)
 {
-    uint64_t exp;
-    if (read(c->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN) {
-        return -1;
-    }
     c->timer_armed = 0;
     if (!c->streaming) {
         return 0;
@@ -802,17 +882,48 @@ static void on_accept(int lfd)
             die("calloc");
         }
         c->fd = fd;
-        c->tfd = -1;
+        c->heap_idx = -1;
         c->ev_sock.kind = EV_SOCK;
         c->ev_sock.c = c;
-        c->ev_timer.kind = EV_TIMER;
-        c->ev_timer.c = c;
         ev.events = EPOLLIN;
         ev.data.ptr = &c->ev_sock;
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
             die("epoll_ctl add");
         }
     }
+}
+
+/* Closes c; a later event of this epoll batch that names it is neutralised
+ * first. */
+static void forget(struct conn *c, struct epoll_event *evs, int from, int n)
+{
+    static struct evtag none_tag = { EV_NONE, NULL };
+    int j;
+    for (j = from; j < n; j++) {
+        struct evtag *u = evs[j].data.ptr;
+        if (u->kind == EV_SOCK && u->c == c) {
+            evs[j].data.ptr = &none_tag;
+        }
+    }
+    conn_close(c);
+}
+
+/* Every stream whose deadline passed produces its next event. */
+static void on_timers(struct epoll_event *evs, int from, int n)
+{
+    uint64_t exp;
+    long long now = now_us();
+    if (read(timer_fd, &exp, sizeof(exp)) < 0 && errno != EAGAIN) {
+        die("read timerfd");
+    }
+    while (heap_len && heap[0]->deadline <= now) {
+        struct conn *c = heap[0];
+        heap_remove_(c, 0);
+        if (on_timer(c) < 0) {
+            forget(c, evs, from, n);
+        }
+    }
+    timer_rearm();
 }
 
 static void on_signal(int sig)
@@ -828,7 +939,7 @@ int main(int argc, char **argv)
     struct sockaddr_in sa;
     socklen_t salen = sizeof(sa);
     struct evtag listen_tag = { EV_LISTEN, NULL };
-    static struct evtag none_tag = { EV_NONE, NULL };
+    static struct evtag timer_tag = { EV_TIMER, NULL };
     struct epoll_event ev, evs[256];
     struct sigaction sact;
 
@@ -878,6 +989,15 @@ int main(int argc, char **argv)
     if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0) {
         die("epoll_ctl listen");
     }
+    timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (timer_fd < 0) {
+        die("timerfd_create");
+    }
+    ev.events = EPOLLIN;
+    ev.data.ptr = &timer_tag;
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, timer_fd, &ev) < 0) {
+        die("epoll_ctl timer");
+    }
 
     while (!stop) {
         int n = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 1000), i;
@@ -899,30 +1019,20 @@ int main(int argc, char **argv)
                 continue;
             }
             if (t->kind == EV_TIMER) {
-                rc = on_timer(c);
+                on_timers(evs, i + 1, n);
+                continue;
             }
-            else {
-                if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
-                    rc = -1;
-                }
-                if (!rc && (evs[i].events & EPOLLIN)) {
-                    rc = on_readable(c);
-                }
-                if (!rc && (evs[i].events & EPOLLOUT)) {
-                    rc = on_writable(c);
-                }
+            if (evs[i].events & (EPOLLERR | EPOLLHUP)) {
+                rc = -1;
+            }
+            if (!rc && (evs[i].events & EPOLLIN)) {
+                rc = on_readable(c);
+            }
+            if (!rc && (evs[i].events & EPOLLOUT)) {
+                rc = on_writable(c);
             }
             if (rc < 0) {
-                /* a later event of this batch may name the same connection
-                 * (its timer): neutralise it before freeing */
-                int j;
-                for (j = i + 1; j < n; j++) {
-                    struct evtag *u = evs[j].data.ptr;
-                    if ((u->kind == EV_SOCK || u->kind == EV_TIMER) && u->c == c) {
-                        evs[j].data.ptr = &none_tag;
-                    }
-                }
-                conn_close(c);
+                forget(c, evs, i + 1, n);
             }
         }
     }

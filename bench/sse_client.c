@@ -13,6 +13,11 @@
  *       data, then sends one probe request while holding them for HOLD_S
  *       seconds; reports how many streams started and whether the probe was
  *       answered (or queued behind the held streams).
+ *   sse_client paced  PORT PATH BODYFILE C LIMIT_S
+ *       C streams at once (a paced upstream, e.g. -d20), each read to its end
+ *       (or LIMIT_S): content chunks delivered, their inter-arrival gap at the
+ *       client against the spacing the mock stamped into them (its pacing),
+ *       relay latency and time to first data.
  *   sse_client repeat PORT PATH BODYFILE N
  *       N requests one after another on a keep-alive connection (load for
  *       callgrind).
@@ -200,6 +205,10 @@ typedef struct {
     long long t_first_data;
     long long t_end;
     samples *chunk_lat;             /* may be NULL */
+    samples *gaps;                  /* content chunk inter-arrival at the client (may be NULL) */
+    samples *paces;                 /* the mock's own spacing of those chunks (may be NULL) */
+    long long last_t, last_stamp;   /* of the previous content chunk */
+    long stamps;                    /* content chunks seen */
     unsigned long long body_bytes;
 } resp;
 
@@ -224,8 +233,18 @@ static void scan_body(resp *r, const char *p, size_t n, long long t)
                 r->stamp_digits++;
                 continue;
             }
-            if (r->stamp_digits && r->chunk_lat) {
-                push(r->chunk_lat, t - r->stamp);
+            if (r->stamp_digits) {
+                if (r->chunk_lat) {
+                    push(r->chunk_lat, t - r->stamp);
+                }
+                /* two chunks read by one recv arrive together: gap 0 */
+                if (r->stamps && r->gaps) {
+                    push(r->gaps, t - r->last_t);
+                    push(r->paces, r->stamp - r->last_stamp);
+                }
+                r->stamps++;
+                r->last_t = t;
+                r->last_stamp = r->stamp;
             }
             r->in_stamp = 0;
         }
@@ -724,6 +743,118 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
     return 0;
 }
 
+/* paced: C streams at once, each read to its end; inter-arrival of content
+ * chunks at the client against the spacing the mock stamped into them */
+static int mode_paced(int port, const char *path, const char *bodyfile, int c, double limit_s)
+{
+    size_t rlen;
+    char *req = build_request(path, bodyfile, &rlen);
+    hconn *cs = calloc((size_t)c, sizeof(*cs));
+    samples gaps = { 0 }, paces = { 0 }, lat = { 0 }, first = { 0 };
+    int ep = epoll_create1(EPOLL_CLOEXEC), i, open = 0, ok = 0, failed = 0, non200 = 0;
+    long long t0 = now_us(), t_end = t0 + (long long)(limit_s * 1e6), t_last = t0;
+    long chunks = 0;
+    static char buf[1 << 16];
+    struct epoll_event evs[512];
+
+    if (!cs || ep < 0) {
+        die("paced setup");
+    }
+    for (i = 0; i < c; i++) {
+        struct epoll_event ev;
+        cs[i].fd = connect_to(port, 0, 1);
+        cs[i].t_open = now_us();
+        resp_init(&cs[i].r, &lat);
+        cs[i].r.gaps = &gaps;
+        cs[i].r.paces = &paces;
+        if (cs[i].fd < 0) {
+            cs[i].closed = 1;
+            failed++;
+            continue;
+        }
+        ev.events = EPOLLOUT | EPOLLIN;
+        ev.data.u32 = (uint32_t)i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
+        open++;
+    }
+    while (open > 0 && now_us() < t_end) {
+        int n = epoll_wait(ep, evs, 512, 100), j;
+        for (j = 0; j < n; j++) {
+            hconn *h = &cs[evs[j].data.u32];
+            int had_first;
+            if (h->closed) {
+                continue;
+            }
+            if ((evs[j].events & EPOLLOUT) && h->sent < rlen) {
+                ssize_t w = send(h->fd, req + h->sent, rlen - h->sent, MSG_NOSIGNAL);
+                if (w > 0) {
+                    h->sent += (size_t)w;
+                }
+                if (h->sent == rlen) {
+                    struct epoll_event ev;
+                    ev.events = EPOLLIN;
+                    ev.data.u32 = evs[j].data.u32;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, h->fd, &ev);
+                }
+            }
+            if (!(evs[j].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                continue;
+            }
+            had_first = h->r.t_first_data != 0;
+            for (;;) {
+                ssize_t got = recv(h->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                long long tr = now_us();
+                if (got > 0) {
+                    resp_feed(&h->r, buf, (size_t)got, tr);
+                    if (h->r.state != R_DONE && h->r.state != R_ERROR) {
+                        continue;
+                    }
+                }
+                else if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
+                    break;
+                }
+                /* the end of the response, an error or the server closed */
+                if (h->r.state == R_DONE && h->r.status == 200) {
+                    ok++;
+                }
+                else if (h->r.state == R_DONE) {
+                    non200++;
+                }
+                else {
+                    failed++;
+                }
+                h->closed = 1;
+                open--;
+                t_last = tr;
+                epoll_ctl(ep, EPOLL_CTL_DEL, h->fd, NULL);
+                close(h->fd);
+                break;
+            }
+            if (!had_first && h->r.t_first_data) {
+                push(&first, h->r.t_first_data - h->t_open);
+            }
+        }
+    }
+    for (i = 0; i < c; i++) {
+        chunks += cs[i].r.stamps;
+        if (!cs[i].closed) {
+            close(cs[i].fd);
+        }
+    }
+    printf("{\"mode\":\"paced\",\"streams\":%d,\"ok\":%d,\"failed\":%d,\"non200\":%d,"
+           "\"unfinished\":%d,\"chunks\":%ld,\"seconds\":%.3f,", c, ok, failed, non200, open,
+           chunks, (double)(t_last - t0) / 1e6);
+    print_stats("gap_us", &gaps);
+    printf(",");
+    print_stats("pace_us", &paces);
+    printf(",");
+    print_stats("relay_us", &lat);
+    printf(",");
+    print_stats("ttft_us", &first);
+    printf("}\n");
+    return ok == c ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -737,6 +868,9 @@ int main(int argc, char **argv)
     if (argc >= 6 && !strcmp(argv[1], "repeat")) {
         return mode_repeat(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]));
     }
+    if (argc >= 7 && !strcmp(argv[1], "paced")) {
+        return mode_paced(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]), atof(argv[6]));
+    }
     if (argc >= 10 && !strcmp(argv[1], "hold")) {
         return mode_hold(atoi(argv[2]), argv[3], argv[4], atoi(argv[5]), atof(argv[6]),
                          atof(argv[7]), argv[8], argv[9]);
@@ -745,6 +879,7 @@ int main(int argc, char **argv)
             "usage: sse_client ttft PORT PATH BODYFILE COUNT\n"
             "       sse_client slow PORT PATH BODYFILE RCVBUF READSZ SLEEP_US\n"
             "       sse_client repeat PORT PATH BODYFILE N\n"
-            "       sse_client hold PORT PATH BODYFILE K FIRST_S HOLD_S PROBE_PATH PROBE_BODY\n");
+            "       sse_client hold PORT PATH BODYFILE K FIRST_S HOLD_S PROBE_PATH PROBE_BODY\n"
+            "       sse_client paced PORT PATH BODYFILE C LIMIT_S\n");
     return 2;
 }
