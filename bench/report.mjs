@@ -131,13 +131,91 @@ wrkSection("st", "Streaming throughput (200 chunks per stream)",
   "the usage chunk and `data: [DONE]`; Anthropic: message_start … message_stop. `maniac-echo` " +
   "streams a 200-word user message back word by word. Columns as above, per stream.", 200);
 
+// ------------------------------------------------------------ messages-in --
+const MSG_REF = { "messages-anthropic": "proxypass-anthropic", "messages-openai": "proxypass" };
+const msgChecks = of("msgcheck");
+const msgRows = of("msg");
+if (msgRows.length || msgChecks.length) {
+  p("## Messages-in: 200-chunk streams through `POST /v1/messages`");
+  p();
+  p("`wrk` posting an Anthropic Messages request (`stream: true`) to the gateway's `/v1/messages`: " +
+    "`messages-anthropic` to an Anthropic-format upstream (near-passthrough: the client's body goes " +
+    "upstream, the events come back as they are), `messages-openai` to an OpenAI-format upstream " +
+    "(translated both ways: the mock's OpenAI chunks become Anthropic events). Each is compared with " +
+    "ProxyPass to the same upstream stream in the same pass: `proxypass-anthropic` = ProxyPass of the " +
+    "same body to the mock's Anthropic `/v1/messages` stream, `proxypass` = the OpenAI chat stream of " +
+    "the streaming table. Columns as there, per stream.");
+  p();
+  const body = [];
+  const ref = (r) => msgRows.find((x) => x.target === MSG_REF[r.target] && x.conns === r.conns
+    && x.pass === r.pass);
+  for (const c of conns.length ? conns : [...new Set(msgRows.map((r) => r.conns))]) {
+    for (const t of ["proxypass-anthropic", "messages-anthropic", "proxypass", "messages-openai"]) {
+      const rs = msgRows.filter((r) => r.target === t && r.conns === c);
+      if (!rs.length) {
+        if (msgChecks.some((r) => r.target === t && r.msg === 0)) body.push([t, c, "n/a"]);
+        continue;
+      }
+      const rel = !!MSG_REF[t];
+      const vs = (f) => rs.map((r) => { const pp = ref(r); return pp ? f(r) / f(pp) : undefined; });
+      const errs = rs.reduce((s, r) => s + r.err_connect + r.err_read + r.err_write + r.err_status
+        + r.err_timeout, 0);
+      body.push([t, c, range(rs.map((r) => r.rps), int), range(rs.map((r) => r.rps * 200), int),
+        range(rs.map((r) => r.p50_us), ms), range(rs.map((r) => r.p99_us), ms),
+        rel ? `**${range(vs((r) => r.rps), ratio)}** (vs ${MSG_REF[t]})` : "",
+        range(rs.map((r) => cpuUs(r, "httpd_ticks")), int),
+        rel ? range(vs((r) => cpuUs(r, "httpd_ticks")), ratio) : "",
+        errs ? `**${errs}**` : "0"]);
+    }
+  }
+  table(["target", "conns", "streams/s", "chunks/s", "p50 ms", "p99 ms", "streams/s ÷ ProxyPass",
+    "httpd CPU µs/stream", "httpd CPU ÷ ProxyPass", "errors"], body);
+}
+
+// ------------------------------------------------------------------ paced --
+const paced = of("paced");
+if (paced.length) {
+  const r0 = paced[0];
+  p(`## Paced streams: ${r0.streams} at once, ${r0.chunks_per_stream} chunks each, ${r0.pace_ms} ms apart`);
+  p();
+  p("What a real model's traffic costs: the mock paces each stream's content chunks " +
+    `${r0.pace_ms} ms apart (timed from the previous chunk), all ${r0.streams} streams open at once ` +
+    "(`sse_client paced`), through each target in turn. httpd CPU µs per chunk = user+system time " +
+    "of the httpd parent and its children (reaped ones included) over the phase ÷ content chunks " +
+    "delivered to the client (1/CLK_TCK resolution). Inter-arrival = time between two content chunks " +
+    "of one stream at the client (0 when one read returns both); mock pacing = the spacing of the " +
+    "send stamps the mock wrote into the same chunks, so the two columns differ by what the path " +
+    "adds. Relay = client receive time − mock send stamp.");
+  p();
+  const ppOf = (r) => paced.find((x) => x.target === "proxypass" && x.pass === r.pass);
+  const perChunk = (r) => (r.httpd_ticks / r.clk_tck) * 1e6 / r.chunks;
+  table(["target", "chunks delivered", "failed streams", "httpd CPU µs/chunk", "÷ proxypass",
+    "mock CPU µs/chunk", "inter-arrival p50 / p99 ms", "mock pacing p50 / p99 ms",
+    "relay p50 / p99 ms", "other CPU0 load %"],
+  ["proxypass", "maniac", "maniac-anthropic"].flatMap((t) => {
+    const rs = paced.filter((r) => r.target === t && r.chunks);
+    if (!rs.length) return [];
+    return [[t, range(rs.map((r) => r.chunks), int), range(rs.map((r) => r.streams - r.ok), int),
+      range(rs.map(perChunk), (v) => v.toFixed(1)),
+      t === "proxypass" ? "" : `**${range(rs.map((r) => { const pp = ppOf(r);
+        return pp && pp.chunks ? perChunk(r) / perChunk(pp) : undefined; }), ratio)}**`,
+      range(rs.map((r) => (r.mock_ticks / r.clk_tck) * 1e6 / r.chunks), (v) => v.toFixed(1)),
+      `${range(rs.map((r) => r.gap_us && r.gap_us.p50), ms)} / ${range(rs.map((r) => r.gap_us && r.gap_us.p99), ms)}`,
+      `${range(rs.map((r) => r.pace_us && r.pace_us.p50), ms)} / ${range(rs.map((r) => r.pace_us && r.pace_us.p99), ms)}`,
+      `${range(rs.map((r) => r.relay_us && r.relay_us.p50), ms)} / ${range(rs.map((r) => r.relay_us && r.relay_us.p99), ms)}`,
+      range(rs.map((r) => Math.max(0, (r.cpu_srv_ticks - r.httpd_ticks - r.mock_ticks) / r.clk_tck
+        / r.seconds * 100)), (v) => v.toFixed(0))]];
+  }));
+}
+
 // ---------------------------------------------------------------- idle RSS --
 const rss = of("rss");
 if (rss.length) {
   p("## httpd RSS between phases");
   p();
   p("Sum of VmRSS over the httpd parent and children, idle, right after start and after each " +
-    "throughput phase (memory an instance keeps after serving load).");
+    "throughput phase (memory an instance keeps after serving load); idle-after-load = after all " +
+    "the stream phases and a few seconds of idling. Both instances run the same MPM.");
   p();
   const labels = [...new Set(rss.map((r) => r.label))];
   table(["instance", ...labels.map((l) => `${l} MiB (processes)`)],
@@ -212,7 +290,8 @@ if (cc.length) {
     "was not answered within the hold (every worker thread is held by a stream). Per stream = " +
     "(peak RSS − idle RSS of the fresh instance) ÷ started; RSS sums " +
     "VmRSS over the httpd processes (shared pages counted once per process). " +
-    `demo = ${meta.mpm_demo}; big = ${meta.mpm_big}.`);
+    `demo = ${meta.mpm_demo}; big = ${meta.mpm_big}` +
+    (meta.mpm_huge ? `; huge = ${meta.mpm_huge} (the README's sizing for 10,000 streams).` : "."));
   p();
   table(["MPM", "target", "K", "started", "queued", "probe", "first data p50 / max ms",
     "idle RSS MiB", "peak RSS MiB", "per stream KiB", "processes"],
@@ -237,10 +316,10 @@ if (cg.length) {
   const perReq = (r) => (r.ir - r.base) / r.n;
   const pp = cg.find((r) => r.label === "proxypass" && !r.na);
   const pps = cg.find((r) => r.label === "proxypass-stream" && !r.na);
-  table(["kind", "N", "Ir per request", "÷ proxypass", "Ir per chunk", "failed requests"],
+  table(["kind", "N", "Ir per request", "÷ proxypass (same upstream format)", "Ir per chunk", "failed requests"],
     cg.filter((r) => r.label !== "startup").map((r) => {
       if (r.na) return [r.label, "", "n/a", "", "", ""];
-      const ref = r.frames_per_req ? pps : pp;
+      const ref = r.ref ? cg.find((x) => x.label === r.ref && !x.na) : r.frames_per_req ? pps : pp;
       return [r.label, r.n, int(perReq(r)), ref ? ratio(perReq(r) / perReq(ref)) : "",
         r.frames_per_req ? int(perReq(r) / r.frames_per_req) : "",
         r.client ? r.n - r.client.ok : ""];
@@ -371,6 +450,35 @@ if (cg.length) {
           r.target === "proxypass" && r.conns === c).map((r) => r.p99_us), ms)} ms at ${c}`).join(", ") : ""));
     }
   }
+  for (const t of ["messages-anthropic", "messages-openai"]) {
+    const rs = of("msg").filter((r) => r.target === t);
+    if (!rs.length) continue;
+    const cs = [...new Set(rs.map((r) => r.conns))].filter((c) => c > 1);
+    S.push(`- 200-chunk streams/s through POST /v1/messages, ${t} ÷ ${MSG_REF[t]}: ` + cs.map((c) =>
+      `${range(rs.filter((r) => r.conns === c).map((r) => {
+        const pp = of("msg").find((x) => x.target === MSG_REF[t] && x.conns === c && x.pass === r.pass);
+        return pp ? r.rps / pp.rps : undefined; }), ratio)} at ${c} conns`).join(", "));
+  }
+  {
+    const pc = of("paced").filter((r) => r.chunks);
+    const per = (r) => (r.httpd_ticks / r.clk_tck) * 1e6 / r.chunks;
+    const pp = pc.filter((r) => r.target === "proxypass");
+    for (const t of ["maniac", "maniac-anthropic"]) {
+      const rs = pc.filter((r) => r.target === t);
+      if (!rs.length || !pp.length) continue;
+      S.push(`- paced streams (${rs[0].streams} × ${rs[0].chunks_per_stream} chunks, ${rs[0].pace_ms} ms apart): ` +
+        `httpd CPU per chunk ${t} ${range(rs.map(per), (v) => v.toFixed(1))} µs vs proxypass ` +
+        `${range(pp.map(per), (v) => v.toFixed(1))} µs; inter-arrival p99 ${range(rs.map((r) => r.gap_us.p99), ms)} ms ` +
+        `vs proxypass ${range(pp.map((r) => r.gap_us.p99), ms)} ms (mock pacing p99 ${range(rs.map((r) => r.pace_us.p99), ms)} ms)`);
+    }
+  }
+  {
+    const ir = (t) => of("rss").find((r) => r.label === "idle-after-load" && r.target === t);
+    if (ir("maniac") && ir("proxypass")) {
+      S.push(`- idle RSS after load: maniac ${mib(ir("maniac").rss_kb)} MiB vs proxypass ` +
+        `${mib(ir("proxypass").rss_kb)} MiB (${ir("maniac").children + 1} / ${ir("proxypass").children + 1} processes, same MPM)`);
+    }
+  }
   const ttm = of("ttft").filter((r) => r.target === "maniac" && r.ttft_us);
   const ttp = of("ttft").filter((r) => r.target === "proxypass" && r.ttft_us);
   if (ttm.length && ttp.length) {
@@ -389,6 +497,13 @@ if (cg.length) {
   }
   const cgr = of("cg").filter((r) => r.label !== "startup" && !r.na);
   const per = (l) => { const r = cgr.find((x) => x.label === l); return r ? (r.ir - r.base) / r.n : undefined; };
+  if (per("messages-anthropic-stream") || per("messages-openai-stream")) {
+    S.push(`- callgrind Ir per chunk through POST /v1/messages: to Anthropic ` +
+      `${per("messages-anthropic-stream") ? int(per("messages-anthropic-stream") / 200) : "n/a"} (ProxyPass ` +
+      `${per("proxypass-anthropic-stream") ? int(per("proxypass-anthropic-stream") / 200) : "n/a"}), to OpenAI ` +
+      `${per("messages-openai-stream") ? int(per("messages-openai-stream") / 200) : "n/a"} (ProxyPass ` +
+      `${per("proxypass-stream") ? int(per("proxypass-stream") / 200) : "n/a"})`);
+  }
   if (per("maniac-openai") && per("proxypass")) {
     S.push(`- callgrind Ir per request: maniac ${int(per("maniac-openai"))}, maniac-anthropic ` +
       `${per("maniac-anthropic") ? int(per("maniac-anthropic")) : "n/a"}, echo ${per("maniac-echo") ? int(per("maniac-echo")) : "n/a"}, ` +

@@ -15,7 +15,7 @@ OUT=${BENCH_OUT:-$BENCH/results/latest.md}
 PORT_BASE=${BENCH_PORT_BASE:-18700}
 SRV_CPU=${BENCH_SERVER_CPU:-0}          # httpd and the mock upstream
 CLI_CPU=${BENCH_CLIENT_CPU:-1}          # wrk and the measuring clients
-PHASES=${BENCH_PHASES:-"ns st ttft slow conc cg"}
+PHASES=${BENCH_PHASES:-"ns st msg paced idle ttft slow conc cg"}
 APACHE=${BENCH_HTTPD:-/usr/sbin/apache2}
 MODDIR=${BENCH_MODDIR:-/usr/lib/apache2/modules}
 
@@ -23,11 +23,18 @@ if [ "$QUICK" = 1 ]; then
     DUR=${BENCH_DURATION:-2}; PASSES=${BENCH_PASSES:-1}
     TTFT_N=20; LAT_N=5; CG_N=50; CG_STREAM_N=5
     CONC_BIG_MANIAC=${BENCH_CONC_BIG:-"1024"}; CONC_BIG_PROXY=""
+    CONC_HUGE=${BENCH_CONC_HUGE:-""}
+    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}
 else
     DUR=${BENCH_DURATION:-5}; PASSES=${BENCH_PASSES:-2}
     TTFT_N=50; LAT_N=10; CG_N=200; CG_STREAM_N=20
     CONC_BIG_MANIAC=${BENCH_CONC_BIG:-"256 1024 2048 2112"}; CONC_BIG_PROXY="256 1024 2048"
+    CONC_HUGE=${BENCH_CONC_HUGE:-"10000"}
+    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}
 fi
+# the paced scenario: like a real model, many streams, a chunk every 20 ms
+PACED_STREAMS=${BENCH_PACED_STREAMS:-64}
+PACED_MS=${BENCH_PACED_MS:-20}
 CONNS=${BENCH_CONNS:-"1 16 64"}
 STREAM_CHUNKS=200
 SLOW_CHUNKS=100000
@@ -90,7 +97,12 @@ fi
 [ -f "$ROOT/build/mod_maniac.so" ] || make -C "$ROOT" all >&2 || die "cannot build the module"
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
+# K held streams: the client holds K sockets in one process, the mock K
+# upstream connections; httpd's children hold 2 per thread each
 [ "$(ulimit -n)" -ge 8192 ] || log "warning: ulimit -n is $(ulimit -n); the 2048-stream test needs ~4500"
+for k in $CONC_HUGE; do
+    [ "$(ulimit -n)" -gt $((k + 64)) ] || log "warning: ulimit -n is $(ulimit -n); $k held streams need $((k + 64))"
+done
 
 mkdir -p "$RUN/bin" "$RUN/body" "$RUN/srv" "$RUN/cg"
 chmod 777 "$RUN/cg"
@@ -144,9 +156,13 @@ DEMO_MPM=$(demo_mpm)
 DEMO_MRW=$(printf '%s\n' "$DEMO_MPM" | awk '$1=="MaxRequestWorkers"{print $2}')
 DEMO_MRW=${DEMO_MRW:-256}
 BIG_MPM=$'StartServers 32\nServerLimit 32\nThreadsPerChild 64\nMaxRequestWorkers 2048\nMinSpareThreads 64\nMaxSpareThreads 2048'
+# sized as README "Sizing" says for 10,000 streams: 40 children x 256 threads,
+# 240 threads to spare for other requests (the probe)
+HUGE_MPM=$'StartServers 40\nServerLimit 40\nThreadLimit 256\nThreadsPerChild 256\nMaxRequestWorkers 10240\nMinSpareThreads 256\nMaxSpareThreads 10240'
 CG_MPM=$'StartServers 1\nServerLimit 1\nThreadsPerChild 4\nMaxRequestWorkers 4'
 meta mpm_demo "$(printf '%s\n' "$DEMO_MPM" | paste -sd, | sed 's/,/, /g') (from httpd-conf/demo.conf)"
 meta mpm_big "$(printf '%s\n' "$BIG_MPM" | paste -sd, | sed 's/,/, /g')"
+meta mpm_huge "$(printf '%s\n' "$HUGE_MPM" | paste -sd, | sed 's/,/, /g')"
 
 # gen_conf NAME PORT MPM-BLOCK HANDLER(maniac|proxypass|both)
 gen_conf() {
@@ -271,8 +287,28 @@ for t in $TARGETS; do
     body "lat_$t.json" "$(model_of "$t" stream-n50-d2)" 1
     body "slow_$t.json" "$(model_of "$t" "stream-n$SLOW_CHUNKS-d0")" 1
     body "hold_$t.json" "$(model_of "$t" stream-n100000-d1000)" 1
+    body "paced_$t.json" "$(model_of "$t" "stream-n$PACED_CHUNKS-d$PACED_MS")" 1
 done
 body probe_echo.json echo/probe 0
+# Messages-in (POST /v1/messages, Anthropic's request shape): to an Anthropic
+# upstream (near-passthrough) and to an OpenAI one (translated both ways);
+# ProxyPass forwards the same Anthropic body to the mock's /v1/messages
+mbody() { # FILE MODEL
+    printf '{"model":"%s","max_tokens":256,"system":"You are a concise assistant.","messages":[{"role":"user","content":"Write a haiku about the sea."}],"stream":true}' \
+        "$1" > "$RUN/body/$2"
+}
+mbody "ant/stream-n$STREAM_CHUNKS-d0" msg_proxypass-anthropic.json
+mbody "ant/stream-n$STREAM_CHUNKS-d0" msg_messages-anthropic.json
+mbody "up/stream-n$STREAM_CHUNKS-d0" msg_messages-openai.json
+cp "$RUN/body/st_proxypass.json" "$RUN/body/msg_proxypass.json"
+MSG_TARGETS="proxypass-anthropic messages-anthropic proxypass messages-openai"
+msg_url() { # TARGET
+    case $1 in
+    proxypass-anthropic) echo "http://127.0.0.1:$PP_PORT/v1/messages" ;;
+    proxypass) echo "http://127.0.0.1:$PP_PORT/v1/chat/completions" ;;
+    *) echo "http://127.0.0.1:$MN_PORT/v1/messages" ;;
+    esac
+}
 url_of() { # TARGET
     case $1 in
     direct) echo "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" ;;
@@ -328,9 +364,12 @@ check_target() {
 for t in $TARGETS; do check_target "$t"; done
 
 # ------------------------------------------------------------------- wrk --
-# CPU ticks (utime+stime, 1/CLK_TCK s) of an httpd parent and its children
+# CPU ticks (utime+stime, 1/CLK_TCK s) of an httpd parent and its children,
+# plus those of children it has reaped (cutime+cstime of the parent), so a
+# child that exits during a measurement does not take its ticks with it
 tree_ticks() {
     local pp=$1 p t=0
+    [ -r "/proc/$pp/stat" ] && t=$(awk '{print $16 + $17}' "/proc/$pp/stat" 2>/dev/null || echo 0)
     for p in $pp $(ps -o pid= --ppid "$pp" 2>/dev/null); do
         [ -r "/proc/$p/stat" ] || continue
         t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
@@ -340,13 +379,14 @@ tree_ticks() {
 # user+nice+system ticks of a CPU from /proc/stat
 cpu_ticks() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4}' /proc/stat; }
 CLK_TCK=$(getconf CLK_TCK)
-run_wrk() { # KIND TARGET CONNS PASS DURATION BODYFILE
-    local out js pp h0 h1 m0 m1 c0 c1
-    case $2 in direct) pp="" ;; proxypass) pp=${SRV_PID[proxypass]} ;; *) pp=${SRV_PID[maniac]} ;; esac
+run_wrk() { # KIND TARGET CONNS PASS DURATION BODYFILE [URL]
+    local out js pp h0 h1 m0 m1 c0 c1 url=${7:-}
+    case $2 in direct) pp="" ;; proxypass*) pp=${SRV_PID[proxypass]} ;; *) pp=${SRV_PID[maniac]} ;; esac
+    [ -n "$url" ] || url=$(url_of "$2")
     h0=0; [ -n "$pp" ] && h0=$(tree_ticks "$pp")
     m0=$(tree_ticks "$MOCK_PID"); c0=$(cpu_ticks "$SRV_CPU")
     out=$(BENCH_BODY="$RUN/body/$6" taskset -c "$CLI_CPU" wrk -t1 -c"$3" -d"$5"s --timeout 10s \
-        -s "$BENCH/wrk_post.lua" "$(url_of "$2")" 2>&1)
+        -s "$BENCH/wrk_post.lua" "$url" 2>&1)
     h1=0; [ -n "$pp" ] && h1=$(tree_ticks "$pp")
     m1=$(tree_ticks "$MOCK_PID"); c1=$(cpu_ticks "$SRV_CPU")
     js=$(printf '%s\n' "$out" | grep '^{"requests"' | tail -1)
@@ -391,6 +431,71 @@ has_phase ns && wrk_phase ns
 has_phase ns && rss_snapshot after-ns
 has_phase st && wrk_phase st
 has_phase st && rss_snapshot after-st
+
+# ------------------------------------------------------------ messages-in --
+# 200-chunk streams/s through POST /v1/messages, each against ProxyPass to
+# the same kind of upstream stream in the same pass
+declare -A OK_MSG
+check_msg() {
+    local t=$1 out
+    if [ "$t" = proxypass ]; then OK_MSG[$t]=${OK_ST[proxypass]}; return; fi
+    out=$(curl -s -N --max-time 20 -w '\n%{http_code}' -H 'content-type: application/json' \
+        --data-binary "@$RUN/body/msg_$t.json" "$(msg_url "$t")")
+    if [ "${out##*$'\n'}" = 200 ] && printf '%s' "$out" | grep -q '^event: message_stop' \
+        && ! printf '%s' "$out" | grep -q '^event: error' \
+        && [ "$(printf '%s' "$out" | grep -c '^event: content_block_delta')" -ge "$STREAM_CHUNKS" ]; then
+        OK_MSG[$t]=1
+    else
+        OK_MSG[$t]=0
+        log "$t (POST /v1/messages stream): n/a ($(printf '%s' "$out" | head -c 300 | tr '\n' ' '))"
+    fi
+}
+if has_phase msg; then
+    for t in $MSG_TARGETS; do
+        check_msg "$t"
+        printf '{"kind":"msgcheck","target":"%s","msg":%s}\n' "$t" "${OK_MSG[$t]}" >> "$RES"
+        [ "${OK_MSG[$t]}" = 1 ] && run_wrk warmup "$t" 64 0 1 "msg_$t.json" "$(msg_url "$t")"
+    done
+    for ((pass = 1; pass <= PASSES; pass++)); do
+        for c in $CONNS; do
+            for t in $MSG_TARGETS; do
+                [ "${OK_MSG[$t]}" = 1 ] || continue
+                log "msg pass $pass: $t, $c connections"
+                run_wrk msg "$t" "$c" "$pass" "$DUR" "msg_$t.json" "$(msg_url "$t")"
+            done
+        done
+    done
+fi
+
+# ----------------------------------------------------------------- paced --
+# A real model's pace: PACED_STREAMS streams at once, PACED_CHUNKS chunks
+# each, PACED_MS apart (the mock paces them).  What the gateway costs on such
+# traffic is CPU per chunk, not streams/s.
+if has_phase paced; then
+    for ((pass = 1; pass <= PASSES; pass++)); do
+        for t in proxypass maniac maniac-anthropic; do
+            [ "${OK_ST[$t]}" = 1 ] || continue
+            if [ "$t" = proxypass ]; then srv=proxypass; else srv=maniac; fi
+            log "paced pass $pass: $t, $PACED_STREAMS streams x $PACED_CHUNKS chunks, ${PACED_MS} ms apart"
+            h0=$(tree_ticks "${SRV_PID[$srv]}"); m0=$(tree_ticks "$MOCK_PID"); c0=$(cpu_ticks "$SRV_CPU")
+            js=$(taskset -c "$CLI_CPU" "$RUN/bin/sse_client" paced "$(port_of "$t")" \
+                /v1/chat/completions "$RUN/body/paced_$t.json" "$PACED_STREAMS" \
+                $(( PACED_CHUNKS * PACED_MS / 1000 * 3 + 30 )))
+            h1=$(tree_ticks "${SRV_PID[$srv]}"); m1=$(tree_ticks "$MOCK_PID"); c1=$(cpu_ticks "$SRV_CPU")
+            printf '{"kind":"paced","target":"%s","pass":%s,"pace_ms":%s,"chunks_per_stream":%s,"clk_tck":%s,"httpd_ticks":%s,"mock_ticks":%s,"cpu_srv_ticks":%s,%s\n' \
+                "$t" "$pass" "$PACED_MS" "$PACED_CHUNKS" "$CLK_TCK" $((h1 - h0)) $((m1 - m0)) \
+                $((c1 - c0)) "${js#\{}" >> "$RES"
+        done
+    done
+fi
+
+# --------------------------------------------------- idle RSS after load --
+# What an instance keeps once the streams are over (same MPM for both)
+if has_phase idle; then
+    log "idle ${IDLE_S} s after the stream phases"
+    sleep "$IDLE_S"
+    rss_snapshot idle-after-load
+fi
 
 # ------------------------------------------------------------------ ttft --
 if has_phase ttft; then
@@ -441,20 +546,34 @@ fi
 # --------------------------------------------------- concurrent slow streams --
 # One level of the concurrent-stream test on a fresh httpd instance, so the
 # RSS difference is what K streams cost and nothing left from earlier load.
-conc_level() { # PROFILE(demo|big) TARGET(maniac|proxypass) K
-    local profile=$1 t=$2 k=$3 name="conc-$1-$2" port pp idle f js peak mpm handler probe
-    if [ "$profile" = demo ]; then mpm=$DEMO_MPM; else mpm=$BIG_MPM; fi
+conc_level() { # PROFILE(demo|big|huge) TARGET(maniac|proxypass) K
+    local profile=$1 t=$2 k=$3 name="conc-$1-$2" port pp idle f js peak mpm handler probe first_s=12 i ss
+    case $profile in
+    demo) mpm=$DEMO_MPM ;;
+    big) mpm=$BIG_MPM ;;
+    *) mpm=$HUGE_MPM ;;
+    esac
+    # thousands of connects at once overflow the listen backlog (somaxconn):
+    # the rest get in on SYN retries, seconds later
+    [ "$k" -gt 4096 ] && first_s=40
     if [ "$t" = maniac ]; then port=$MNBIG_PORT; probe=probe_echo.json; else port=$PPBIG_PORT; probe=ns_proxypass.json; fi
     gen_conf "$name" "$port" "$mpm" "$t"
     start_httpd "$name" "$port"
     pp=${SRV_PID[$name]}
     sleep 3
+    # every child started (StartServers) and settled before the idle figure
+    ss=$(printf '%s\n' "$mpm" | awk '$1=="StartServers"{print $2}')
+    for ((i = 0; i < 30; i++)); do
+        [ "$(nchildren "$pp")" -ge "${ss:-1}" ] && break
+        sleep 1
+    done
+    [ "$profile" = huge ] && sleep 5
     idle=$(rss_kb "$pp")
     f=$RUN/rss_hold_${name}_$k.txt
     log "concurrent streams: $profile MPM, $t, K=$k (fresh instance: idle RSS ${idle} KiB, $(nchildren "$pp") children)"
     start_sampler "$pp" "$f"
     js=$(taskset -c "$CLI_CPU" "$RUN/bin/sse_client" hold "$port" /v1/chat/completions \
-        "$RUN/body/hold_$t.json" "$k" 12 3 /v1/chat/completions "$RUN/body/$probe")
+        "$RUN/body/hold_$t.json" "$k" "$first_s" 3 /v1/chat/completions "$RUN/body/$probe")
     stop_sampler "$f"
     peak=$(awk '$2 > m {m = $2} END {print m + 0}' "$f")
     printf '{"kind":"conc","profile":"%s","target":"%s","idle_kb":%s,"peak_kb":%s,"children":%s,%s\n' \
@@ -475,6 +594,11 @@ if has_phase conc; then
             conc_level big proxypass "$k"
         done
     fi
+    # the target: 10,000 slow streams with the MPM sized for them
+    for k in $CONC_HUGE; do
+        [ "${OK_ST[maniac]}" = 1 ] && conc_level huge maniac "$k"
+        [ "${OK_ST[proxypass]}" = 1 ] && conc_level huge proxypass "$k"
+    done
 fi
 
 # -------------------------------------------------------------- callgrind --
@@ -511,15 +635,15 @@ if has_phase cg; then
     log "callgrind: startup-only run"
     base=$(cg_run startup 0 /v1/chat/completions ns_maniac.json | cut -f1)
     printf '{"kind":"cg","label":"startup","n":0,"ir":%s}\n' "${base:-0}" >> "$RES"
-    cg_kind() { # LABEL TARGET-OK N PATH BODY FRAMES-PER-REQ
-        local label=$1 ok=$2 n=$3 path=$4 bodyf=$5 fr=$6 res tot js
+    cg_kind() { # LABEL TARGET-OK N PATH BODY FRAMES-PER-REQ [REF-LABEL]
+        local label=$1 ok=$2 n=$3 path=$4 bodyf=$5 fr=$6 ref=${7:-} res tot js
         [ "$ok" = 1 ] || { printf '{"kind":"cg","label":"%s","na":true}\n' "$label" >> "$RES"; return; }
         log "callgrind: $label x $n"
         res=$(cg_run "$label" "$n" "$path" "$bodyf")
         tot=${res%%$'\t'*}
         js=${res#*$'\t'}
-        printf '{"kind":"cg","label":"%s","n":%s,"ir":%s,"base":%s,"frames_per_req":%s,"client":%s}\n' \
-            "$label" "$n" "${tot:-0}" "${base:-0}" "$fr" "$js" >> "$RES"
+        printf '{"kind":"cg","label":"%s","n":%s,"ir":%s,"base":%s,"frames_per_req":%s,"ref":"%s","client":%s}\n' \
+            "$label" "$n" "${tot:-0}" "${base:-0}" "$fr" "$ref" "$js" >> "$RES"
     }
     cg_kind maniac-openai "${OK_NS[maniac]}" "$CG_N" /v1/chat/completions ns_maniac.json 0
     cg_kind maniac-anthropic "${OK_NS[maniac-anthropic]}" "$CG_N" /v1/chat/completions ns_maniac-anthropic.json 0
@@ -528,6 +652,11 @@ if has_phase cg; then
     cg_kind maniac-openai-stream "${OK_ST[maniac]}" "$CG_STREAM_N" /v1/chat/completions st_maniac.json "$STREAM_CHUNKS"
     cg_kind maniac-anthropic-stream "${OK_ST[maniac-anthropic]}" "$CG_STREAM_N" /v1/chat/completions st_maniac-anthropic.json "$STREAM_CHUNKS"
     cg_kind proxypass-stream "${OK_ST[proxypass]}" "$CG_STREAM_N" /pp/v1/chat/completions st_proxypass.json "$STREAM_CHUNKS"
+    if has_phase msg; then   # Messages-in streams (the msg phase checked them)
+        cg_kind messages-anthropic-stream "${OK_MSG[messages-anthropic]:-0}" "$CG_STREAM_N" /v1/messages msg_messages-anthropic.json "$STREAM_CHUNKS" proxypass-anthropic-stream
+        cg_kind messages-openai-stream "${OK_MSG[messages-openai]:-0}" "$CG_STREAM_N" /v1/messages msg_messages-openai.json "$STREAM_CHUNKS" proxypass-stream
+        cg_kind proxypass-anthropic-stream "${OK_MSG[proxypass-anthropic]:-0}" "$CG_STREAM_N" /pp/v1/messages msg_proxypass-anthropic.json "$STREAM_CHUNKS"
+    fi
     # per-function breakdown inside the handler phase
     cg_tree() { # LABEL OK N PATH BODY
         [ "$2" = 1 ] || return
