@@ -284,19 +284,23 @@ if (cc.length) {
   p();
   p("Each row runs on a fresh httpd instance. `sse_client hold`: K streams opened at once " +
     "(one chunk per second each), held 3 s after " +
-    "they started (or after 12 s for those that did not); then one probe request (non-streaming) " +
-    "on a new connection. *started* = streams whose first `data:` arrived, *queued* = no first " +
-    "byte yet (waiting for a worker thread), probe = latency of the probe or *stalled* when it " +
-    "was not answered within the hold (every worker thread is held by a stream). Per stream = " +
+    "they started (or after 12 s for those that did not, 40 s above 4,096 streams: connects beyond " +
+    "the listen backlog get in on SYN retries, which first data includes); then probe requests " +
+    "(non-streaming, each on a new connection, one at a time, 100 ms apart, for the 3 s). " +
+    "*started* = streams whose first `data:` arrived, *queued* = no first " +
+    "byte yet (waiting for a worker thread), probe = latency of the first probe or *stalled* when it " +
+    "was not answered within the hold (every worker thread is held by a stream); probes = all of " +
+    "them. Per stream = " +
     "(peak RSS − idle RSS of the fresh instance) ÷ started; RSS sums " +
     "VmRSS over the httpd processes (shared pages counted once per process). " +
     `demo = ${meta.mpm_demo}; big = ${meta.mpm_big}` +
     (meta.mpm_huge ? `; huge = ${meta.mpm_huge} (the README's sizing for 10,000 streams).` : "."));
   p();
-  table(["MPM", "target", "K", "started", "queued", "probe", "first data p50 / max ms",
+  table(["MPM", "target", "K", "started", "queued", "probe", "probes p50 / max ms (n)", "first data p50 / max ms",
     "idle RSS MiB", "peak RSS MiB", "per stream KiB", "processes"],
   cc.map((r) => [r.profile, r.target, r.k, r.started + (r.started_late ? ` (+${r.started_late} late)` : ""),
     r.queued, r.probe_ms === null ? "**stalled**" : `${r.probe_ms.toFixed(1)} ms`,
+    r.probe_us ? `${ms(r.probe_us.p50)} / ${ms(r.probe_us.max)} (${r.probe_us.n})` : "–",
     r.first_us ? `${ms(r.first_us.p50)} / ${ms(r.first_us.max)}` : "–",
     mib(r.idle_kb), mib(r.peak_kb), r.started ? int((r.peak_kb - r.idle_kb) / r.started) : "–",
     r.children]));
@@ -492,7 +496,8 @@ if (cg.length) {
   }
   for (const r of of("conc")) {
     S.push(`- ${r.profile} MPM, ${r.target}, ${r.k} slow streams: ${r.started} started, ${r.queued} queued, ` +
-      `probe ${r.probe_ms === null ? "stalled" : r.probe_ms.toFixed(1) + " ms"}, ` +
+      `probe ${r.probe_ms === null ? "stalled" : r.probe_ms.toFixed(1) + " ms"}` +
+      (r.probe_us ? ` (p50 ${ms(r.probe_us.p50)} ms over ${r.probe_us.n})` : "") + ", " +
       `${r.started ? int((r.peak_kb - r.idle_kb) / r.started) : "–"} KiB per stream`);
   }
   const cgr = of("cg").filter((r) => r.label !== "startup" && !r.na);

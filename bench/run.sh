@@ -22,13 +22,13 @@ MODDIR=${BENCH_MODDIR:-/usr/lib/apache2/modules}
 if [ "$QUICK" = 1 ]; then
     DUR=${BENCH_DURATION:-2}; PASSES=${BENCH_PASSES:-1}
     TTFT_N=20; LAT_N=5; CG_N=50; CG_STREAM_N=5
-    CONC_BIG_MANIAC=${BENCH_CONC_BIG:-"1024"}; CONC_BIG_PROXY=""
+    CONC_BIG_MANIAC=${BENCH_CONC_BIG-"1024"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY:-""}
     CONC_HUGE=${BENCH_CONC_HUGE:-""}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}
 else
     DUR=${BENCH_DURATION:-5}; PASSES=${BENCH_PASSES:-2}
     TTFT_N=50; LAT_N=10; CG_N=200; CG_STREAM_N=20
-    CONC_BIG_MANIAC=${BENCH_CONC_BIG:-"256 1024 2048 2112"}; CONC_BIG_PROXY="256 1024 2048"
+    CONC_BIG_MANIAC=${BENCH_CONC_BIG-"256 1024 2048 2112"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY-"256 1024 2048"}
     CONC_HUGE=${BENCH_CONC_HUGE:-"10000"}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}
 fi
@@ -582,7 +582,7 @@ conc_level() { # PROFILE(demo|big|huge) TARGET(maniac|proxypass) K
 }
 if has_phase conc; then
     if [ "${OK_ST[maniac]}" = 1 ]; then
-        for k in $((DEMO_MRW - 16)) "$DEMO_MRW" $((DEMO_MRW + 64)); do
+        for k in ${BENCH_CONC_DEMO-$((DEMO_MRW - 16)) $DEMO_MRW $((DEMO_MRW + 64))}; do
             conc_level demo maniac "$k"
         done
         for k in $CONC_BIG_MANIAC; do
@@ -597,6 +597,8 @@ if has_phase conc; then
     # the target: 10,000 slow streams with the MPM sized for them
     for k in $CONC_HUGE; do
         [ "${OK_ST[maniac]}" = 1 ] && conc_level huge maniac "$k"
+    done
+    for k in ${BENCH_CONC_HUGE_PROXY-$CONC_HUGE}; do
         [ "${OK_ST[proxypass]}" = 1 ] && conc_level huge proxypass "$k"
     done
 fi

@@ -10,9 +10,10 @@
  *       pause), so the server side has to apply backpressure.
  *   sse_client hold   PORT PATH BODYFILE K FIRST_S HOLD_S PROBE_PATH PROBE_BODYFILE
  *       opens K streams at once, waits up to FIRST_S seconds for their first
- *       data, then sends one probe request while holding them for HOLD_S
- *       seconds; reports how many streams started and whether the probe was
- *       answered (or queued behind the held streams).
+ *       data, then sends probe requests (one at a time, 100 ms apart) while
+ *       holding them for HOLD_S seconds; reports how many streams started,
+ *       the first probe's latency and all probes' (or that none was
+ *       answered: it queued behind the held streams).
  *   sse_client paced  PORT PATH BODYFILE C LIMIT_S
  *       C streams at once (a paced upstream, e.g. -d20), each read to its end
  *       (or LIMIT_S): content chunks delivered, their inter-arrival gap at the
@@ -593,7 +594,7 @@ static int mode_repeat(int port, const char *path, const char *bodyfile, int cou
     return ok == count ? 0 : 1;
 }
 
-/* hold: K streams and a probe in one epoll loop */
+/* hold: K streams and the probes in one epoll loop */
 typedef struct {
     int fd;
     int is_probe;
@@ -612,10 +613,10 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
     char *preq = build_request(probe_path, probe_bodyfile, &plen);
     hconn *cs = calloc((size_t)k + 1, sizeof(*cs));
     int ep = epoll_create1(EPOLL_CLOEXEC), i, started = 0, started_late = 0, failed = 0;
-    int probe_sent = 0, phase_started_at_first = -1;
+    int probe_sent = 0, phase_started_at_first = -1, first_probe_status = 0;
     long long t0 = now_us(), t_first_end = t0 + (long long)(first_s * 1e6),
-              t_hold_end = 0, probe_us = -1, t_probe = 0;
-    samples first = { 0 };
+              t_hold_end = 0, probe_us = -1, t_probe = 0, next_probe = 0;
+    samples first = { 0 }, probes = { 0 };
     static char buf[1 << 16];
     struct epoll_event evs[512];
 
@@ -642,8 +643,16 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
         if (!t_hold_end && (started + failed >= k || t >= t_first_end)) {
             phase_started_at_first = started;
             t_hold_end = t + (long long)(hold_s * 1e6);
-            /* the probe: a fresh connection while the streams are held */
+            next_probe = t;
+        }
+        if (next_probe && t >= next_probe && t < t_hold_end) {
+            /* a probe: a fresh connection while the streams are held; the
+             * next one 100 ms after it is answered, so one slow answer on a
+             * busy machine is not the only figure */
+            next_probe = 0;
             cs[k].fd = connect_to(port, 0, 1);
+            cs[k].sent = 0;
+            cs[k].closed = 0;
             cs[k].is_probe = 1;
             cs[k].t_open = t_probe = now_us();
             resp_init(&cs[k].r, NULL);
@@ -652,7 +661,7 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
                 ev.events = EPOLLOUT | EPOLLIN;
                 ev.data.u32 = (uint32_t)k;
                 epoll_ctl(ep, EPOLL_CTL_ADD, cs[k].fd, &ev);
-                probe_sent = 1;
+                probe_sent++;
             }
         }
         if (t_hold_end && t >= t_hold_end) {
@@ -702,8 +711,17 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
                                 started++;
                             }
                         }
-                        if (c->is_probe && c->r.state == R_DONE && probe_us < 0) {
-                            probe_us = tr - t_probe;
+                        if (c->is_probe && c->r.state == R_DONE) {
+                            if (probe_us < 0) {
+                                probe_us = tr - t_probe;
+                                first_probe_status = c->r.status;
+                            }
+                            push(&probes, tr - t_probe);
+                            next_probe = tr + 100000;
+                            c->closed = 1;
+                            epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                            close(c->fd);
+                            break;
                         }
                         continue;
                     }
@@ -728,16 +746,18 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
         }
     }
     printf("{\"mode\":\"hold\",\"k\":%d,\"started\":%d,\"started_late\":%d,\"failed\":%d,"
-           "\"queued\":%d,\"probe_sent\":%s,\"probe_ms\":", k, phase_started_at_first,
-           started_late, failed, k - phase_started_at_first - failed,
-           probe_sent ? "true" : "false");
+           "\"queued\":%d,\"probe_sent\":%s,\"probes_sent\":%d,\"probe_ms\":", k,
+           phase_started_at_first, started_late, failed, k - phase_started_at_first - failed,
+           probe_sent ? "true" : "false", probe_sent);
     if (probe_us >= 0) {
         printf("%.2f", (double)probe_us / 1000.0);
     }
     else {
         printf("null");
     }
-    printf(",\"probe_status\":%d,", cs[k].r.status);
+    printf(",\"probe_status\":%d,", probe_us >= 0 ? first_probe_status : cs[k].r.status);
+    print_stats("probe_us", &probes);
+    printf(",");
     print_stats("first_us", &first);
     printf("}\n");
     return 0;
