@@ -285,12 +285,13 @@ if (cc.length) {
   p("Each row runs on a fresh httpd instance. `sse_client hold`: K streams opened at once " +
     "(one chunk per second each), held 3 s after " +
     "they started (or after 12 s for those that did not, 40 s above 4,096 streams: connects beyond " +
-    "the listen backlog get in on SYN retries, which first data includes); then probe requests " +
+    "the listen backlog get in on SYN retries); then probe requests " +
     "(non-streaming, each on a new connection, one at a time, 100 ms apart, for the 3 s). " +
     "*started* = streams whose first `data:` arrived, *queued* = no first " +
     "byte yet (waiting for a worker thread), probe = latency of the first probe or *stalled* when it " +
     "was not answered within the hold (every worker thread is held by a stream); probes = all of " +
-    "them. Per stream = " +
+    "them (connect → answer). First data = a stream's request written → its first `data:` byte. " +
+    "Per stream = " +
     "(peak RSS − idle RSS of the fresh instance) ÷ started; RSS sums " +
     "VmRSS over the httpd processes (shared pages counted once per process). " +
     `demo = ${meta.mpm_demo}; big = ${meta.mpm_big}` +

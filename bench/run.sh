@@ -1,7 +1,7 @@
 #!/bin/bash
 # mod_maniac benchmarks against plain ProxyPass (see bench/README.md).
-#   sh bench/run.sh                 full run (~12 min), writes bench/results/latest.md
-#   BENCH_QUICK=1 sh bench/run.sh   short run (~3 min)
+#   sh bench/run.sh                 full run (~16 min), writes bench/results/latest.md
+#   BENCH_QUICK=1 sh bench/run.sh   short run (~4 min)
 # Prints numbers, never fails on them: the exit status is non-zero only when
 # the bench itself could not run (no module, a tool missing, a port taken).
 # Loopback only; every process it starts is stopped on exit.

@@ -602,6 +602,7 @@ typedef struct {
     int connected;
     int closed;
     long long t_open;
+    long long t_sent;       /* the request's last byte written */
     resp r;
 } hconn;
 
@@ -690,6 +691,7 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
                 }
                 if (c->sent == len) {
                     struct epoll_event ev;
+                    c->t_sent = now_us();
                     ev.events = EPOLLIN;
                     ev.data.u32 = evs[j].data.u32;
                     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -703,7 +705,10 @@ static int mode_hold(int port, const char *path, const char *bodyfile, int k, do
                     if (got > 0) {
                         resp_feed(&c->r, buf, (size_t)got, tr);
                         if (!c->is_probe && !had_first && c->r.t_first_data) {
-                            push(&first, c->r.t_first_data - c->t_open);
+                            /* from the request written: the client's own
+                             * connect loop and SYN retries are not the
+                             * gateway's */
+                            push(&first, c->r.t_first_data - c->t_sent);
                             if (t_hold_end) {
                                 started_late++;
                             }
@@ -812,6 +817,7 @@ static int mode_paced(int port, const char *path, const char *bodyfile, int c, d
                 }
                 if (h->sent == rlen) {
                     struct epoll_event ev;
+                    h->t_sent = now_us();
                     ev.events = EPOLLIN;
                     ev.data.u32 = evs[j].data.u32;
                     epoll_ctl(ep, EPOLL_CTL_MOD, h->fd, &ev);
@@ -851,7 +857,7 @@ static int mode_paced(int port, const char *path, const char *bodyfile, int c, d
                 break;
             }
             if (!had_first && h->r.t_first_data) {
-                push(&first, h->r.t_first_data - h->t_open);
+                push(&first, h->r.t_first_data - h->t_sent);
             }
         }
     }
