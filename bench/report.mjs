@@ -458,7 +458,8 @@ if (cg.length) {
   for (const t of ["messages-anthropic", "messages-openai"]) {
     const rs = of("msg").filter((r) => r.target === t);
     if (!rs.length) continue;
-    const cs = [...new Set(rs.map((r) => r.conns))].filter((c) => c > 1);
+    let cs = [...new Set(rs.map((r) => r.conns))].sort((a, b) => a - b);
+    if (cs.some((c) => c > 1)) cs = cs.filter((c) => c > 1);
     S.push(`- 200-chunk streams/s through POST /v1/messages, ${t} ÷ ${MSG_REF[t]}: ` + cs.map((c) =>
       `${range(rs.filter((r) => r.conns === c).map((r) => {
         const pp = of("msg").find((x) => x.target === MSG_REF[t] && x.conns === c && x.pass === r.pass);

@@ -657,7 +657,7 @@ if has_phase cg; then
     if has_phase msg; then   # Messages-in streams (the msg phase checked them)
         cg_kind messages-anthropic-stream "${OK_MSG[messages-anthropic]:-0}" "$CG_STREAM_N" /v1/messages msg_messages-anthropic.json "$STREAM_CHUNKS" proxypass-anthropic-stream
         cg_kind messages-openai-stream "${OK_MSG[messages-openai]:-0}" "$CG_STREAM_N" /v1/messages msg_messages-openai.json "$STREAM_CHUNKS" proxypass-stream
-        cg_kind proxypass-anthropic-stream "${OK_MSG[proxypass-anthropic]:-0}" "$CG_STREAM_N" /pp/v1/messages msg_proxypass-anthropic.json "$STREAM_CHUNKS"
+        cg_kind proxypass-anthropic-stream "${OK_MSG[proxypass-anthropic]:-0}" "$CG_STREAM_N" /pp/v1/messages msg_proxypass-anthropic.json "$STREAM_CHUNKS" proxypass-anthropic-stream
     fi
     # per-function breakdown inside the handler phase
     cg_tree() { # LABEL OK N PATH BODY
