@@ -23,13 +23,13 @@ if [ "$QUICK" = 1 ]; then
     DUR=${BENCH_DURATION:-2}; PASSES=${BENCH_PASSES:-1}
     TTFT_N=20; LAT_N=5; CG_N=50; CG_STREAM_N=5
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"1024"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY:-""}
-    CONC_HUGE=${BENCH_CONC_HUGE:-""}
+    CONC_HUGE=${BENCH_CONC_HUGE-""}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}
 else
     DUR=${BENCH_DURATION:-5}; PASSES=${BENCH_PASSES:-2}
     TTFT_N=50; LAT_N=10; CG_N=200; CG_STREAM_N=20
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"256 1024 2048 2112"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY-"256 1024 2048"}
-    CONC_HUGE=${BENCH_CONC_HUGE:-"10000"}
+    CONC_HUGE=${BENCH_CONC_HUGE-"10000"}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}
 fi
 # the paced scenario: like a real model, many streams, a chunk every 20 ms
@@ -293,7 +293,7 @@ body probe_echo.json echo/probe 0
 # Messages-in (POST /v1/messages, Anthropic's request shape): to an Anthropic
 # upstream (near-passthrough) and to an OpenAI one (translated both ways);
 # ProxyPass forwards the same Anthropic body to the mock's /v1/messages
-mbody() { # FILE MODEL
+mbody() { # MODEL FILE
     printf '{"model":"%s","max_tokens":256,"system":"You are a concise assistant.","messages":[{"role":"user","content":"Write a haiku about the sea."}],"stream":true}' \
         "$1" > "$RUN/body/$2"
 }
