@@ -429,10 +429,10 @@ const mn_provider_option mn_provider_options[] = {
     SECS("breaker-cooldown", breaker_cooldown),
     { "max-tokens", MN_OPT_INT, FIELD(max_tokens), 1, LONG_MAX, NULL, NULL },
     { "reasoning", MN_OPT_BOOL, FIELD(reasoning_content), 0, 1, onoff_names, NULL },
-    { "thinking", MN_OPT_ENUM, FIELD(thinking_form), 0, 0, thinking_names, NULL },
     { "key-header", MN_OPT_STRING, 0, 0, 0, 0, NULL, opt_key_header },
     { "keep", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keep },
     { "models", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_models },
+    { "thinking", MN_OPT_ENUM, FIELD(thinking_form), 0, 0, thinking_names, NULL },
 };
 const int mn_provider_noptions = (int)(sizeof(mn_provider_options)
                                        / sizeof(mn_provider_options[0]));
