@@ -605,6 +605,15 @@ static int convert_stop(json_t *stop, json_t **out, mn_error *err)
     return 0;
 }
 
+/* output_config is built only when something goes into it. */
+static void oc_set(json_t **oc, const char *key, json_t *value)
+{
+    if (!*oc) {
+        *oc = json_object();
+    }
+    json_object_set_new(*oc, key, value);
+}
+
 /* The prompt form of response_format: one more system text block. */
 static int response_format_text(json_t *rf, const char *type, json_t *system, mn_error *err)
 {
@@ -641,7 +650,7 @@ static int response_format_text(json_t *rf, const char *type, json_t *system, mn
 /* json_schema becomes output_config.format (into oc) on the models with
  * structured outputs, when the schema fits the subset they take; anything
  * else is asked for in the system prompt. */
-static int response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t *oc,
+static int response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t **oc,
                            mn_error *err)
 {
     const char *type;
@@ -667,8 +676,7 @@ static int response_format(const mn_an_caps *caps, json_t *rf, json_t *system, j
     if (!strict) {
         return response_format_text(rf, type, system, err);
     }
-    json_object_set_new(oc, "format", json_pack("{s:s,s:o}", "type", "json_schema",
-                                                "schema", strict));
+    oc_set(oc, "format", json_pack("{s:s,s:o}", "type", "json_schema", "schema", strict));
     return 0;
 }
 
@@ -777,9 +785,9 @@ static void drop_thinking_without_blocks(mn_wire_ctx *ctx, json_t *body, json_t 
 
 /* A client-supplied thinking wins over reasoning_effort, its effort level
  * included: the client chose the form itself. */
-static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *r, json_t *oc)
+static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *r, json_t **oc)
 {
-    if (json_object_get(req, "thinking")) {
+    if ((!r->adaptive && !r->budget && !r->effort) || json_object_get(req, "thinking")) {
         return;
     }
     if (r->adaptive) {
@@ -791,7 +799,7 @@ static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *
                                                         (json_int_t)r->budget));
     }
     if (r->effort) {
-        json_object_set_new(oc, "effort", json_string(r->effort));
+        oc_set(oc, "effort", json_string(r->effort));
     }
 }
 
@@ -800,11 +808,12 @@ static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *
  * mapped members the client's passes through unchanged. */
 static void set_output_config(json_t *req, json_t *body, json_t *oc)
 {
-    json_t *mine = json_object_get(req, "output_config");
+    json_t *mine;
 
-    if (!json_object_size(oc)) {
+    if (!oc) {
         return;
     }
+    mine = json_object_get(req, "output_config");
     if (json_is_object(mine)) {
         json_object_update(oc, mine);
     }
@@ -837,13 +846,19 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     /* ids the gateway encoded for Gemini go back to the plain call id */
     json_t *plain = mn_agent_plain_messages(ctx->pool, json_object_get(req, "messages"));
     json_t *msgs = plain ? plain : json_object_get(req, "messages");
-    json_t *oc = json_object();
+    json_t *oc = NULL;
+    json_t *effort = json_object_get(req, "reasoning_effort");
+    json_t *rf = json_object_get(req, "response_format");
     long max_tokens = 0;
     mn_an_caps caps;
     mn_an_reasoning_out r;
     int rc = -1;
 
-    mn_an_model_caps(ctx->model, ctx->provider ? ctx->provider->thinking_form : 0, &caps);
+    /* the model table is read only for the fields that depend on it */
+    memset(&caps, 0, sizeof(caps));
+    if (effort || rf) {
+        mn_an_model_caps(ctx->model, ctx->provider ? ctx->provider->thinking_form : 0, &caps);
+    }
 
     c.messages = json_array();
     c.system = json_array();
@@ -853,8 +868,8 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     if (max_tokens_for(ctx, req, &max_tokens, err)
         || convert_messages(msgs, &c, err)
-        || response_format(&caps, json_object_get(req, "response_format"), c.system, oc, err)
-        || mn_an_reasoning(&caps, json_object_get(req, "reasoning_effort"), &r, err)
+        || response_format(&caps, rf, c.system, &oc, err)
+        || mn_an_reasoning(&caps, effort, &r, err)
         || convert_tool_choice(json_object_get(req, "tool_choice"), &tool_choice, &only, err)
         || convert_tools(json_object_get(req, "tools"), only, &tools, err)
         || convert_stop(json_object_get(req, "stop"), &stop, err)) {
@@ -881,7 +896,7 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
                               || !strcmp(json_string_value(v), "standard_only"))) {
         json_object_set(body, "service_tier", v);
     }
-    set_reasoning(req, body, &r, oc);
+    set_reasoning(req, body, &r, &oc);
     set_output_config(req, body, oc);
     if (ctx->stream) {
         json_object_set_new(body, "stream", json_true());
