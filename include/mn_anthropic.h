@@ -10,7 +10,8 @@
  *   anthropic_stream.c    the stream translator
  *   anthropic_output.c    what a model takes (thinking form, effort levels,
  *                         structured outputs), reasoning_effort mapped onto
- *                         it, JSON Schemas rewritten for output_config.format
+ *                         it, response_format (output_config.format with
+ *                         the schema rewritten, or the prompt form)
  * Pure (APR + Jansson); no httpd header. */
 #ifndef MN_ANTHROPIC_H
 #define MN_ANTHROPIC_H
@@ -66,6 +67,17 @@ int mn_an_reasoning(const mn_an_caps *caps, json_t *effort, mn_an_reasoning_out 
 /* A JSON Schema in the subset output_config.format takes (new reference),
  * or NULL when it cannot be expressed (no type, type lists, too deep). */
 json_t *mn_an_strict_schema(json_t *schema);
+
+/* Sets output_config.<key> (value stolen), creating *oc on first use:
+ * output_config is sent only when something goes into it. */
+void mn_an_oc_set(json_t **oc, const char *key, json_t *value);
+
+/* response_format: json_schema as output_config.format (into *oc) on the
+ * models with structured outputs when the schema fits the subset; else
+ * (json_object, other models and schemas) one more system text block
+ * appended to `system`.  0, or -1 with err (400 naming the member). */
+int mn_an_response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t **oc,
+                          mn_error *err);
 
 /* The vtable's entries (mn_wire). */
 int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,

@@ -1,8 +1,10 @@
 /* Anthropic wire, the 2026 request fields: which thinking form, effort levels
  * and structured outputs a model takes (from its name, overridable per
- * provider with thinking=), reasoning_effort mapped onto them, and a JSON
- * Schema rewritten into the subset output_config.format accepts.  The model
+ * provider with thinking=), reasoning_effort mapped onto them, and
+ * response_format: output_config.format with the JSON Schema rewritten into
+ * the subset the API accepts, or the system-prompt form.  The model
  * facts and their sources: docs/wire-anthropic.md ("Models"). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mn_anthropic.h"
@@ -134,50 +136,39 @@ static const char *const string_formats[] = {
 
 static json_t *strict_schema(json_t *s, int depth);
 
-/* Moves *key out of s into out, transformed. */
-static int move_map(json_t *s, const char *key, json_t *out, int depth)
+/* Moves s[key], a map of schemas (as NULL) or a list of them (renamed to
+ * `as`), into out with every schema rewritten.  An absent map is fine; a
+ * list is only moved when present. */
+static int move_children(json_t *s, const char *key, const char *as, json_t *out, int depth)
 {
-    json_t *m = json_object_get(s, key), *dst, *v;
+    json_t *m = json_object_get(s, key), *dst, *v, *t = out;
     const char *k;
+    size_t i;
 
-    if (!m) {
+    if (!m && !as) {
         return 0;
     }
-    if (!json_is_object(m)) {
+    if (as ? !json_is_array(m) : !json_is_object(m)) {
         return -1;
     }
-    dst = json_object();
-    json_object_foreach(m, k, v) {
-        json_t *t = strict_schema(v, depth + 1);
-        if (!t) {
-            json_decref(dst);
-            return -1;
+    dst = as ? json_array() : json_object();
+    json_object_foreach(as ? NULL : m, k, v) {
+        if (!(t = strict_schema(v, depth + 1))) {
+            break;
         }
         json_object_set_new(dst, k, t);
     }
-    json_object_set_new(out, key, dst);
-    json_object_del(s, key);
-    return 0;
-}
-
-static int move_list(json_t *s, const char *key, const char *as, json_t *out, int depth)
-{
-    json_t *l = json_object_get(s, key), *dst, *v;
-    size_t i;
-
-    if (!json_is_array(l)) {
-        return -1;
-    }
-    dst = json_array();
-    json_array_foreach(l, i, v) {
-        json_t *t = strict_schema(v, depth + 1);
-        if (!t) {
-            json_decref(dst);
-            return -1;
+    json_array_foreach(as ? m : NULL, i, v) {
+        if (!(t = strict_schema(v, depth + 1))) {
+            break;
         }
         json_array_append_new(dst, t);
     }
-    json_object_set_new(out, as, dst);
+    if (!t) {
+        json_decref(dst);
+        return -1;
+    }
+    json_object_set_new(out, as ? as : key, dst);
     json_object_del(s, key);
     return 0;
 }
@@ -255,7 +246,7 @@ static int typed_members(json_t *s, const char *type, json_t *out, int depth)
         if (!json_object_get(s, "properties")) {
             json_object_set_new(out, "properties", json_object());
         }
-        else if (move_map(s, "properties", out, depth)) {
+        else if (move_children(s, "properties", NULL, out, depth)) {
             return -1;
         }
         json_object_del(s, "additionalProperties");
@@ -298,7 +289,8 @@ static json_t *strict_schema_of(json_t *s, int depth)
     const char *type = NULL;
     int literal = 0;
 
-    if (move_map(s, "$defs", out, depth) || move_map(s, "definitions", out, depth)) {
+    if (move_children(s, "$defs", NULL, out, depth)
+        || move_children(s, "definitions", NULL, out, depth)) {
         goto fail;
     }
     if (json_object_get(s, "$ref")) {
@@ -323,14 +315,15 @@ static json_t *strict_schema_of(json_t *s, int depth)
     }
     json_object_del(s, "$schema");
     if (json_object_get(s, "anyOf") || json_object_get(s, "oneOf")) {
-        if (move_list(s, json_object_get(s, "anyOf") ? "anyOf" : "oneOf", "anyOf", out, depth)) {
+        if (move_children(s, json_object_get(s, "anyOf") ? "anyOf" : "oneOf", "anyOf", out,
+                          depth)) {
             goto fail;
         }
         json_object_del(out, "type");
         type = NULL;
     }
     else if (json_object_get(s, "allOf")) {
-        if (move_list(s, "allOf", "allOf", out, depth)) {
+        if (move_children(s, "allOf", "allOf", out, depth)) {
             goto fail;
         }
         json_object_del(out, "type");
@@ -368,4 +361,90 @@ static json_t *strict_schema(json_t *s, int depth)
 json_t *mn_an_strict_schema(json_t *schema)
 {
     return strict_schema(schema, 0);
+}
+
+/* --------------------------------------------------------- response_format */
+
+static json_t *text_block(const char *text)
+{
+    return json_pack("{s:s,s:s}", "type", "text", "text", text);
+}
+
+static int bad(mn_error *err, const char *param, const char *msg)
+{
+    return mn_error_bad_param(err, param, "%s: %s", param, msg);
+}
+
+/* output_config is built only when something goes into it. */
+void mn_an_oc_set(json_t **oc, const char *key, json_t *value)
+{
+    if (!*oc) {
+        *oc = json_object();
+    }
+    json_object_set_new(*oc, key, value);
+}
+
+/* The prompt form of response_format: one more system text block. */
+static int response_format_text(json_t *rf, const char *type, json_t *system, mn_error *err)
+{
+    static const char only_json[] =
+        "Respond with a single valid JSON object and nothing else: no prose before or after "
+        "it and no Markdown code fences.";
+    json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
+    char *dump, *text;
+    size_t len;
+
+    if (!strcmp(type, "json_object") || !json_is_object(schema)) {
+        json_array_append_new(system, text_block(only_json));
+        return 0;
+    }
+    dump = json_dumps(schema, JSON_COMPACT);
+    if (!dump) {
+        return bad(err, "response_format.json_schema.schema", "cannot be serialised");
+    }
+    len = strlen(dump) + 256;
+    text = malloc(len);
+    if (!text) {
+        free(dump);
+        return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
+    }
+    snprintf(text, len, "Respond with a single valid JSON value that conforms to the following "
+             "JSON Schema, and nothing else: no prose before or after it and no Markdown code "
+             "fences.\nJSON Schema: %s", dump);
+    json_array_append_new(system, text_block(text));
+    free(text);
+    free(dump);
+    return 0;
+}
+
+/* json_schema becomes output_config.format (into oc) on the models with
+ * structured outputs, when the schema fits the subset they take; anything
+ * else is asked for in the system prompt. */
+int mn_an_response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t **oc,
+                          mn_error *err)
+{
+    const char *type;
+    json_t *strict;
+
+    if (!rf || json_is_null(rf)) {
+        return 0;
+    }
+    type = json_string_value(json_object_get(rf, "type"));
+    if (!type) {
+        return bad(err, "response_format.type", "must be a string");
+    }
+    if (!strcmp(type, "text")) {
+        return 0;
+    }
+    if (strcmp(type, "json_object") && strcmp(type, "json_schema")) {
+        return bad(err, "response_format.type", "must be text, json_object or json_schema");
+    }
+    strict = caps->format && !strcmp(type, "json_schema")
+           ? mn_an_strict_schema(json_object_get(json_object_get(rf, "json_schema"), "schema"))
+           : NULL;
+    if (!strict) {
+        return response_format_text(rf, type, system, err);
+    }
+    mn_an_oc_set(oc, "format", json_pack("{s:s,s:o}", "type", "json_schema", "schema", strict));
+    return 0;
 }

@@ -605,81 +605,6 @@ static int convert_stop(json_t *stop, json_t **out, mn_error *err)
     return 0;
 }
 
-/* output_config is built only when something goes into it. */
-static void oc_set(json_t **oc, const char *key, json_t *value)
-{
-    if (!*oc) {
-        *oc = json_object();
-    }
-    json_object_set_new(*oc, key, value);
-}
-
-/* The prompt form of response_format: one more system text block. */
-static int response_format_text(json_t *rf, const char *type, json_t *system, mn_error *err)
-{
-    static const char only_json[] =
-        "Respond with a single valid JSON object and nothing else: no prose before or after "
-        "it and no Markdown code fences.";
-    json_t *schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
-    char *dump, *text;
-    size_t len;
-
-    if (!strcmp(type, "json_object") || !json_is_object(schema)) {
-        json_array_append_new(system, text_block(only_json, sizeof(only_json) - 1));
-        return 0;
-    }
-    dump = json_dumps(schema, JSON_COMPACT);
-    if (!dump) {
-        return bad_request(err, "response_format.json_schema.schema", "cannot be serialised");
-    }
-    len = strlen(dump) + 256;
-    text = malloc(len);
-    if (!text) {
-        free(dump);
-        return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
-    }
-    snprintf(text, len, "Respond with a single valid JSON value that conforms to the following "
-             "JSON Schema, and nothing else: no prose before or after it and no Markdown code "
-             "fences.\nJSON Schema: %s", dump);
-    json_array_append_new(system, text_block(text, strlen(text)));
-    free(text);
-    free(dump);
-    return 0;
-}
-
-/* json_schema becomes output_config.format (into oc) on the models with
- * structured outputs, when the schema fits the subset they take; anything
- * else is asked for in the system prompt. */
-static int response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t **oc,
-                           mn_error *err)
-{
-    const char *type;
-    json_t *strict;
-
-    if (!rf || json_is_null(rf)) {
-        return 0;
-    }
-    type = json_string_value(json_object_get(rf, "type"));
-    if (!type) {
-        return bad_request(err, "response_format.type", "must be a string");
-    }
-    if (!strcmp(type, "text")) {
-        return 0;
-    }
-    if (strcmp(type, "json_object") && strcmp(type, "json_schema")) {
-        return bad_request(err, "response_format.type",
-                           "must be text, json_object or json_schema");
-    }
-    strict = caps->format && !strcmp(type, "json_schema")
-           ? mn_an_strict_schema(json_object_get(json_object_get(rf, "json_schema"), "schema"))
-           : NULL;
-    if (!strict) {
-        return response_format_text(rf, type, system, err);
-    }
-    oc_set(oc, "format", json_pack("{s:s,s:o}", "type", "json_schema", "schema", strict));
-    return 0;
-}
-
 /* Members handled below (mapped or consumed), and OpenAI members with no
  * Anthropic analogue.  Anything else passes through. */
 static const char *const handled_keys[] = {
@@ -799,7 +724,7 @@ static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *
                                                         (json_int_t)r->budget));
     }
     if (r->effort) {
-        oc_set(oc, "effort", json_string(r->effort));
+        mn_an_oc_set(oc, "effort", json_string(r->effort));
     }
 }
 
@@ -868,7 +793,7 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     if (max_tokens_for(ctx, req, &max_tokens, err)
         || convert_messages(msgs, &c, err)
-        || response_format(&caps, rf, c.system, &oc, err)
+        || mn_an_response_format(&caps, rf, c.system, &oc, err)
         || mn_an_reasoning(&caps, effort, &r, err)
         || convert_tool_choice(json_object_get(req, "tool_choice"), &tool_choice, &only, err)
         || convert_tools(json_object_get(req, "tools"), only, &tools, err)
