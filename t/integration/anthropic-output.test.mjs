@@ -240,3 +240,16 @@ test('json_object stays the prompt form on every model', async () => {
   assert.equal(last().output_config, undefined);
   assert.match(last().system[0].text, /single valid JSON object/);
 });
+
+test('Responses API (SDK): reasoning.effort and text.format json_schema reach Claude as adaptive thinking, effort and output_config.format', async () => {
+  const r = await client.responses.create({
+    model: 'ant/claude-opus-4-7', input: 'Paris?', reasoning: { effort: 'medium' },
+    text: { format: { type: 'json_schema', name: 'p', schema: RAW_SCHEMA } },
+  }, opts('responses'));
+  assert.deepEqual(JSON.parse(r.output_text), { city: 'text', population: 42 });
+  const up = last();
+  assert.deepEqual(up.thinking, { type: 'adaptive' });
+  assert.equal(up.output_config.effort, 'medium');
+  assert.equal(up.output_config.format.schema.additionalProperties, false);
+  assert.deepEqual(rules.rejections, []);
+});
