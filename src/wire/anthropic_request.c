@@ -733,14 +733,14 @@ static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *
  * mapped members the client's passes through unchanged. */
 static void set_output_config(json_t *req, json_t *body, json_t *oc)
 {
-    json_t *mine;
+    json_t *client;
 
     if (!oc) {
         return;
     }
-    mine = json_object_get(req, "output_config");
-    if (json_is_object(mine)) {
-        json_object_update(oc, mine);
+    client = json_object_get(req, "output_config");
+    if (json_is_object(client)) {
+        json_object_update(oc, client);
     }
     json_object_set(body, "output_config", oc);
 }
