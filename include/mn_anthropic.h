@@ -8,6 +8,10 @@
  *   anthropic_response.c  non-streaming answers and upstream errors, and the
  *                         usage and stop-reason mapping the stream also uses
  *   anthropic_stream.c    the stream translator
+ *   anthropic_output.c    what a model takes (thinking form, effort levels,
+ *                         structured outputs), reasoning_effort mapped onto
+ *                         it, response_format (output_config.format with
+ *                         the schema rewritten, or the prompt form)
  * Pure (APR + Jansson); no httpd header. */
 #ifndef MN_ANTHROPIC_H
 #define MN_ANTHROPIC_H
@@ -30,6 +34,50 @@ json_t *mn_an_usage_to_openai(const a_usage *u);
 
 /* Anthropic stop_reason (a string or NULL) -> OpenAI finish_reason. */
 const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason);
+
+/* What a model takes, from its name (docs/wire-anthropic.md, "Models"). */
+typedef struct {
+    unsigned adaptive : 1;     /* thinking {type:adaptive} */
+    unsigned budget : 1;       /* thinking {type:enabled, budget_tokens} */
+    unsigned effort : 1;       /* output_config.effort low/medium/high */
+    unsigned effort_max : 1;   /* ... and max */
+    unsigned effort_xhigh : 1; /* ... and xhigh */
+    unsigned format : 1;       /* output_config.format (structured outputs) */
+} mn_an_caps;
+
+/* A provider's thinking= option: the model table (auto), or one form for
+ * every model (names the table cannot know: proxies, new releases). */
+enum { MN_AN_THINKING_AUTO = 0, MN_AN_THINKING_ADAPTIVE, MN_AN_THINKING_BUDGET };
+
+void mn_an_model_caps(const char *model, int thinking, mn_an_caps *caps);
+
+/* reasoning_effort for a model: thinking {type:adaptive} (adaptive set),
+ * or {type:enabled, budget_tokens: budget} (budget > 0); effort: the
+ * output_config.effort level, or NULL. */
+typedef struct {
+    int adaptive;
+    long budget;
+    const char *effort;
+} mn_an_reasoning_out;
+
+/* 0, or -1 with err (400 on reasoning_effort) for a value OpenAI lacks. */
+int mn_an_reasoning(const mn_an_caps *caps, json_t *effort, mn_an_reasoning_out *out,
+                    mn_error *err);
+
+/* A JSON Schema in the subset output_config.format takes (new reference),
+ * or NULL when it cannot be expressed (no type, type lists, too deep). */
+json_t *mn_an_strict_schema(json_t *schema);
+
+/* Sets output_config.<key> (value stolen), creating *oc on first use:
+ * output_config is sent only when something goes into it. */
+void mn_an_oc_set(json_t **oc, const char *key, json_t *value);
+
+/* response_format: json_schema as output_config.format (into *oc) on the
+ * models with structured outputs when the schema fits the subset; else
+ * (json_object, other models and schemas) one more system text block
+ * appended to `system`.  0, or -1 with err (400 naming the member). */
+int mn_an_response_format(const mn_an_caps *caps, json_t *rf, json_t *system, json_t **oc,
+                          mn_error *err);
 
 /* The vtable's entries (mn_wire). */
 int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,

@@ -47,6 +47,8 @@ typedef struct mn_provider {
     int index;                   /* position in the table (breaker slot) */
     long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
     int reasoning_content;       /* emit thinking as delta.reasoning_content */
+    int thinking_form;           /* thinking=: anthropic's form for reasoning_effort,
+                                  * MN_AN_THINKING_* (0 = auto, from the model name) */
     unsigned keep;               /* keep=: MN_KEEP_* fields passed as is (openai only) */
     apr_array_header_t *models;  /* models=: upstream names /v1/models lists; NULL = none */
     const char *conf_file;       /* where it was configured, for messages */

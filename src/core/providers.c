@@ -307,6 +307,10 @@ static void check_format_options(apr_pool_t *p, mn_provider *prov, int have_reas
         warn(p, prov, apr_psprintf(p, "max-tokens= does nothing for format=%s (it is the "
                                    "default max_tokens of format=anthropic only)", f));
     }
+    if (prov->thinking_form && prov->format != MN_FORMAT_ANTHROPIC) {
+        warn(p, prov, apr_psprintf(p, "thinking= does nothing for format=%s (anthropic "
+                                   "only)", f));
+    }
     if (have_reasoning && prov->format != MN_FORMAT_ANTHROPIC
         && prov->format != MN_FORMAT_GEMINI) {
         warn(p, prov, apr_psprintf(p, "reasoning= does nothing for format=%s (anthropic and "
@@ -361,6 +365,7 @@ static const char *parse_models(apr_pool_t *p, const char *list, apr_array_heade
 
 static const char *const format_names[] = { "openai", "anthropic", "gemini", NULL };
 static const char *const onoff_names[] = { "off", "on", NULL };
+static const char *const thinking_names[] = { "auto", "adaptive", "budget", NULL };
 
 static const char *opt_keys(apr_pool_t *p, mn_provider *prov, const mn_provider_option *o,
                             const char *val, int flags)
@@ -427,6 +432,7 @@ const mn_provider_option mn_provider_options[] = {
     { "key-header", MN_OPT_STRING, 0, 0, 0, 0, NULL, opt_key_header },
     { "keep", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keep },
     { "models", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_models },
+    { "thinking", MN_OPT_ENUM, FIELD(thinking_form), 0, 0, thinking_names, NULL },
 };
 const int mn_provider_noptions = (int)(sizeof(mn_provider_options)
                                        / sizeof(mn_provider_options[0]));

@@ -172,24 +172,39 @@ static int media_block(const char *url, const char *param, json_t **out, mn_erro
     return 0;
 }
 
+/* messages[i].<member>: 0 when it is an array to walk, 1 when there is
+ * nothing to map (absent or null), -1 with err when it is anything else. */
+static int walkable(json_t *v, size_t i, const char *member, const char *expected,
+                    mn_error *err)
+{
+    char p[128];
+
+    if (!v || json_is_null(v)) {
+        return 1;
+    }
+    if (json_is_array(v)) {
+        return 0;
+    }
+    snprintf(p, sizeof(p), "messages[%zu].%s", i, member);
+    return bad_request(err, p, expected);
+}
+
 static int user_content(conv *c, json_t *content, size_t i, mn_error *err)
 {
     char p[128];
     size_t j;
     json_t *part;
+    int rc;
 
-    if (!content || json_is_null(content)) {
-        return 0;
-    }
     if (json_is_string(content)) {
         if (json_string_length(content)) {
             conv_add(c, 1, text_block(json_string_value(content), json_string_length(content)));
         }
         return 0;
     }
-    if (!json_is_array(content)) {
-        snprintf(p, sizeof(p), "messages[%zu].content", i);
-        return bad_request(err, p, "must be a string or an array of content parts");
+    rc = walkable(content, i, "content", "must be a string or an array of content parts", err);
+    if (rc) {
+        return rc > 0 ? 0 : -1;
     }
     json_array_foreach(content, j, part) {
         const char *type = json_string_value(json_object_get(part, "type"));
@@ -254,13 +269,10 @@ static int tool_calls(conv *c, json_t *calls, size_t i, mn_error *err)
     char p[128];
     size_t k;
     json_t *tc;
+    int rc = walkable(calls, i, "tool_calls", "must be an array", err);
 
-    if (!calls || json_is_null(calls)) {
-        return 0;
-    }
-    if (!json_is_array(calls)) {
-        snprintf(p, sizeof(p), "messages[%zu].tool_calls", i);
-        return bad_request(err, p, "must be an array");
+    if (rc) {
+        return rc > 0 ? 0 : -1;
     }
     json_array_foreach(calls, k, tc) {
         json_t *fn = json_object_get(tc, "function");
@@ -593,94 +605,6 @@ static int convert_stop(json_t *stop, json_t **out, mn_error *err)
     return 0;
 }
 
-static int response_format_text(json_t *rf, json_t *system, mn_error *err)
-{
-    static const char only_json[] =
-        "Respond with a single valid JSON object and nothing else: no prose before or after "
-        "it and no Markdown code fences.";
-    const char *type;
-    json_t *schema;
-    char *dump, *text;
-    size_t len;
-
-    if (!rf || json_is_null(rf)) {
-        return 0;
-    }
-    type = json_string_value(json_object_get(rf, "type"));
-    if (!type) {
-        return bad_request(err, "response_format.type", "must be a string");
-    }
-    if (!strcmp(type, "text")) {
-        return 0;
-    }
-    if (!strcmp(type, "json_object")) {
-        json_array_append_new(system, text_block(only_json, sizeof(only_json) - 1));
-        return 0;
-    }
-    if (strcmp(type, "json_schema")) {
-        return bad_request(err, "response_format.type",
-                           "must be text, json_object or json_schema");
-    }
-    schema = json_object_get(json_object_get(rf, "json_schema"), "schema");
-    if (!json_is_object(schema)) {
-        json_array_append_new(system, text_block(only_json, sizeof(only_json) - 1));
-        return 0;
-    }
-    dump = json_dumps(schema, JSON_COMPACT);
-    if (!dump) {
-        return bad_request(err, "response_format.json_schema.schema", "cannot be serialised");
-    }
-    len = strlen(dump) + 256;
-    text = malloc(len);
-    if (!text) {
-        free(dump);
-        return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
-    }
-    snprintf(text, len, "Respond with a single valid JSON value that conforms to the following "
-             "JSON Schema, and nothing else: no prose before or after it and no Markdown code "
-             "fences.\nJSON Schema: %s", dump);
-    json_array_append_new(system, text_block(text, strlen(text)));
-    free(text);
-    free(dump);
-    return 0;
-}
-
-static int thinking_budget(json_t *effort, long *budget, mn_error *err)
-{
-    const char *e = json_string_value(effort);
-
-    *budget = 0;
-    if (!effort || json_is_null(effort)) {
-        return 0;
-    }
-    if (!e) {
-        return bad_request(err, "reasoning_effort", "must be a string");
-    }
-    if (!strcmp(e, "none")) {
-        *budget = 0;
-    }
-    else if (!strcmp(e, "minimal") || !strcmp(e, "low")) {
-        *budget = 1024;
-    }
-    else if (!strcmp(e, "medium")) {
-        *budget = 2048;
-    }
-    else if (!strcmp(e, "high")) {
-        *budget = 4096;
-    }
-    else if (!strcmp(e, "xhigh")) {
-        *budget = 8192;
-    }
-    else if (!strcmp(e, "max")) {
-        *budget = 16384;
-    }
-    else {
-        return bad_request(err, "reasoning_effort",
-                           "must be none, minimal, low, medium, high, xhigh or max");
-    }
-    return 0;
-}
-
 /* Members handled below (mapped or consumed), and OpenAI members with no
  * Anthropic analogue.  Anything else passes through. */
 static const char *const handled_keys[] = {
@@ -784,6 +708,43 @@ static void drop_thinking_without_blocks(mn_wire_ctx *ctx, json_t *body, json_t 
     }
 }
 
+/* A client-supplied thinking wins over reasoning_effort, its effort level
+ * included: the client chose the form itself. */
+static void set_reasoning(json_t *req, json_t *body, const mn_an_reasoning_out *r, json_t **oc)
+{
+    if ((!r->adaptive && !r->budget && !r->effort) || json_object_get(req, "thinking")) {
+        return;
+    }
+    if (r->adaptive) {
+        json_object_set_new(body, "thinking", json_pack("{s:s}", "type", "adaptive"));
+    }
+    else if (r->budget) {
+        json_object_set_new(body, "thinking", json_pack("{s:s,s:I}", "type", "enabled",
+                                                        "budget_tokens",
+                                                        (json_int_t)r->budget));
+    }
+    if (r->effort) {
+        mn_an_oc_set(oc, "effort", json_string(r->effort));
+    }
+}
+
+/* What we mapped into output_config, under the members of a client-supplied
+ * output_config (Anthropic's own field: the client's word wins); without
+ * mapped members the client's passes through unchanged. */
+static void set_output_config(json_t *req, json_t *body, json_t *oc)
+{
+    json_t *client;
+
+    if (!oc) {
+        return;
+    }
+    client = json_object_get(req, "output_config");
+    if (json_is_object(client)) {
+        json_object_update(oc, client);
+    }
+    json_object_set(body, "output_config", oc);
+}
+
 /* Also for a client-supplied thinking: the API rejects budget >= max_tokens. */
 static int fit_thinking(json_t *body, long max_tokens, mn_error *err)
 {
@@ -810,8 +771,19 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     /* ids the gateway encoded for Gemini go back to the plain call id */
     json_t *plain = mn_agent_plain_messages(ctx->pool, json_object_get(req, "messages"));
     json_t *msgs = plain ? plain : json_object_get(req, "messages");
-    long max_tokens = 0, budget = 0;
+    json_t *oc = NULL;
+    json_t *effort = json_object_get(req, "reasoning_effort");
+    json_t *rf = json_object_get(req, "response_format");
+    long max_tokens = 0;
+    mn_an_caps caps;
+    mn_an_reasoning_out r;
     int rc = -1;
+
+    /* the model table is read only for the fields that depend on it */
+    memset(&caps, 0, sizeof(caps));
+    if (effort || rf) {
+        mn_an_model_caps(ctx->model, ctx->provider ? ctx->provider->thinking_form : 0, &caps);
+    }
 
     c.messages = json_array();
     c.system = json_array();
@@ -821,8 +793,8 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
     json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     if (max_tokens_for(ctx, req, &max_tokens, err)
         || convert_messages(msgs, &c, err)
-        || response_format_text(json_object_get(req, "response_format"), c.system, err)
-        || thinking_budget(json_object_get(req, "reasoning_effort"), &budget, err)
+        || mn_an_response_format(&caps, rf, c.system, &oc, err)
+        || mn_an_reasoning(&caps, effort, &r, err)
         || convert_tool_choice(json_object_get(req, "tool_choice"), &tool_choice, &only, err)
         || convert_tools(json_object_get(req, "tools"), only, &tools, err)
         || convert_stop(json_object_get(req, "stop"), &stop, err)) {
@@ -849,10 +821,8 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
                               || !strcmp(json_string_value(v), "standard_only"))) {
         json_object_set(body, "service_tier", v);
     }
-    if (budget && !json_object_get(req, "thinking")) {
-        json_object_set_new(body, "thinking", json_pack("{s:s,s:I}", "type", "enabled",
-                                                        "budget_tokens", (json_int_t)budget));
-    }
+    set_reasoning(req, body, &r, &oc);
+    set_output_config(req, body, oc);
     if (ctx->stream) {
         json_object_set_new(body, "stream", json_true());
     }
@@ -862,6 +832,7 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
 
 done:
     json_decref(plain);
+    json_decref(oc);
     json_decref(c.messages);
     json_decref(c.system);
     json_decref(tools);

@@ -1,6 +1,7 @@
 /* Unit tests for src/wire/anthropic_request.c: request encoding against the
  * shared fixtures and small inline cases. */
 #include "anthropic_test.h"
+#include "mn_anthropic.h"
 
 /* ------------------------------------------------------------ request side */
 
@@ -738,6 +739,206 @@ static void test_bug_budget_tokens_overflow_rejected(void **state)
     json_decref(body);
 }
 
+/* The exact upstream body for every reasoning_effort value on each model
+ * class (docs/wire-anthropic.md, "Models"): budget thinking only; Opus 4.5
+ * (budget + effort up to high); 4.6 (adaptive, effort up to max); 4.7 and
+ * later (adaptive, effort up to xhigh and max); and the thinking= option. */
+static void test_request_effort_by_model_class(void **state)
+{
+    static const char *const efforts[] = {
+        "none", "minimal", "low", "medium", "high", "xhigh", "max"
+    };
+    static const struct {
+        const char *model;
+        int thinking;
+        const char *want[7];   /* the members after messages, per effort */
+    } cases[] = {
+        { "claude-sonnet-4-5", 0, {
+            "",
+            ",'thinking':{'type':'enabled','budget_tokens':1024}",
+            ",'thinking':{'type':'enabled','budget_tokens':1024}",
+            ",'thinking':{'type':'enabled','budget_tokens':2048}",
+            ",'thinking':{'type':'enabled','budget_tokens':4096}",
+            ",'thinking':{'type':'enabled','budget_tokens':8192}",
+            ",'thinking':{'type':'enabled','budget_tokens':16384}" } },
+        { "claude-opus-4-5-20251101", 0, {
+            "",
+            ",'thinking':{'type':'enabled','budget_tokens':1024},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'enabled','budget_tokens':1024},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'enabled','budget_tokens':2048},"
+            "'output_config':{'effort':'medium'}",
+            ",'thinking':{'type':'enabled','budget_tokens':4096},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'enabled','budget_tokens':8192},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'enabled','budget_tokens':16384},"
+            "'output_config':{'effort':'high'}" } },
+        { "claude-opus-4-6", 0, {
+            "",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'medium'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'max'}" } },
+        { "claude-opus-4-7", 0, {
+            "",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'medium'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'xhigh'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'max'}" } },
+        { "gateway-alias", MN_AN_THINKING_ADAPTIVE, {
+            "",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'low'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'medium'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'high'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'xhigh'}",
+            ",'thinking':{'type':'adaptive'},'output_config':{'effort':'max'}" } },
+        { "claude-opus-4-7", MN_AN_THINKING_BUDGET, {
+            "",
+            ",'thinking':{'type':'enabled','budget_tokens':1024}",
+            ",'thinking':{'type':'enabled','budget_tokens':1024}",
+            ",'thinking':{'type':'enabled','budget_tokens':2048}",
+            ",'thinking':{'type':'enabled','budget_tokens':4096}",
+            ",'thinking':{'type':'enabled','budget_tokens':8192}",
+            ",'thinking':{'type':'enabled','budget_tokens':16384}" } },
+    };
+    fx *f = *state;
+    char req[256], want[512];
+    size_t i, e;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        f->ctx.model = cases[i].model;
+        f->prov.thinking_form = cases[i].thinking;
+        for (e = 0; e < sizeof(efforts) / sizeof(efforts[0]); e++) {
+            json_t *body, *w;
+            snprintf(req, sizeof(req), "{'model':'p/m','max_tokens':20000,"
+                     "'reasoning_effort':'%s','messages':[{'role':'user','content':'x'}]}",
+                     efforts[e]);
+            snprintf(want, sizeof(want), "{'model':'%s','max_tokens':20000,"
+                     "'messages':[{'role':'user','content':[{'type':'text','text':'x'}]}]%s}",
+                     cases[i].model, cases[i].want[e]);
+            body = encode_ok(f, req, NULL);
+            w = jq(want);
+            if (!json_equal(body, w)) {
+                char *g = json_dumps(body, JSON_COMPACT);
+                fail_msg("%s (thinking=%d) %s:\n got: %s\nwant: %s", cases[i].model,
+                         cases[i].thinking, efforts[e], g, want);
+            }
+            json_decref(w);
+            json_decref(body);
+        }
+    }
+}
+
+/* A client's own thinking wins, effort included; a client's own
+ * output_config members win over the mapped ones and pass through alone. */
+static void test_request_client_thinking_and_output_config(void **state)
+{
+    fx *f = *state;
+    json_t *body;
+
+    f->ctx.model = "claude-opus-4-7";
+    body = encode_ok(f, "{'model':'p/m','reasoning_effort':'low','thinking':{'type':'disabled'},"
+                        "'messages':[{'role':'user','content':'x'}]}", NULL);
+    assert_json(json_object_get(body, "thinking"), "{'type':'disabled'}");
+    assert_null(json_object_get(body, "output_config"));
+    json_decref(body);
+
+    body = encode_ok(f, "{'model':'p/m','reasoning_effort':'low',"
+                        "'output_config':{'effort':'max','task_budget':{'total':9}},"
+                        "'messages':[{'role':'user','content':'x'}]}", NULL);
+    assert_json(json_object_get(body, "thinking"), "{'type':'adaptive'}");
+    assert_json(json_object_get(body, "output_config"),
+                "{'effort':'max','task_budget':{'total':9}}");
+    json_decref(body);
+
+    body = encode_ok(f, "{'model':'p/m','output_config':{'effort':'medium'},"
+                        "'messages':[{'role':'user','content':'x'}]}", NULL);
+    assert_null(json_object_get(body, "thinking"));
+    assert_json(json_object_get(body, "output_config"), "{'effort':'medium'}");
+    json_decref(body);
+}
+
+/* json_schema -> output_config.format on models with structured outputs
+ * (schema rewritten to the subset, no system text); the prompt otherwise. */
+static void test_request_structured_output(void **state)
+{
+    static const char req[] =
+        "{'model':'p/m','max_tokens':100,'messages':[{'role':'user','content':'x'}],"
+        "'response_format':{'type':'json_schema','json_schema':{'name':'p',"
+        "'schema':{'type':'object','properties':{'n':{'type':'integer','minimum':1}},"
+        "'required':['n']}}}}";
+    fx *f = *state;
+    json_t *body;
+    const char *t;
+
+    f->ctx.model = "claude-sonnet-4-5-20250929";
+    body = encode_ok(f, req, NULL);
+    assert_json(body, "{'model':'claude-sonnet-4-5-20250929','max_tokens':100,"
+                      "'messages':[{'role':'user','content':[{'type':'text','text':'x'}]}],"
+                      "'output_config':{'format':{'type':'json_schema','schema':{"
+                      "'type':'object','properties':{'n':{'type':'integer',"
+                      "'description':'{minimum: 1}'}},'additionalProperties':false,"
+                      "'required':['n']}}}}");
+    json_decref(body);
+
+    /* with effort on a 4.7 model: both members in one output_config */
+    f->ctx.model = "claude-opus-4-7";
+    body = encode_ok(f, "{'model':'p/m','reasoning_effort':'high','messages':[{'role':'user',"
+                        "'content':'x'}],'response_format':{'type':'json_schema',"
+                        "'json_schema':{'name':'p','schema':{'type':'string'}}}}", NULL);
+    assert_json(json_object_get(body, "output_config"),
+                "{'format':{'type':'json_schema','schema':{'type':'string'}},'effort':'high'}");
+    assert_null(json_object_get(body, "system"));
+    json_decref(body);
+
+    /* json_object has no native form: still the prompt, even on 4.5+ */
+    body = encode_ok(f, "{'model':'p/m','messages':[{'role':'user','content':'x'}],"
+                        "'response_format':{'type':'json_object'}}", NULL);
+    assert_null(json_object_get(body, "output_config"));
+    t = json_string_value(at(json_array_get(json_object_get(body, "system"), 0), "text", NULL));
+    assert_non_null(strstr(t, "JSON object"));
+    json_decref(body);
+
+    /* a schema outside the subset (no type): the prompt, schema embedded */
+    body = encode_ok(f, "{'model':'p/m','messages':[{'role':'user','content':'x'}],"
+                        "'response_format':{'type':'json_schema','json_schema':{'name':'p',"
+                        "'schema':{'properties':{}}}}}", NULL);
+    assert_null(json_object_get(body, "output_config"));
+    t = json_string_value(at(json_array_get(json_object_get(body, "system"), 0), "text", NULL));
+    assert_non_null(strstr(t, "JSON Schema: {\"properties\":{}}"));
+    json_decref(body);
+
+    /* models without structured outputs: unchanged (prompt form) */
+    f->ctx.model = "claude-opus-4-1";
+    body = encode_ok(f, req, NULL);
+    assert_null(json_object_get(body, "output_config"));
+    assert_int_equal(json_array_size(json_object_get(body, "system")), 1);
+    json_decref(body);
+    f->ctx.model = "some-compatible-model";
+    body = encode_ok(f, req, NULL);
+    assert_null(json_object_get(body, "output_config"));
+    assert_int_equal(json_array_size(json_object_get(body, "system")), 1);
+    json_decref(body);
+}
+
+/* No beta header is needed for any of these (all GA). */
+static void test_request_no_beta_for_new_fields(void **state)
+{
+    fx *f = *state;
+    mn_upstream_req out;
+    json_t *body;
+
+    f->ctx.model = "claude-opus-4-7";
+    body = encode_ok(f, "{'model':'p/m','reasoning_effort':'high','messages':[{'role':'user',"
+                        "'content':'x'}],'response_format':{'type':'json_schema',"
+                        "'json_schema':{'name':'p','schema':{'type':'string'}}}}", &out);
+    assert_null(apr_table_get(out.headers, "anthropic-beta"));
+    json_decref(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +967,10 @@ int main(void)
         T(test_request_reasoning_effort),
         T(test_request_dropped_and_passthrough),
         T(test_bug_budget_tokens_overflow_rejected),
+        T(test_request_effort_by_model_class),
+        T(test_request_client_thinking_and_output_config),
+        T(test_request_structured_output),
+        T(test_request_no_beta_for_new_fields),
     };
     int rc;
     apr_initialize();

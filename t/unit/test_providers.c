@@ -365,6 +365,29 @@ static void test_reasoning(void **state)
     parse_err(*state, bad, "reasoning", "yes", NULL);
 }
 
+/* thinking=: the Anthropic thinking form for reasoning_effort (0 = from the
+ * model name); other formats get a warning, not an error. */
+static void test_thinking_option(void **state)
+{
+    const char *dflt[] = { "x", "https://h", "format=anthropic", NULL };
+    const char *ad[] = { "x", "https://h", "format=anthropic", "thinking=adaptive", NULL };
+    const char *bu[] = { "x", "https://h", "format=anthropic", "thinking=budget", NULL };
+    const char *au[] = { "x", "https://h", "format=anthropic", "thinking=auto", NULL };
+    const char *oa[] = { "x", "https://h", "thinking=budget", NULL };
+    const char *bad[] = { "x", "https://h", "format=anthropic", "thinking=on", NULL };
+    mn_provider *prov;
+
+    assert_int_equal(parse_ok(*state, dflt)->thinking_form, 0);
+    assert_int_equal(parse_ok(*state, ad)->thinking_form, 1);
+    assert_int_equal(parse_ok(*state, bu)->thinking_form, 2);
+    assert_int_equal(parse_ok(*state, au)->thinking_form, 0);
+    prov = parse_ok(*state, oa);
+    assert_non_null(prov->warnings);
+    assert_non_null(strstr(APR_ARRAY_IDX(prov->warnings, 0, const char *),
+                           "thinking= does nothing for format=openai"));
+    parse_err(*state, bad, "thinking", "on", NULL);
+}
+
 static void test_all_options(void **state)
 {
     const char *argv[] = { "claude", "https://api.anthropic.com/v1/", "format=anthropic",
@@ -923,7 +946,7 @@ static void test_options_unknown_lists_table(void **state)
     assert_string_equal(known, "format, key-env, key-file, timeout, connect-timeout, "
                         "first-byte-timeout, idle-timeout, total-timeout, retries, "
                         "breaker-failures, breaker-cooldown, max-tokens, reasoning, key-header, "
-                        "keep, models");
+                        "keep, models, thinking");
     assert_non_null(strstr(err, apr_pstrcat(p, "(known: ", known, ")", NULL)));
     for (i = 0; i < mn_provider_noptions; i++) {
         const char *hit = strstr(at, mn_provider_options[i].name);
@@ -1049,6 +1072,7 @@ int main(void)
         T(test_timeout_rounds_to_zero),
         T(test_max_tokens),
         T(test_reasoning),
+        T(test_thinking_option),
         T(test_all_options),
         T(test_unknown_option),
         T(test_bad_name),
