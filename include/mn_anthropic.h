@@ -43,6 +43,8 @@ typedef struct {
     unsigned effort_max : 1;   /* ... and max */
     unsigned effort_xhigh : 1; /* ... and xhigh */
     unsigned format : 1;       /* output_config.format (structured outputs) */
+    unsigned no_sampling : 1;  /* temperature, top_p, top_k are a 400 (4.7 and later) */
+    unsigned one_sampler : 1;  /* temperature and top_p together are a 400 (4.1, 4.5, 4.6) */
 } mn_an_caps;
 
 /* A provider's thinking= option: the model table (auto), or one form for

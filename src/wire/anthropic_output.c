@@ -58,6 +58,8 @@ void mn_an_model_caps(const char *model, int thinking, mn_an_caps *c)
         c->budget = v < 47;
         c->effort_max = v >= 46;
         c->effort_xhigh = v >= 47;
+        c->no_sampling = v >= 47;
+        c->one_sampler = v >= 41 && v < 47;
     }
     else if (model && strstr(model, "claude-mythos-preview")) {
         /* Mythos Preview: both thinking forms, effort up to max (not xhigh) */

@@ -643,19 +643,44 @@ static int max_tokens_for(mn_wire_ctx *ctx, json_t *req, long *max_tokens, mn_er
     return 0;
 }
 
-static void set_sampling(json_t *req, json_t *body)
+/* Joins name to what this target had to leave out (maniac-dropped). */
+static void note_dropped(mn_wire_ctx *ctx, const char *name)
+{
+    ctx->dropped = ctx->dropped ? apr_pstrcat(ctx->pool, ctx->dropped, ",", name, NULL) : name;
+}
+
+static int has_value(json_t *req, const char *key)
+{
+    json_t *v = json_object_get(req, key);
+    return v && !json_is_null(v);
+}
+
+/* OpenAI SDKs and frameworks send temperature and top_p by habit; the
+ * newest Claude models answer either with a 400 (4.7 and later take no
+ * sampling parameters at all, 4.1 to 4.6 only one of the two), so what the
+ * model refuses is left out and noted instead of failing the turn. */
+static void set_sampling(mn_wire_ctx *ctx, json_t *req, json_t *body, const mn_an_caps *caps)
 {
     json_t *v = json_object_get(req, "temperature");
+    int no_top_p = caps->no_sampling || (caps->one_sampler && has_value(req, "temperature"));
 
-    if (json_is_number(v) && json_number_value(v) > 1.0) {
+    if (caps->no_sampling && has_value(req, "temperature")) {
+        note_dropped(ctx, "temperature");
+    }
+    else if (json_is_number(v) && json_number_value(v) > 1.0) {
         json_object_set_new(body, "temperature", json_real(1.0));
     }
     else if (v && !json_is_null(v)) {
         json_object_set(body, "temperature", v);
     }
-    v = json_object_get(req, "top_p");
-    if (v && !json_is_null(v)) {
-        json_object_set(body, "top_p", v);
+    if (!has_value(req, "top_p")) {
+        return;
+    }
+    if (no_top_p) {
+        note_dropped(ctx, "top_p");
+    }
+    else {
+        json_object_set(body, "top_p", json_object_get(req, "top_p"));
     }
 }
 
@@ -704,7 +729,7 @@ static void drop_thinking_without_blocks(mn_wire_ctx *ctx, json_t *body, json_t 
     const char *tt = json_string_value(json_object_get(json_object_get(body, "thinking"), "type"));
     if (tt && strcmp(tt, "disabled") && mn_agent_thinking_missing(msgs)) {
         json_object_del(body, "thinking");
-        ctx->dropped = "thinking";
+        note_dropped(ctx, "thinking");
     }
 }
 
@@ -781,7 +806,8 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
 
     /* the model table is read only for the fields that depend on it */
     memset(&caps, 0, sizeof(caps));
-    if (effort || rf) {
+    if (effort || rf || has_value(req, "temperature") || has_value(req, "top_p")
+        || has_value(req, "top_k")) {
         mn_an_model_caps(ctx->model, ctx->provider ? ctx->provider->thinking_form : 0, &caps);
     }
 
@@ -806,7 +832,7 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
         json_object_set(body, "system", c.system);
     }
     json_object_set(body, "messages", c.messages);
-    set_sampling(req, body);
+    set_sampling(ctx, req, body, &caps);
     if (stop) {
         json_object_set_new(body, "stop_sequences", stop);
         stop = NULL;
@@ -827,6 +853,10 @@ static int build_body(mn_wire_ctx *ctx, json_t *req, json_t *body, mn_error *err
         json_object_set_new(body, "stream", json_true());
     }
     pass_through(req, body);
+    if (caps.no_sampling && json_object_get(body, "top_k")) {
+        json_object_del(body, "top_k");
+        note_dropped(ctx, "top_k");
+    }
     drop_thinking_without_blocks(ctx, body, msgs);
     rc = fit_thinking(body, max_tokens, err);
 

@@ -98,6 +98,9 @@ test('the mock refuses what the API refuses (so the tests below can fail)', () =
     [{ model: 'claude-opus-4-7', output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: {} } } } }, /additionalProperties/],
     [{ model: 'claude-opus-4-7', output_config: { format: { type: 'json_schema', schema: { type: 'integer', minimum: 1 } } } }, /'minimum' is not supported/],
     [{ model: 'claude-opus-4-7', output_format: { type: 'json_schema', schema: {} } }, /output_format: Extra inputs/],
+    [{ model: 'claude-opus-4-7', temperature: 0.2 }, /`temperature` is deprecated/],
+    [{ model: 'claude-opus-4-8', top_k: 5 }, /`top_k` is deprecated/],
+    [{ model: 'claude-sonnet-4-5', temperature: 0.2, top_p: 0.9 }, /cannot both be specified/],
   ];
   for (const [req, re] of bad) assert.match(checkRequest({ ...base, ...req }) ?? 'accepted', re, JSON.stringify(req));
   const good = [
@@ -105,6 +108,8 @@ test('the mock refuses what the API refuses (so the tests below can fail)', () =
     { model: 'claude-opus-4-6', thinking: { type: 'enabled', budget_tokens: 1024 } },
     { model: 'claude-opus-4-5', thinking: { type: 'enabled', budget_tokens: 1024 }, output_config: { effort: 'high' } },
     { model: 'claude-sonnet-4-5', output_config: { format: { type: 'json_schema', schema: { type: 'object', properties: {}, additionalProperties: false } } } },
+    { model: 'claude-sonnet-4-6', top_p: 0.9 },
+    { model: 'claude-3-5-sonnet-20241022', temperature: 0.2, top_p: 0.9, top_k: 5 },
   ];
   for (const req of good) assert.equal(checkRequest({ ...base, ...req }), null, JSON.stringify(req));
 });
@@ -251,5 +256,40 @@ test('Responses API (SDK): reasoning.effort and text.format json_schema reach Cl
   assert.deepEqual(up.thinking, { type: 'adaptive' });
   assert.equal(up.output_config.effort, 'medium');
   assert.equal(up.output_config.format.schema.additionalProperties, false);
+  assert.deepEqual(rules.rejections, []);
+});
+
+// ------------------------------------------------------------ sampling
+
+test('temperature/top_p/top_k the model refuses are left out and listed in maniac-dropped, streaming and not', async () => {
+  const cases = [
+    ['claude-opus-4-7', { temperature: 0.3, top_p: 0.9, top_k: 5 }, {}, 'temperature,top_p,top_k'],
+    ['claude-sonnet-4-5', { temperature: 0.3, top_p: 0.9 }, { temperature: 0.3 }, 'top_p'],
+    ['claude-sonnet-4-6', { top_p: 0.9 }, { top_p: 0.9 }, null],
+    ['claude-3-5-haiku-20241022', { temperature: 0.3, top_p: 0.9 }, { temperature: 0.3, top_p: 0.9 }, null],
+  ];
+  for (const [model, sampling, kept, dropped] of cases) {
+    for (const stream of [false, true]) {
+      const id = tid(`sampling-${stream}`);
+      const body = { model: `ant/${model}`, messages: MSGS, ...sampling };
+      let text;
+      if (stream) {
+        text = (await streamed(body, `sampling-${model}`)).text;
+      }
+      else {
+        const r = await client.chat.completions.create(body, { headers: { 'x-test-id': id } });
+        text = r.choices[0].message.content;
+      }
+      assert.equal(text, `Answer ${rules.served} from ${model}.`, `${model} stream=${stream}`);
+      const up = last();
+      const got = {};
+      for (const k of ['temperature', 'top_p', 'top_k']) if (k in up) got[k] = up[k];
+      assert.deepEqual(got, kept, `${model} stream=${stream}: upstream sampling`);
+      if (!stream) {
+        const log = await gw.logFor(id);
+        assert.equal(log.dropped, dropped, `${model}: maniac-dropped`);
+      }
+    }
+  }
   assert.deepEqual(rules.rejections, []);
 });

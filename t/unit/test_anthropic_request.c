@@ -482,6 +482,61 @@ static void test_request_sampling(void **state)
     json_decref(body);
 }
 
+/* What the newest models refuse is left out and noted, the rest kept. */
+static void test_request_sampling_by_model(void **state)
+{
+    static const struct {
+        const char *model, *sampling, *want, *dropped;
+    } cases[] = {
+        { "claude-3-5-sonnet-20241022", "'temperature':0.2,'top_p':0.9",
+          "{'temperature':0.2,'top_p':0.9}", NULL },
+        { "claude-sonnet-4-5", "'temperature':0.2,'top_p':0.9", "{'temperature':0.2}", "top_p" },
+        { "claude-opus-4-1", "'temperature':0.2,'top_p':0.9", "{'temperature':0.2}", "top_p" },
+        { "claude-sonnet-4-6", "'top_p':0.9", "{'top_p':0.9}", NULL },
+        { "claude-sonnet-4-6", "'temperature':null,'top_p':0.9", "{'top_p':0.9}", NULL },
+        { "claude-opus-4-7", "'temperature':0.2,'top_p':0.9,'top_k':5", "{}",
+          "temperature,top_p,top_k" },
+        { "claude-opus-4-7", "'top_k':5", "{}", "top_k" },
+        { "claude-opus-4-7", "'max_tokens':9", "{}", NULL },
+        { "gpt-4o", "'temperature':0.2,'top_p':0.9,'top_k':5",
+          "{'temperature':0.2,'top_p':0.9,'top_k':5}", NULL },
+    };
+    fx *f = *state;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[256];
+        json_t *body, *got = json_object();
+        json_t *want = jq(cases[i].want);
+        const char *k;
+        snprintf(req, sizeof(req), "{'model':'a/b',%s,'messages':[{'role':'user','content':'x'}]}",
+                 cases[i].sampling);
+        f->ctx.model = cases[i].model;
+        f->ctx.dropped = NULL;
+        body = encode_ok(f, req, NULL);
+        for (k = "temperature"; k; k = !strcmp(k, "temperature") ? "top_p"
+                                      : !strcmp(k, "top_p") ? "top_k" : NULL) {
+            if (json_object_get(body, k)) {
+                json_object_set(got, k, json_object_get(body, k));
+            }
+        }
+        if (!json_equal(got, want)) {
+            fail_msg("%s %s: got %s", cases[i].model, cases[i].sampling,
+                     json_dumps(got, JSON_COMPACT));
+        }
+        if (cases[i].dropped) {
+            assert_non_null(f->ctx.dropped);
+            assert_string_equal(f->ctx.dropped, cases[i].dropped);
+        }
+        else {
+            assert_null(f->ctx.dropped);
+        }
+        json_decref(want);
+        json_decref(got);
+        json_decref(body);
+    }
+}
+
 static void test_request_user_metadata(void **state)
 {
     fx *f = *state;
@@ -966,6 +1021,7 @@ int main(void)
         T(test_request_response_format),
         T(test_request_reasoning_effort),
         T(test_request_dropped_and_passthrough),
+        T(test_request_sampling_by_model),
         T(test_bug_budget_tokens_overflow_rejected),
         T(test_request_effort_by_model_class),
         T(test_request_client_thinking_and_output_config),

@@ -12,6 +12,8 @@
 //   (objects with additionalProperties false, no numeric/string/array
 //   constraints beyond minItems 0/1).
 // - the beta key `output_format` is refused: the GA field is output_config.
+// - sampling: temperature, top_p and top_k are a 400 on 4.7 and later;
+//   temperature together with top_p a 400 on 4.1 to 4.6.
 //
 // The model table is the one in docs/wire-anthropic.md ("Models"), written
 // again here from the same sources so the C side cannot grade itself.
@@ -83,10 +85,25 @@ function schemaProblem(s, where = 'output_config.format.schema') {
 }
 
 /** The first rule of the Messages API this request breaks, or null. */
+/** 'none' (no sampling parameter), 'one' (temperature or top_p), or 'any'. */
+export function samplingRule(model) {
+  const m = /claude-(?:[a-z]+-)?(\d{1,2})(?:[-.](\d{1,2})(?![0-9]))?/.exec(model);
+  if (!m) return 'any';
+  const v = Number(m[1]) * 10 + Math.min(Number(m[2] ?? 0), 9);
+  return v >= 47 ? 'none' : v >= 41 ? 'one' : 'any';
+}
+
 export function checkRequest(req) {
   const model = req.model;
   const rules = modelRules(model);
   if ('output_format' in req) return 'output_format: Extra inputs are not permitted';
+  const sampling = samplingRule(model);
+  for (const k of ['temperature', 'top_p', 'top_k']) {
+    if (sampling === 'none' && k in req) return `\`${k}\` is deprecated for this model.`;
+  }
+  if (sampling === 'one' && 'temperature' in req && 'top_p' in req) {
+    return '`temperature` and `top_p` cannot both be specified for this model. Please use only one.';
+  }
   const t = req.thinking;
   if (t !== undefined) {
     if (!t || typeof t !== 'object') return 'thinking: Input should be an object';
