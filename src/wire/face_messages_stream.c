@@ -34,14 +34,16 @@
 
 int mn_fm_fast_paths = 1;
 
-/* What the chunk hot path (chunk_fast) looks at. */
-enum { FK_PROVIDER, FK_ERROR, FK_USAGE, FK_FINISH, FK_RC, FK_R, FK_CONTENT, FK_TC, FK_TC_N,
-       FK_TC_INDEX, FK_TC_ARGS, FK_N };
-static const char *const fast_texts[FK_N] = {
-    "provider", "error", "usage", "choices[0].finish_reason",
-    "choices[0].delta.reasoning_content", "choices[0].delta.reasoning",
-    "choices[0].delta.content", "choices[0].delta.tool_calls", "choices[0].delta.tool_calls[*]",
-    "choices[0].delta.tool_calls[0].index", "choices[0].delta.tool_calls[0].function.arguments"
+/* What the chunk hot path (chunk_fast) looks at: in the chunk, in its
+ * choices[0].delta, in that delta's tool_calls.  Three short scans cost
+ * less than one with every path live at the top level. */
+enum { FT_PROVIDER, FT_ERROR, FT_USAGE, FT_FINISH, FT_DELTA, FT_N };
+enum { FD_RC, FD_R, FD_CONTENT, FD_TC, FD_N };
+enum { FC_N, FC_INDEX, FC_ARGS, FC_ALL };
+static const char *const fast_texts[FT_N + FD_N + FC_ALL] = {
+    "provider", "error", "usage", "choices[0].finish_reason", "choices[0].delta",
+    "reasoning_content", "reasoning", "content", "tool_calls",
+    "[*]", "[0].index", "[0].function.arguments"
 };
 
 enum { OPEN_NONE = 0, OPEN_TEXT, OPEN_THINKING, OPEN_TOOL };
@@ -65,7 +67,7 @@ struct mn_fm_stream {
      * (empty: no member); -1 in provider_json_len: not computed yet */
     char provider_json[800];
     long provider_json_len;
-    mn_jpath fast[FK_N];
+    mn_jpath fast[FT_N + FD_N + FC_ALL];
 };
 
 static void set_provider(mn_fm_stream *s, const char *p)
@@ -320,6 +322,30 @@ static const char *provider_json(mn_fm_stream *s, size_t *len)
     return s->provider_json;
 }
 
+/* Bytes gathered for one write downstream (each write into the client's
+ * brigade costs more than a copy); what does not fit goes out as it is. */
+typedef struct {
+    mn_sink *out;
+    size_t n;
+    char b[1024];
+} gather;
+
+static void put(gather *g, const char *p, size_t len)
+{
+    if (g->n + len > sizeof(g->b)) {
+        if (g->n) {
+            g->out->write(g->out->baton, g->b, g->n);
+            g->n = 0;
+        }
+        if (len > sizeof(g->b)) {
+            g->out->write(g->out->baton, p, len);
+            return;
+        }
+    }
+    memcpy(g->b + g->n, p, len);
+    g->n += len;
+}
+
 /* What block_delta writes, with the string copied as it is. */
 static void delta_raw(mn_fm_stream *s, int index, int kind, const mn_jspan *str)
 {
@@ -330,25 +356,34 @@ static void delta_raw(mn_fm_stream *s, int index, int kind, const mn_jspan *str)
         ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":",
         ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
     };
-    mn_sink *out = s->down;
+    gather g;
     char num[16];
-    int n = snprintf(num, sizeof(num), "%d", index);
-    size_t plen;
+    size_t n = sizeof(num), plen;
+    unsigned v = (unsigned)index;   /* block indexes are never negative */
     const char *prov = provider_json(s, &plen);
 
-    out->write(out->baton, head, sizeof(head) - 1);
-    out->write(out->baton, num, (size_t)n);
-    out->write(out->baton, mid[kind], strlen(mid[kind]));
-    out->write(out->baton, str->p, str->len);
+    g.out = s->down;
+    g.n = 0;
+    put(&g, head, sizeof(head) - 1);
+    do {
+        num[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(&g, num + n, sizeof(num) - n);
+    put(&g, mid[kind], strlen(mid[kind]));
+    put(&g, str->p, str->len);
     if (plen) {
-        out->write(out->baton, "},\"provider\":", 13);
-        out->write(out->baton, prov, plen);
-        out->write(out->baton, "}\n\n", 3);
+        put(&g, "},\"provider\":", 13);
+        put(&g, prov, plen);
+        put(&g, "}\n\n", 3);
     }
     else {
-        out->write(out->baton, "}}\n\n", 4);
+        put(&g, "}}\n\n", 4);
     }
-    out->frame_end(out->baton);
+    if (g.n) {
+        s->down->write(s->down->baton, g.b, g.n);
+    }
+    s->down->frame_end(s->down->baton);
 }
 
 /* on_text with the text as a span */
@@ -398,36 +433,47 @@ static int tool_index(const mn_jspan *sp)
  * written; the tree path takes it. */
 static int chunk_fast(mn_fm_stream *s, const char *f, size_t len)
 {
-    mn_jspan sp[FK_N];
+    mn_jspan top[FT_N], d[FD_N], tc[FC_ALL];
     const mn_jspan *think;
     size_t i = 0;
-    int tool = -1;
+    int tool = -1, k;
 
     while (i < len && (f[i] == ' ' || f[i] == '\t' || f[i] == '\r' || f[i] == '\n')) {
         i++;
     }
-    if (i == len || f[i] != '{' || mn_jscan(f, len, s->fast, FK_N, sp)
-        || sp[FK_ERROR].type == MN_JT_OBJECT || sp[FK_USAGE].type == MN_JT_OBJECT
-        || sp[FK_FINISH].type == MN_JT_STRING || !provider_same(s, &sp[FK_PROVIDER])) {
+    if (i == len || f[i] != '{' || mn_jscan(f, len, s->fast, FT_N, top)
+        || top[FT_ERROR].type == MN_JT_OBJECT || top[FT_USAGE].type == MN_JT_OBJECT
+        || top[FT_FINISH].type == MN_JT_STRING || !provider_same(s, &top[FT_PROVIDER])) {
         return 0;
     }
-    think = sp[FK_RC].type == MN_JT_STRING ? &sp[FK_RC] : &sp[FK_R];
-    if (!copyable(think) || !copyable(&sp[FK_CONTENT])) {
+    /* a member of a valid text is a valid text when it is a container */
+    for (k = 0; k < FD_N; k++) {
+        d[k].type = MN_JT_NONE;
+    }
+    if (top[FT_DELTA].type == MN_JT_OBJECT
+        && mn_jscan(top[FT_DELTA].p, top[FT_DELTA].len, s->fast + FT_N, FD_N, d)) {
         return 0;
     }
-    if (sp[FK_TC].type == MN_JT_ARRAY && sp[FK_TC_N].count) {
-        if (sp[FK_TC_N].count != 1) {
+    think = d[FD_RC].type == MN_JT_STRING ? &d[FD_RC] : &d[FD_R];
+    if (!copyable(think) || !copyable(&d[FD_CONTENT])) {
+        return 0;
+    }
+    if (d[FD_TC].type == MN_JT_ARRAY) {
+        if (mn_jscan(d[FD_TC].p, d[FD_TC].len, s->fast + FT_N + FD_N, FC_ALL, tc)
+            || tc[FC_N].count > 1) {
             return 0;
         }
-        tool = tool_index(&sp[FK_TC_INDEX]);
-        if (tool >= 0 && (s->tool_block[tool] < 0 || !copyable(&sp[FK_TC_ARGS]))) {
+        if (tc[FC_N].count) {
+            tool = tool_index(&tc[FC_INDEX]);
+        }
+        if (tool >= 0 && (s->tool_block[tool] < 0 || !copyable(&tc[FC_ARGS]))) {
             return 0;   /* a new call's block opens on the tree path */
         }
     }
     text_raw(s, OPEN_THINKING, think);
-    text_raw(s, OPEN_TEXT, &sp[FK_CONTENT]);
-    if (tool >= 0 && has_text(&sp[FK_TC_ARGS])) {
-        delta_raw(s, s->tool_block[tool], OPEN_TOOL, &sp[FK_TC_ARGS]);
+    text_raw(s, OPEN_TEXT, &d[FD_CONTENT]);
+    if (tool >= 0 && has_text(&tc[FC_ARGS])) {
+        delta_raw(s, s->tool_block[tool], OPEN_TOOL, &tc[FC_ARGS]);
     }
     return 1;
 }
@@ -518,7 +564,7 @@ mn_fm_stream *mn_fm_stream_create(mn_sink *down, size_t max_frame)
     for (i = 0; i < MAX_TOOLS; i++) {
         s->tool_block[i] = -1;
     }
-    for (i = 0; i < FK_N; i++) {
+    for (i = 0; i < FT_N + FD_N + FC_ALL; i++) {
         mn_jpath_compile(&s->fast[i], fast_texts[i]);
     }
     s->provider_json_len = -1;
