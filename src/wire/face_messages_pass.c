@@ -209,18 +209,18 @@ static int type_read(const char *t, size_t n)
  * takes it (nothing written). */
 static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
 {
-    mn_jspan sp;
+    mn_jspan sp[1];
     size_t i = 0, n;
 
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
-    if (i == len || data[i] != '{' || mn_jscan(data, len, &st->type_path, 1, &sp)
-        || sp.type != MN_JT_STRING) {
+    if (i == len || data[i] != '{' || mn_jscan(data, len, &st->type_path, 1, sp)
+        || sp->type != MN_JT_STRING) {
         return 0;
     }
-    n = sp.len - 2;
-    if (n >= 64 || memchr(sp.p + 1, '\\', n) || type_read(sp.p + 1, n)) {
+    n = sp->len - 2;
+    if (n >= 64 || memchr(sp->p + 1, '\\', n) || type_read(sp->p + 1, n)) {
         return 0;   /* escaped or long names: the tree path decodes them */
     }
     if (!st->quoted_ok || st->quoted_for != st->b.ctx->provider_name) {
@@ -231,7 +231,7 @@ static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
         st->quoted_ok = 1;
     }
     out->write(out->baton, "event: ", 7);
-    out->write(out->baton, sp.p + 1, n);
+    out->write(out->baton, sp->p + 1, n);
     out->write(out->baton, "\ndata: ", 7);
     write_with_quoted(out, st->quoted ? st->quoted : "\"\"", st->quoted ? st->quoted_len : 2,
                       data + i, len - i);

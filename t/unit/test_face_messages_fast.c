@@ -410,7 +410,7 @@ static void test_translator_mutations(void **state)
         CHUNK("{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"k\\\":1}\"}}]}"),
     };
     static const char subst[] = "\"\\{}[],:0-1.eu \x01\xc3\x80nt";
-    size_t k, i, j, step = mn_t_quick() ? 7 : 1;
+    size_t k, i, j, step = mn_t_quick() ? 17 : 1;
     char buf[512];
     (void)state;
 
@@ -501,7 +501,7 @@ static void test_passthrough_mutations(void **state)
         "{\"type\":\"ping\"}",
     };
     static const char subst[] = "\"\\{}[],:0-1.eu \x01\xc3";
-    size_t k, i, j, step = mn_t_quick() ? 5 : 1;
+    size_t k, i, j, step = mn_t_quick() ? 11 : 1;
     char buf[512];
     (void)state;
 
