@@ -67,6 +67,13 @@ void mn_fm_stream_finish(mn_fm_stream *s, const mn_error *cause, const char *pro
 int mn_fm_stream_ended(const mn_fm_stream *s);
 void mn_fm_stream_destroy(mn_fm_stream *s);
 
+/* 1 (the default): the common stream frames of both Messages stream paths
+ * (the translator above and the passthrough wire below) take a hot path
+ * that reads them with mn_jscan and writes the same bytes the Jansson path
+ * would; 0 sends every frame through Jansson (the differential tests
+ * compare the two). */
+extern int mn_fm_fast_paths;
+
 /* Shared by the face's files: finish_reason -> stop_reason, and counts ->
  * Anthropic's usage object (new reference). */
 const char *mn_fm_stop_reason(const char *finish_reason);

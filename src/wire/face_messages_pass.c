@@ -17,6 +17,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_face_messages.h"
+#include "mn_jscan.h"
 
 #define DEFAULT_VERSION "2023-06-01"
 
@@ -92,18 +93,15 @@ static void usage_merge(mn_usage *u, json_t *usage, long *in, long *cw, long *cr
     u->total_tokens = mn_usage_add(u->prompt_tokens, u->completion_tokens);
 }
 
-/* data with "provider" as the first member; data starts with '{' */
-static void write_with_provider(mn_sink *out, const char *name, const char *data,
-                                size_t len)
+/* data with "provider" (quoted: its JSON value) as the first member; data
+ * starts with '{' */
+static void write_with_quoted(mn_sink *out, const char *quoted, size_t qlen, const char *data,
+                              size_t len)
 {
-    json_t *p = json_string(name ? name : "");
-    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
     size_t i = 1;
 
-    json_decref(p);
     out->write(out->baton, "{\"provider\":", 12);
-    out->write(out->baton, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2);
-    free(quoted);
+    out->write(out->baton, quoted, qlen);
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
@@ -111,6 +109,22 @@ static void write_with_provider(mn_sink *out, const char *name, const char *data
         out->write(out->baton, ",", 1);
     }
     out->write(out->baton, data + i, len - i);
+}
+
+/* name as the JSON value write_with_quoted takes (malloc'd; NULL: none) */
+static char *quote_provider(const char *name)
+{
+    json_t *p = json_string(name ? name : "");
+    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
+    json_decref(p);
+    return quoted;
+}
+
+static void write_with_provider(mn_sink *out, const char *name, const char *data, size_t len)
+{
+    char *quoted = quote_provider(name);
+    write_with_quoted(out, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2, data, len);
+    free(quoted);
 }
 
 static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
@@ -164,6 +178,11 @@ static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, si
 struct mn_stream {
     mn_stream_base b;
     long in, cw, cr;
+    mn_jpath type_path;        /* compiled once per stream */
+    const char *quoted_for;    /* the provider name quoted is for */
+    char *quoted;              /* its JSON value, once per stream */
+    size_t quoted_len;
+    int quoted_ok;
 };
 
 static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
@@ -171,8 +190,54 @@ static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
     mn_stream *st = calloc(1, sizeof(*st));
     if (st) {
         st->b.ctx = ctx;
+        mn_jpath_compile(&st->type_path, "type");
     }
     return st;
+}
+
+/* Is the type (bytes between the quotes) one pass_feed reads? */
+static int type_read(const char *t, size_t n)
+{
+    return (n == 13 && (!memcmp(t, "message_start", 13) || !memcmp(t, "message_delta", 13)))
+           || (n == 12 && !memcmp(t, "message_stop", 12)) || (n == 5 && !memcmp(t, "error", 5));
+}
+
+/* The events pass_feed only forwards (deltas, block starts and stops,
+ * pings: every type but the four it reads), validated by mn_jscan (as
+ * strictly as json_loadb) and written as the Jansson path writes them: the
+ * upstream's bytes with "provider" put first, no tree.  0: the tree path
+ * takes it (nothing written). */
+static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+{
+    mn_jspan sp[1];
+    size_t i = 0, n;
+
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
+        i++;
+    }
+    if (i == len || data[i] != '{' || mn_jscan(data, len, &st->type_path, 1, sp)
+        || sp->type != MN_JT_STRING) {
+        return 0;
+    }
+    n = sp->len - 2;
+    if (n >= 64 || memchr(sp->p + 1, '\\', n) || type_read(sp->p + 1, n)) {
+        return 0;   /* escaped or long names: the tree path decodes them */
+    }
+    if (!st->quoted_ok || st->quoted_for != st->b.ctx->provider_name) {
+        free(st->quoted);
+        st->quoted = quote_provider(st->b.ctx->provider_name);
+        st->quoted_len = st->quoted ? strlen(st->quoted) : 0;
+        st->quoted_for = st->b.ctx->provider_name;
+        st->quoted_ok = 1;
+    }
+    out->write(out->baton, "event: ", 7);
+    out->write(out->baton, sp->p + 1, n);
+    out->write(out->baton, "\ndata: ", 7);
+    write_with_quoted(out, st->quoted ? st->quoted : "\"\"", st->quoted ? st->quoted_len : 2,
+                      data + i, len - i);
+    out->write(out->baton, "\n\n", 2);
+    out->frame_end(out->baton);
+    return 1;
 }
 
 static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
@@ -191,6 +256,9 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
     char name[64];
 
     if (st->b.status != MN_STREAM_MORE || kind != MN_SSE_EVENT) {
+        return st->b.status;
+    }
+    if (mn_fm_fast_paths && pass_fast(st, data, len, out)) {
         return st->b.status;
     }
     ev = json_loadb(data, len, 0, NULL);
@@ -260,7 +328,10 @@ static mn_stream_status pass_end(mn_stream *st, const mn_error *cause, mn_sink *
 
 static void pass_destroy(mn_stream *st)
 {
-    free(st);
+    if (st) {
+        free(st->quoted);
+        free(st);
+    }
 }
 
 const mn_wire mn_wire_anthropic_passthrough = {

@@ -28,8 +28,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include "mn_face_messages.h"
+#include "mn_jscan.h"
 
 #define MAX_TOOLS 64
+
+int mn_fm_fast_paths = 1;
+
+/* What the chunk hot path (chunk_fast) looks at: in the chunk, in its
+ * choices[0].delta, in that delta's tool_calls.  Three short scans cost
+ * less than one with every path live at the top level. */
+enum { FT_PROVIDER, FT_ERROR, FT_USAGE, FT_FINISH, FT_DELTA, FT_N };
+enum { FD_RC, FD_R, FD_CONTENT, FD_TC, FD_N };
+enum { FC_N, FC_INDEX, FC_ARGS, FC_ALL };
+static const char *const fast_texts[FT_N + FD_N + FC_ALL] = {
+    "provider", "error", "usage", "choices[0].finish_reason", "choices[0].delta",
+    "reasoning_content", "reasoning", "content", "tool_calls",
+    "[*]", "[0].index", "[0].function.arguments"
+};
 
 enum { OPEN_NONE = 0, OPEN_TEXT, OPEN_THINKING, OPEN_TOOL };
 
@@ -48,7 +63,18 @@ struct mn_fm_stream {
     const char *stop_reason;
     mn_usage usage;
     char provider[128];
+    /* provider as the "provider" member's JSON value, as emit() writes it
+     * (empty: no member); -1 in provider_json_len: not computed yet */
+    char provider_json[800];
+    long provider_json_len;
+    mn_jpath fast[FT_N + FD_N + FC_ALL];
 };
+
+static void set_provider(mn_fm_stream *s, const char *p)
+{
+    snprintf(s->provider, sizeof(s->provider), "%s", p);
+    s->provider_json_len = -1;
+}
 
 static void emit(mn_fm_stream *s, const char *type, json_t *data)
 {
@@ -211,8 +237,245 @@ static void take_provider(mn_fm_stream *s, json_t *frame)
 {
     const char *p = json_string_value(json_object_get(frame, "provider"));
     if (p) {
-        snprintf(s->provider, sizeof(s->provider), "%s", p);
+        set_provider(s, p);
     }
+}
+
+/* ---------------------------------------------------------------- hot path */
+
+/* Is this JSON string (quotes included, already validated by mn_jscan)
+ * written exactly as Jansson's dump writes its value?  Then copying it is
+ * the same as decoding and encoding it again.  Jansson escapes only `"`,
+ * `\` and the bytes below 0x20: \b \f \n \r \t, the others as \u00XX in
+ * capitals; `/` and non-ASCII stay as they are. */
+static int canonical_string(const char *p, size_t len)
+{
+    const char *e = p + len - 1, *q = p + 1;
+    int v;
+
+    while ((q = memchr(q, '\\', (size_t)(e - q))) != NULL) {
+        switch (q[1]) {
+        case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+            q += 2;
+            break;
+        case 'u':
+            if (q[2] != '0' || q[3] != '0' || (q[4] != '0' && q[4] != '1')) {
+                return 0;
+            }
+            if (q[5] >= '0' && q[5] <= '9') {
+                v = q[5] - '0';
+            }
+            else if (q[5] >= 'A' && q[5] <= 'F') {
+                v = q[5] - 'A' + 10;
+            }
+            else {
+                return 0;
+            }
+            v += (q[4] - '0') * 16;
+            if (v == '\b' || v == '\t' || v == '\n' || v == '\f' || v == '\r') {
+                return 0;
+            }
+            q += 6;
+            break;
+        default:
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* a span on_text/on_tool_call would write (a non-empty string) */
+static int has_text(const mn_jspan *sp)
+{
+    return sp->type == MN_JT_STRING && sp->len > 2;
+}
+
+/* nothing to write, or something the hot path can copy */
+static int copyable(const mn_jspan *sp)
+{
+    return !has_text(sp) || canonical_string(sp->p, sp->len);
+}
+
+/* The chunk's "provider" leaves s->provider as it is (take_provider). */
+static int provider_same(const mn_fm_stream *s, const mn_jspan *sp)
+{
+    size_t n;
+    if (sp->type != MN_JT_STRING) {
+        return 1;
+    }
+    n = sp->len - 2;
+    return n < sizeof(s->provider) && !memchr(sp->p + 1, '\\', n) && strlen(s->provider) == n
+           && !memcmp(s->provider, sp->p + 1, n);
+}
+
+/* The "provider" member's value as emit() writes it; length 0: none. */
+static const char *provider_json(mn_fm_stream *s, size_t *len)
+{
+    if (s->provider_json_len < 0) {
+        json_t *p = s->provider[0] ? json_string(s->provider) : NULL;
+        size_t n = p ? json_dumpb(p, s->provider_json, sizeof(s->provider_json),
+                                  JSON_ENCODE_ANY) : 0;
+        json_decref(p);
+        s->provider_json_len = n <= sizeof(s->provider_json) ? (long)n : 0;
+    }
+    *len = (size_t)s->provider_json_len;
+    return s->provider_json;
+}
+
+/* Bytes gathered for one write downstream (each write into the client's
+ * brigade costs more than a copy); what does not fit goes out as it is. */
+typedef struct {
+    mn_sink *out;
+    size_t n;
+    char b[1024];
+} gather;
+
+static void put(gather *g, const char *p, size_t len)
+{
+    if (g->n + len > sizeof(g->b)) {
+        if (g->n) {
+            g->out->write(g->out->baton, g->b, g->n);
+            g->n = 0;
+        }
+        if (len > sizeof(g->b)) {
+            g->out->write(g->out->baton, p, len);
+            return;
+        }
+    }
+    memcpy(g->b + g->n, p, len);
+    g->n += len;
+}
+
+/* What block_delta writes, with the string copied as it is. */
+static void delta_raw(mn_fm_stream *s, int index, int kind, const mn_jspan *str)
+{
+    static const char head[] =
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":";
+    static const char *const mid[] = {
+        "", ",\"delta\":{\"type\":\"text_delta\",\"text\":",
+        ",\"delta\":{\"type\":\"thinking_delta\",\"thinking\":",
+        ",\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
+    };
+    gather g;
+    char num[16];
+    size_t n = sizeof(num), plen;
+    unsigned v = (unsigned)index;   /* block indexes are never negative */
+    const char *prov = provider_json(s, &plen);
+
+    g.out = s->down;
+    g.n = 0;
+    put(&g, head, sizeof(head) - 1);
+    do {
+        num[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(&g, num + n, sizeof(num) - n);
+    put(&g, mid[kind], strlen(mid[kind]));
+    put(&g, str->p, str->len);
+    if (plen) {
+        put(&g, "},\"provider\":", 13);
+        put(&g, prov, plen);
+        put(&g, "}\n\n", 3);
+    }
+    else {
+        put(&g, "}}\n\n", 4);
+    }
+    if (g.n) {
+        s->down->write(s->down->baton, g.b, g.n);
+    }
+    s->down->frame_end(s->down->baton);
+}
+
+/* on_text with the text as a span */
+static void text_raw(mn_fm_stream *s, int kind, const mn_jspan *text)
+{
+    if (!has_text(text)) {
+        return;
+    }
+    if (s->open != kind) {
+        open_block(s, kind, kind == OPEN_TEXT
+                   ? json_pack("{s:s,s:s}", "type", "text", "text", "")
+                   : json_pack("{s:s,s:s,s:s}", "type", "thinking", "thinking", "",
+                               "signature", ""));
+    }
+    delta_raw(s, s->open_index, kind, text);
+}
+
+/* on_tool_call's i for a call's "index" span (absent or not an integer:
+ * the call's position, 0 here); -1: out of range, the call is ignored */
+static int tool_index(const mn_jspan *sp)
+{
+    const char *p = sp->p, *e = sp->p + sp->len;
+    int neg = 0, v = 0;
+
+    if (sp->type != MN_JT_NUMBER || memchr(p, '.', sp->len) || memchr(p, 'e', sp->len)
+        || memchr(p, 'E', sp->len)) {
+        return 0;
+    }
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (e - p > 2) {
+        return -1;
+    }
+    for (; p < e; p++) {
+        v = v * 10 + (*p - '0');
+    }
+    return neg && v ? -1 : (v < MAX_TOOLS ? v : -1);
+}
+
+/* The common chunk after the first: a text, reasoning or one call's
+ * argument delta, and no finish_reason, usage, error or new provider.
+ * mn_jscan validates it (as strictly as json_loadb) and finds the members
+ * on_chunk would read; the events are exactly the ones on_chunk writes,
+ * each delta string copied as it is.  0: not such a chunk, nothing
+ * written; the tree path takes it. */
+static int chunk_fast(mn_fm_stream *s, const char *f, size_t len)
+{
+    mn_jspan top[FT_N], d[FD_N], tc[FC_ALL];
+    const mn_jspan *think;
+    size_t i = 0;
+    int tool = -1, k;
+
+    while (i < len && (f[i] == ' ' || f[i] == '\t' || f[i] == '\r' || f[i] == '\n')) {
+        i++;
+    }
+    if (i == len || f[i] != '{' || mn_jscan(f, len, s->fast, FT_N, top)
+        || top[FT_ERROR].type == MN_JT_OBJECT || top[FT_USAGE].type == MN_JT_OBJECT
+        || top[FT_FINISH].type == MN_JT_STRING || !provider_same(s, &top[FT_PROVIDER])) {
+        return 0;
+    }
+    /* a member of a valid text is a valid text when it is a container */
+    for (k = 0; k < FD_N; k++) {
+        d[k].type = MN_JT_NONE;
+    }
+    if (top[FT_DELTA].type == MN_JT_OBJECT
+        && mn_jscan(top[FT_DELTA].p, top[FT_DELTA].len, s->fast + FT_N, FD_N, d)) {
+        return 0;
+    }
+    think = d[FD_RC].type == MN_JT_STRING ? &d[FD_RC] : &d[FD_R];
+    if (!copyable(think) || !copyable(&d[FD_CONTENT])) {
+        return 0;
+    }
+    if (d[FD_TC].type == MN_JT_ARRAY) {
+        if (mn_jscan(d[FD_TC].p, d[FD_TC].len, s->fast + FT_N + FD_N, FC_ALL, tc)
+            || tc[FC_N].count > 1) {
+            return 0;
+        }
+        if (tc[FC_N].count) {
+            tool = tool_index(&tc[FC_INDEX]);
+        }
+        if (tool >= 0 && (s->tool_block[tool] < 0 || !copyable(&tc[FC_ARGS]))) {
+            return 0;   /* a new call's block opens on the tree path */
+        }
+    }
+    text_raw(s, OPEN_THINKING, think);
+    text_raw(s, OPEN_TEXT, &d[FD_CONTENT]);
+    if (tool >= 0 && has_text(&tc[FC_ARGS])) {
+        delta_raw(s, s->tool_block[tool], OPEN_TOOL, &tc[FC_ARGS]);
+    }
+    return 1;
 }
 
 static void on_frame(mn_fm_stream *s, const char *f, size_t len)
@@ -235,6 +498,9 @@ static void on_frame(mn_fm_stream *s, const char *f, size_t len)
     }
     if (len == 6 && !memcmp(f, "[DONE]", 6)) {
         on_done(s);
+        return;
+    }
+    if (s->started && mn_fm_fast_paths && chunk_fast(s, f, len)) {
         return;
     }
     j = json_loadb(f, len, 0, NULL);
@@ -298,6 +564,10 @@ mn_fm_stream *mn_fm_stream_create(mn_sink *down, size_t max_frame)
     for (i = 0; i < MAX_TOOLS; i++) {
         s->tool_block[i] = -1;
     }
+    for (i = 0; i < FT_N + FD_N + FC_ALL; i++) {
+        mn_jpath_compile(&s->fast[i], fast_texts[i]);
+    }
+    s->provider_json_len = -1;
     s->self.write = sink_write;
     s->self.frame_end = sink_frame_end;
     s->self.baton = s;
@@ -316,7 +586,7 @@ void mn_fm_stream_finish(mn_fm_stream *s, const mn_error *cause, const char *pro
         return;
     }
     if (provider && !s->provider[0]) {
-        snprintf(s->provider, sizeof(s->provider), "%s", provider);
+        set_provider(s, provider);
     }
     if (!cause) {
         mn_error_set(&err, 502, "api_error", NULL, "upstream_eof",
