@@ -48,6 +48,8 @@ typedef struct mn_provider {
     long max_tokens;             /* default max_tokens (anthropic), 0 = unset */
     int reasoning_content;       /* emit thinking as delta.reasoning_content */
     unsigned keep;               /* keep=: MN_KEEP_* fields passed as is (openai only) */
+    int responses_api;           /* responses=: /v1/responses is forwarded to {base}/responses
+                                  * (openai only; on by default for api.openai.com) */
     apr_array_header_t *models;  /* models=: upstream names /v1/models lists; NULL = none */
     const char *conf_file;       /* where it was configured, for messages */
     int conf_line;
