@@ -236,7 +236,7 @@ static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, si
 
 /* ---- stream -------------------------------------------------------------- */
 
-enum { P_TYPE, P_SEQ, P_RESP, P_ID, P_MODEL, P_CREATED, P_N };
+enum { P_TYPE, P_SEQ, P_RESP, P_ID, P_MODEL, P_CREATED, P_RPROV, P_N };
 
 struct mn_stream {
     mn_stream_base b;
@@ -246,13 +246,14 @@ struct mn_stream {
     long events;             /* events relayed */
     json_t *id, *model, *created_at;   /* of the upstream's Response, for our response.failed */
     mn_buf scratch;
+    char *rewritten;         /* an event re-encoded with our "provider" (rare) */
 };
 
 static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
 {
     static const char *const text[P_N] = {
         "type", "sequence_number", "response", "response.id", "response.model",
-        "response.created_at"
+        "response.created_at", "response.provider"
     };
     mn_stream *st = calloc(1, sizeof(*st));
     int i;
@@ -322,21 +323,36 @@ static json_t *span_value(const mn_jspan *s)
     return s->type == MN_JT_NONE ? NULL : json_loadb(s->p, s->len, JSON_DECODE_ANY, NULL);
 }
 
-/* The event's type, decoded (escapes included) into buf. */
+/* The event's type, decoded (escapes included) into buf; -1 when it is no
+ * string, too long, or holds a byte that would break the `event:` line. */
 static int event_type(const mn_jspan *s, char *buf, size_t size)
 {
     json_t *v;
+    size_t i, n;
+
     if (s->type != MN_JT_STRING) {
         return -1;
     }
-    if (s->len - 2 < size && !memchr(s->p, '\\', s->len)) {
+    if (s->len > 2 && s->len - 2 < size && !memchr(s->p, '\\', s->len)) {
+        /* the common case: no escapes, and a valid JSON string has no raw
+         * control byte */
         memcpy(buf, s->p + 1, s->len - 2);
         buf[s->len - 2] = '\0';
-        return 0;
+        return memchr(buf, 0x7f, s->len - 2) ? -1 : 0;
     }
     v = span_value(s);
-    snprintf(buf, size, "%s", json_string_value(v) ? json_string_value(v) : "");
+    n = json_string_length(v);
+    if (!json_is_string(v) || !n || n >= size) {
+        json_decref(v);
+        return -1;
+    }
+    memcpy(buf, json_string_value(v), n + 1);
     json_decref(v);
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -408,6 +424,71 @@ static void relay_event(mn_stream *st, mn_sink *out, const char *type, const mn_
     st->events++;
 }
 
+/* An upstream's error quoting our key leaves without it: verbatim quotes
+ * are cut from its bytes; a key written with escapes (rare, and never by
+ * accident) costs a re-encoding of the event.  1 when *data changed. */
+static int scrub_event(mn_stream *st, const char **data, size_t *len)
+{
+    const mn_provider *prov = st->b.ctx->provider;
+    json_t *ev;
+    char *dump;
+    int changed = 0;
+
+    if (key_in(prov, *data, *len)) {
+        mn_buf_reset(&st->scratch);
+        scrub_copy(prov, *data, *len, &st->scratch);
+        *data = st->scratch.data;
+        *len = st->scratch.len;
+        changed = 1;
+    }
+    if (!memchr(*data, '\\', *len)) {
+        return changed;
+    }
+    ev = json_loadb(*data, *len, 0, NULL);
+    dump = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+    json_decref(ev);
+    if (dump && key_in(prov, dump, strlen(dump))) {
+        mn_buf b;
+        mn_buf_init(&b);
+        scrub_copy(prov, dump, strlen(dump), &b);
+        mn_buf_free(&st->scratch);
+        st->scratch = b;
+        *data = st->scratch.data;
+        *len = st->scratch.len;
+        changed = 1;
+    }
+    free(dump);
+    return changed;
+}
+
+/* The upstream's Response has a "provider" of its own: ours must be the one
+ * every client sees, whichever duplicate its parser keeps, so the event is
+ * re-encoded with ours in its place.  1 when it cannot be. */
+static int own_provider(mn_stream *st, const char **data, size_t *len, mn_jspan *sp)
+{
+    json_t *ev = json_loadb(*data, *len, 0, NULL);
+    json_t *resp = json_object_get(ev, "response");
+
+    free(st->rewritten);
+    st->rewritten = NULL;
+    if (json_is_object(resp)) {
+        json_object_set_new(resp, "provider", json_string(st->b.ctx->provider_name));
+        st->rewritten = json_dumps(ev, JSON_COMPACT);
+    }
+    json_decref(ev);
+    if (!st->rewritten) {
+        return 1;
+    }
+    *data = st->rewritten;
+    *len = strlen(st->rewritten);
+    if (mn_jscan(*data, *len, st->paths, P_N, sp)) {
+        return 1;
+    }
+    /* nothing left to splice */
+    sp[P_RESP].type = MN_JT_NONE;
+    return 0;
+}
+
 static mn_stream_status bad_event(mn_stream *st, mn_sink *out, const char *why)
 {
     mn_error_set(&st->b.err, 502, NULL, NULL, "upstream_bad_response",
@@ -433,7 +514,9 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         return bad_event(st, out, "an event that is not a JSON object with a type");
     }
     if (sp[P_SEQ].type == MN_JT_NUMBER) {
-        st->seq = strtol(sp[P_SEQ].p, NULL, 10);
+        /* ours count on from it: bounded, so they never overflow */
+        long v = strtol(sp[P_SEQ].p, NULL, 10);
+        st->seq = v < 0 ? -1 : v > (1L << 40) ? (1L << 40) : v;
     }
     if (sp[P_RESP].type == MN_JT_OBJECT) {
         read_response(st, sp, type, data, len);
@@ -444,15 +527,14 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         json_decref(ev);
         st->b.status = MN_STREAM_FAILED;
     }
-    if (st->b.status == MN_STREAM_FAILED && key_in(st->b.ctx->provider, data, len)) {
-        /* an upstream's error quoting our key leaves without it */
-        mn_buf_reset(&st->scratch);
-        scrub_copy(st->b.ctx->provider, data, len, &st->scratch);
-        if (mn_jscan(st->scratch.data, st->scratch.len, st->paths, P_N, sp)) {
+    if (st->b.status == MN_STREAM_FAILED && scrub_event(st, &data, &len)) {
+        if (mn_jscan(data, len, st->paths, P_N, sp)) {
             return st->b.status;
         }
-        data = st->scratch.data;
-        len = st->scratch.len;
+    }
+    if (sp[P_RESP].type == MN_JT_OBJECT && sp[P_RPROV].type != MN_JT_NONE
+        && own_provider(st, &data, &len, sp)) {
+        return st->b.status;
     }
     if (st->b.status == MN_STREAM_FAILED && !st->events) {
         /* nothing reached the client yet: the glue answers with b.err */
@@ -486,6 +568,7 @@ static void pass_destroy(mn_stream *st)
     json_decref(st->model);
     json_decref(st->created_at);
     free(st->quoted);
+    free(st->rewritten);
     mn_buf_free(&st->scratch);
     free(st);
 }

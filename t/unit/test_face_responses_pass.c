@@ -298,6 +298,29 @@ static void test_stream_failed_scrubbed(void **state)
     mn_buf_free(&out);
 }
 
+/* A key written with JSON escapes is found too (the event is re-encoded). */
+static void test_stream_error_escaped_key(void **state)
+{
+    fixture *f = *state;
+    static const char in[] = EV("response.created", CREATED(RESP_IP))
+        EV("error", "{\"type\":\"error\",\"sequence_number\":1,\"code\":\"x\","
+           "\"message\":\"\\u0073k-test-0123456789abcdefSECRET\",\"param\":null}");
+    static const char want[] = EV("response.created", CREATED(RESP_IP_P))
+        EV("error", "{\"type\":\"error\",\"sequence_number\":1,\"code\":\"x\","
+           "\"message\":\"***\",\"param\":null}");
+    mn_buf out;
+    mn_error err;
+    int has_err = 0;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_openai_responses, &f->ctx, in, sizeof(in) - 1,
+                                           0, &out, NULL, &err, &has_err), MN_STREAM_FAILED);
+    assert_string_equal(err.message, "***");
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, out.len);
+    mn_buf_free(&out);
+}
+
 static void test_stream_bad_event(void **state)
 {
     fixture *f = *state;
@@ -417,6 +440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_eof, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_error_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_failed_scrubbed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_error_escaped_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_bad_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_stateful, setup, teardown),
         cmocka_unit_test_setup_teardown(test_option, setup, teardown),
