@@ -246,6 +246,7 @@ struct mn_stream {
     long events;             /* events relayed */
     json_t *id, *model, *created_at;   /* of the upstream's Response, for our response.failed */
     mn_buf scratch;
+    mn_buf flat;             /* an event whose data came on several lines */
     char *rewritten;         /* an event re-encoded with our "provider" (rare) */
 };
 
@@ -268,6 +269,7 @@ static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
     }
     st->quoted = quoted_name(ctx->provider_name);
     mn_buf_init(&st->scratch);
+    mn_buf_init(&st->flat);
     return st;
 }
 
@@ -376,7 +378,9 @@ static void upstream_failure(mn_stream *st, json_t *ev, const char *type)
     json_decref(body);
 }
 
-/* A Response-carrying event: what later steps need of it. */
+/* What later steps need of an event about the Response: its id (for our
+ * response.failed), and at the end its usage and outcome (the type decides,
+ * even when the upstream left the Response out). */
 static void read_response(mn_stream *st, const mn_jspan *sp, const char *type,
                           const char *data, size_t len)
 {
@@ -384,7 +388,7 @@ static void read_response(mn_stream *st, const mn_jspan *sp, const char *type,
     int terminal = !strcmp(type, "response.completed") || !strcmp(type, "response.incomplete")
                    || !strcmp(type, "response.failed");
 
-    if (!st->id && sp[P_ID].type == MN_JT_STRING) {
+    if (!st->id && sp[P_RESP].type == MN_JT_OBJECT && sp[P_ID].type == MN_JT_STRING) {
         st->id = span_value(&sp[P_ID]);
         st->model = span_value(&sp[P_MODEL]);
         st->created_at = span_value(&sp[P_CREATED]);
@@ -509,6 +513,22 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
     if (len == 6 && !memcmp(data, "[DONE]", 6)) {
         return bad_event(st, out, "[DONE] before response.completed");
     }
+    if (memchr(data, '\n', len) || memchr(data, '\r', len)) {
+        /* several data: lines, joined by line breaks: outside a string (a
+         * JSON string holds none) they are whitespace, and one data: line
+         * must not become several for the client */
+        size_t i;
+        mn_buf_reset(&st->flat);
+        if (mn_buf_append(&st->flat, data, len)) {
+            return bad_event(st, out, "an event too large to hold");
+        }
+        for (i = 0; i < len; i++) {
+            if (st->flat.data[i] == '\n' || st->flat.data[i] == '\r') {
+                st->flat.data[i] = ' ';
+            }
+        }
+        data = st->flat.data;
+    }
     if (mn_jscan(data, len, st->paths, P_N, sp) || memchr(data, '\0', len)
         || event_type(&sp[P_TYPE], type, sizeof(type))) {
         return bad_event(st, out, "an event that is not a JSON object with a type");
@@ -518,9 +538,7 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         long v = strtol(sp[P_SEQ].p, NULL, 10);
         st->seq = v < 0 ? -1 : v > (1L << 40) ? (1L << 40) : v;
     }
-    if (sp[P_RESP].type == MN_JT_OBJECT) {
-        read_response(st, sp, type, data, len);
-    }
+    read_response(st, sp, type, data, len);
     if (!strcmp(type, "error")) {
         json_t *ev = json_loadb(data, len, 0, NULL);
         upstream_failure(st, ev, type);
@@ -570,6 +588,7 @@ static void pass_destroy(mn_stream *st)
     free(st->quoted);
     free(st->rewritten);
     mn_buf_free(&st->scratch);
+    mn_buf_free(&st->flat);
     free(st);
 }
 

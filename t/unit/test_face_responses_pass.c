@@ -321,6 +321,48 @@ static void test_stream_error_escaped_key(void **state)
     mn_buf_free(&out);
 }
 
+/* An upstream "provider" in a Response gives way to ours; a type that
+ * would end the event line is refused. */
+static void test_stream_odd_events(void **state)
+{
+    fixture *f = *state;
+    static const char in[] = EV("response.created", "{\"type\":\"response.created\",\"sequence_number\":0,"
+                                "\"response\":{\"id\":\"r\",\"provider\":\"theirs\"}}")
+                             EV("x", "{\"type\":\"a\\nevent: b\",\"sequence_number\":1}");
+    static const char want[] = EV("response.created", "{\"type\":\"response.created\",\"sequence_number\":0,"
+                                  "\"response\":{\"id\":\"r\",\"provider\":\"oai\"}}");
+    mn_buf out;
+    mn_error err;
+    int has_err = 0;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_openai_responses, &f->ctx, in, sizeof(in) - 1,
+                                           0, &out, NULL, &err, &has_err), MN_STREAM_FAILED);
+    assert_string_equal(err.code, "upstream_bad_response");
+    assert_true(out.len > sizeof(want) - 1);
+    assert_memory_equal(out.data, want, sizeof(want) - 1);
+    assert_null(strstr(out.data, "event: b"));
+    mn_buf_free(&out);
+}
+
+/* A Response spread over several data: lines leaves as one line. */
+static void test_stream_multiline(void **state)
+{
+    fixture *f = *state;
+    static const char in[] = "event: response.completed\ndata: {\"type\":\"response.completed\",\n"
+                             "data: \"response\":{\"id\":\"r\"}}\n\n";
+    static const char want[] = "event: response.completed\ndata: {\"type\":\"response.completed\", "
+                               "\"response\":{\"provider\":\"oai\",\"id\":\"r\"}}\n\n";
+    mn_buf out;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream(&mn_wire_openai_responses, &f->ctx, in, sizeof(in) - 1, 0,
+                                        &out), MN_STREAM_DONE);
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, out.len);
+    mn_buf_free(&out);
+}
+
 static void test_stream_bad_event(void **state)
 {
     fixture *f = *state;
@@ -441,6 +483,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_error_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_failed_scrubbed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_error_escaped_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_odd_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_multiline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_bad_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_stateful, setup, teardown),
         cmocka_unit_test_setup_teardown(test_option, setup, teardown),
