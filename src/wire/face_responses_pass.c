@@ -285,13 +285,17 @@ static void emit(mn_stream *st, mn_sink *out, const char *type, json_t *ev)
     if (!data) {
         return;
     }
+    /* our error events repeat the upstream's id and model: never a key */
+    mn_buf_reset(&st->scratch);
+    scrub_copy(st->b.ctx->provider, data, strlen(data), &st->scratch);
+    free(data);
     out->write(out->baton, "event: ", 7);
     out->write(out->baton, type, strlen(type));
     out->write(out->baton, "\ndata: ", 7);
-    out->write(out->baton, data, strlen(data));
+    out->write(out->baton, st->scratch.data ? st->scratch.data : "{}",
+               st->scratch.data ? st->scratch.len : 2);
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
-    free(data);
 }
 
 /* Ends the stream with b.err (scrubbed): response.failed and `error`, as the
