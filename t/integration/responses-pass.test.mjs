@@ -11,6 +11,7 @@ import { request, streamRequest } from './lib/http.mjs';
 import { jsonReply, sseReply } from './lib/mock.mjs';
 import { setupTranslateSuite, UPSTREAM_KEY } from './lib/translate-common.mjs';
 import { makeClient } from './lib/setup.mjs';
+import { assertSchema } from './lib/openapi.mjs';
 
 const CLIENT_KEY = 'client-key-never-forwarded';
 
@@ -101,6 +102,9 @@ test('create, non-streaming, raw bytes: only "provider" is spliced in, the upstr
   const res = await request(ctx.gw.port, '/v1/responses', { model: 'pass/gpt-5', input: 'x' }, { headers: { 'X-Test-Id': ctx.tid() } });
   assert.equal(res.status, 200);
   assert.equal(res.body.toString('utf8'), `{"provider":"pass",${RESPONSE_TEXT.slice(4)}`);
+  // the published schema describes it, a stored one too
+  assertSchema('Response', res.json);
+  assertSchema('Response', { provider: 'pass', ...RESPONSE, store: true });
 });
 
 const sse = (events) => events.map((e) => `event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`).join('');
@@ -153,6 +157,7 @@ test('streaming, raw bytes: delta events byte for byte, "provider" spliced into 
   assert.equal(res.status, 200);
   assert.match(res.headers['content-type'], /^text\/event-stream/);
   assert.equal(res.text, body.replaceAll('"response":{"id"', '"response":{"provider":"pass","id"'));
+  for (const f of res.frames) assertSchema('ResponseStreamEvent', f.json, f.json.type);
 });
 
 test('upstream error before the first byte: its status and message in the JSON error shape, with provider', async () => {
