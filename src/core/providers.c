@@ -275,7 +275,8 @@ static void warn(apr_pool_t *p, mn_provider *prov, const char *msg)
 /* A base URL that already names the endpoint would get it twice. */
 static void check_endpoint_suffix(apr_pool_t *p, mn_provider *prov)
 {
-    static const char *const suffixes[] = { "/chat/completions", "/messages", NULL };
+    static const char *const suffixes[] = { "/chat/completions", "/messages", "/responses",
+                                             NULL };
     const char *path = prov->base_path, *cut = NULL, *colon;
     size_t len = strlen(path);
     int i;

@@ -468,6 +468,11 @@ static void test_option(void **state)
     assert_non_null(err);
     assert_non_null(strstr(err, "bad responses 'yes': expected on or off"));
     assert_non_null(strstr(mn_provider_options_known(f->pool), ", responses"));
+    /* a base URL that already names the endpoint would get it twice */
+    assert_null(parse(f->pool, &prov, "http://h/v1/responses", "responses=on", NULL));
+    assert_non_null(prov->warnings);
+    assert_non_null(strstr(APR_ARRAY_IDX(prov->warnings, 0, const char *),
+                           "already ends in '/responses'"));
 }
 
 int main(void)
