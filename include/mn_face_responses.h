@@ -44,6 +44,16 @@ typedef struct mn_resp_req {
  * store: true, conversation, prompt, background: true, item_reference,
  * wrong types).  Names in out->dropped live in p or are static. */
 int mn_resp_request(apr_pool_t *p, json_t *in, mn_resp_req *out, mn_error *err);
+
+/* flags for mn_resp_request_ex */
+/* Every target forwards the request to an upstream that speaks Responses
+ * (mn_wire_openai_responses), which keeps the state: previous_response_id,
+ * store: true, conversation, prompt and item_reference items are accepted
+ * (item_reference is left out of the chat mapping, which then only serves
+ * routing, policy and limits).  background: true stays a 400: its answer
+ * is fetched with GET /v1/responses/{id}, which the gateway does not serve. */
+#define MN_RESP_STATEFUL 1
+int mn_resp_request_ex(apr_pool_t *p, json_t *in, int flags, mn_resp_req *out, mn_error *err);
 void mn_resp_req_clear(mn_resp_req *r);
 
 /* What the answer side needs. */
@@ -107,5 +117,26 @@ const mn_error *mn_resp_stream_error(const mn_resp_stream *s);
 /* Events written so far. */
 long mn_resp_stream_events(const mn_resp_stream *s);
 void mn_resp_stream_destroy(mn_resp_stream *s);
+
+/* The passthrough (src/wire/face_responses_pass.c): an OpenAI-format
+ * upstream that speaks the Responses API itself (ManiacProvider
+ * responses=on) gets the client's own Responses body (ctx->face_body) at
+ * {base}/responses, with `model` replaced by the routed upstream model, the
+ * gateway's fields (tags, metadata, trace) taken out, and an absent `store`
+ * sent as false (the face's contract: nothing is kept unless asked).  The
+ * answer and every event keep the upstream's bytes; "provider" is inserted
+ * as the first member of the Response object (the whole answer, and the
+ * `response` of response.created / in_progress / completed / failed /
+ * incomplete events).  Usage is read from the Response for the notes;
+ * errors are OpenAI's shape (the chat decoder's).  A stream that ends
+ * without response.completed / incomplete / failed gets response.failed
+ * and an `error` event, numbered on from the upstream's sequence_number;
+ * keys the upstream quotes in its error and response.failed events are
+ * replaced by "***". */
+extern const mn_wire mn_wire_openai_responses;
+
+/* Responses `usage` (input_tokens, output_tokens, total_tokens and their
+ * details) into u; u->have once an object was seen. */
+void mn_resp_usage_read(mn_usage *u, json_t *usage);
 
 #endif

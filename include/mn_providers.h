@@ -50,6 +50,8 @@ typedef struct mn_provider {
     int thinking_form;           /* thinking=: anthropic's form for reasoning_effort,
                                   * MN_AN_THINKING_* (0 = auto, from the model name) */
     unsigned keep;               /* keep=: MN_KEEP_* fields passed as is (openai only) */
+    int responses_api;           /* responses=: /v1/responses is forwarded to {base}/responses
+                                  * (openai only; on by default for api.openai.com) */
     apr_array_header_t *models;  /* models=: upstream names /v1/models lists; NULL = none */
     const char *conf_file;       /* where it was configured, for messages */
     int conf_line;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include <apr_cstr.h>
 #include <apr_lib.h>
 #include <apr_uri.h>
 #include <apr_file_io.h>
@@ -274,7 +275,8 @@ static void warn(apr_pool_t *p, mn_provider *prov, const char *msg)
 /* A base URL that already names the endpoint would get it twice. */
 static void check_endpoint_suffix(apr_pool_t *p, mn_provider *prov)
 {
-    static const char *const suffixes[] = { "/chat/completions", "/messages", NULL };
+    static const char *const suffixes[] = { "/chat/completions", "/messages", "/responses",
+                                             NULL };
     const char *path = prov->base_path, *cut = NULL, *colon;
     size_t len = strlen(path);
     int i;
@@ -433,6 +435,7 @@ const mn_provider_option mn_provider_options[] = {
     { "keep", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_keep },
     { "models", MN_OPT_LIST, 0, 0, 0, 0, NULL, opt_models },
     { "thinking", MN_OPT_ENUM, FIELD(thinking_form), 0, 0, thinking_names, NULL },
+    { "responses", MN_OPT_BOOL, FIELD(responses_api), 0, 1, onoff_names, NULL },
 };
 const int mn_provider_noptions = (int)(sizeof(mn_provider_options)
                                        / sizeof(mn_provider_options[0]));
@@ -592,6 +595,18 @@ static const char *check_options(apr_pool_t *p, mn_provider *prov, unsigned seen
     }
     if (prov->key_header && !prov->key_source) {
         return "key-header= needs a key (key-env= or key-file=)";
+    }
+    if (prov->responses_api && prov->format != MN_FORMAT_OPENAI) {
+        return apr_psprintf(p, "responses= needs format=openai: format %s has no Responses API "
+                            "(its /v1/responses requests are translated)",
+                            mn_format_name(prov->format));
+    }
+    /* OpenAI's own API speaks Responses natively: forwarding keeps what the
+     * chat mapping cannot carry (built-in tools, reasoning items, stored state) */
+    if (!seen_option(seen, "responses") && prov->format == MN_FORMAT_OPENAI && !is_echo
+        && (!apr_cstr_casecmp(prov->hostinfo, "api.openai.com")
+            || !apr_cstr_casecmp(prov->hostinfo, "api.openai.com:443"))) {
+        prov->responses_api = 1;
     }
     if (!is_echo) {
         check_endpoint_suffix(p, prov);

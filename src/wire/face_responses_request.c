@@ -8,7 +8,8 @@
  *   as tool_calls, function_call_output items become tool messages.
  * - Server-side state cannot be honoured: previous_response_id,
  *   conversation, store: true, prompt and background: true are 400s naming
- *   the field (an absent store is served as false: nothing is kept).
+ *   the field (an absent store is served as false: nothing is kept), unless
+ *   every target forwards to an upstream that keeps it (MN_RESP_STATEFUL).
  * - What has no chat analogue is dropped and listed (maniac-dropped):
  *   non-function tools (tools.web_search, tools.namespace...), input
  *   reasoning items, input files, text.verbosity, unknown members.
@@ -21,6 +22,7 @@
 
 typedef struct {
     apr_pool_t *p;
+    int flags;               /* MN_RESP_* */
     mn_resp_req *out;
     mn_error *err;
     json_t *messages;
@@ -229,6 +231,11 @@ static int map_item(req_map *m, json_t *item, size_t i)
     if (!strcmp(type, "function_call_output")) {
         return map_call_output(m, item, param);
     }
+    if (!strcmp(type, "item_reference") && (m->flags & MN_RESP_STATEFUL)) {
+        /* the upstream resolves it; the chat mapping has nothing to put there */
+        note(m, "input.item_reference");
+        return 0;
+    }
     if (!strcmp(type, "item_reference")) {
         return bad(m->err, param, "refers to a stored item: this gateway stores nothing "
                                   "(send the whole history in input)");
@@ -435,19 +442,21 @@ static int refuse_state(req_map *m, json_t *in)
 {
     static const char *const nonnull[] = { "previous_response_id", "conversation", "prompt", NULL };
     int i;
-    for (i = 0; nonnull[i]; i++) {
+    for (i = 0; nonnull[i] && !(m->flags & MN_RESP_STATEFUL); i++) {
         json_t *v = json_object_get(in, nonnull[i]);
         if (v && !json_is_null(v)) {
             return mn_error_set(m->err, 400, "invalid_request_error", nonnull[i], NULL,
                                 "%s is not supported: this gateway stores no responses, "
                                 "conversations or prompts (send store: false and the whole "
-                                "history in input)", nonnull[i]);
+                                "history in input; only a model whose every provider has "
+                                "responses=on forwards it)", nonnull[i]);
         }
     }
-    if (json_is_true(json_object_get(in, "store"))) {
+    if (json_is_true(json_object_get(in, "store")) && !(m->flags & MN_RESP_STATEFUL)) {
         return mn_error_set(m->err, 400, "invalid_request_error", "store", NULL,
                             "store: true is not supported: this gateway stores no responses "
-                            "(send store: false and the whole history in input)");
+                            "(send store: false and the whole history in input; only a model "
+                            "whose every provider has responses=on forwards it)");
     }
     if (json_is_true(json_object_get(in, "background"))) {
         return mn_error_set(m->err, 400, "invalid_request_error", "background", NULL,
@@ -508,12 +517,18 @@ static int copy_plain(req_map *m, json_t *in, json_t *chat, json_t *echo)
 
 int mn_resp_request(apr_pool_t *p, json_t *in, mn_resp_req *out, mn_error *err)
 {
+    return mn_resp_request_ex(p, in, 0, out, err);
+}
+
+int mn_resp_request_ex(apr_pool_t *p, json_t *in, int flags, mn_resp_req *out, mn_error *err)
+{
     req_map m;
     json_t *model = json_object_get(in, "model"), *stream = json_object_get(in, "stream");
     int rc;
 
     memset(out, 0, sizeof(*out));
     m.p = p;
+    m.flags = flags;
     m.out = out;
     m.err = err;
     if (!json_is_object(in)) {

@@ -946,7 +946,7 @@ static void test_options_unknown_lists_table(void **state)
     assert_string_equal(known, "format, key-env, key-file, timeout, connect-timeout, "
                         "first-byte-timeout, idle-timeout, total-timeout, retries, "
                         "breaker-failures, breaker-cooldown, max-tokens, reasoning, key-header, "
-                        "keep, models, thinking");
+                        "keep, models, thinking, responses");
     assert_non_null(strstr(err, apr_pstrcat(p, "(known: ", known, ")", NULL)));
     for (i = 0; i < mn_provider_noptions; i++) {
         const char *hit = strstr(at, mn_provider_options[i].name);
