@@ -354,6 +354,35 @@ export async function startedGateway(gw, { timeoutMs = 15_000 } = {}) {
   return gw;
 }
 
+/**
+ * `apache2 -k graceful` with gw's configuration; resolves when the new
+ * generation alone serves.  "resuming normal operations" is logged before
+ * the new children are forked, and an old child may still accept a
+ * connection until it has read the pipe of death: a request sent at that
+ * moment is answered by the old configuration.  So wait for every child of
+ * the old generation to exit, and for a new one to run.
+ */
+export async function gracefulRestart(gw, { timeoutMs = 15_000 } = {}) {
+  const gens = () => (gw.errorLog().match(/resuming normal operations/g) || []).length;
+  const before = gens();
+  const old = childrenOf(gw.proc.pid);
+  const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], {
+    env: apacheEnv(gw.dir, gw.env), encoding: 'utf8', timeout: 30_000,
+  });
+  if (r.status !== 0) throw new Error(`apache2 -k graceful failed (${r.status}): ${r.stdout}${r.stderr}`);
+  const until = Date.now() + timeoutMs;
+  const wait = async (done, what) => {
+    while (!done()) {
+      if (Date.now() > until) throw new Error(`graceful restart: ${what} after ${timeoutMs}ms:\n${gw.errorLog().slice(-3000)}`);
+      await new Promise((res) => setTimeout(res, 25));
+    }
+  };
+  await wait(() => gens() > before, 'no "resuming normal operations"');
+  await wait(() => !old.some((pid) => procStatus(pid).PPid === gw.proc.pid), `old children ${old} still running`);
+  // after a graceful restart the MPM forks by its spare-thread rule, not StartServers
+  await wait(() => childrenOf(gw.proc.pid).some((pid) => !old.includes(pid)), 'no new child');
+}
+
 /** Writes the config and starts apache2 on a free port. */
 export async function startGateway({ dir, env = {}, port, ...confOpts }) {
   port = port || await freePort();

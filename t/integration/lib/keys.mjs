@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { APACHE_BIN, APACHE_MODULES, REPO } from './paths.mjs';
-import { apacheEnv } from './apache.mjs';
+import { apacheEnv, gracefulRestart } from './apache.mjs';
 
 export const KEYGEN = path.join(REPO, 'httpd-conf', 'maniac-keygen');
 
@@ -33,18 +33,8 @@ export const WRONG_KEY_BODY = '{"error":{"message":"Incorrect API key provided."
 export const EXPIRED_BODY = '{"error":{"message":"This API key has expired.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}';
 
 /** `apache2 -k graceful` for a running Gateway; resolves when the new generation runs. */
-export async function graceful(gw, { timeoutMs = 15_000 } = {}) {
-  const gens = () => (gw.errorLog().match(/resuming normal operations/g) || []).length;
-  const before = gens();
-  const r = spawnSync(APACHE_BIN, ['-f', gw.confFile, '-k', 'graceful'], {
-    env: apacheEnv(gw.dir, gw.env), encoding: 'utf8', timeout: 30_000,
-  });
-  if (r.status !== 0) throw new Error(`apache2 -k graceful failed (${r.status}): ${r.stdout}${r.stderr}`);
-  const until = Date.now() + timeoutMs;
-  while (gens() <= before) {
-    if (Date.now() > until) throw new Error(`no new generation after graceful:\n${gw.errorLog().slice(-3000)}`);
-    await new Promise((res) => setTimeout(res, 25));
-  }
+export async function graceful(gw, opts = {}) {
+  return gracefulRestart(gw, opts);
 }
 
 /** Asserts that none of the keys (nor their 20-character middles) is in text. */
