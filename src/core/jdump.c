@@ -1,4 +1,6 @@
 /* mn_jdump: Jansson's output, written directly (see include/mn_jdump.h). */
+#include <locale.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mn_jdump.h"
@@ -120,6 +122,43 @@ static void put_integer(jw *w, json_int_t v)
     put(w, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* jsonp_dtostr() of Jansson 2.14 at its default precision: "%.17g", the
+ * locale's decimal point made '.', ".0" added when there is neither '.' nor
+ * 'e', and the exponent without '+' or leading zeros. */
+static int put_real(jw *w, double v)
+{
+    char tmp[128], *e;
+    const char *point = localeconv()->decimal_point;
+    int n = snprintf(tmp, sizeof(tmp), "%.17g", v);
+    size_t len;
+    if (n < 0 || (size_t)n >= 100) {
+        return -1;
+    }
+    len = (size_t)n;
+    if (*point != '.' && (e = strchr(tmp, *point))) {
+        *e = '.';
+    }
+    if (!strchr(tmp, '.') && !strchr(tmp, 'e')) {
+        memcpy(tmp + len, ".0", 3);
+        len += 2;
+    }
+    if ((e = strchr(tmp, 'e'))) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-') {
+            start++;
+        }
+        while (*end == '0') {
+            end++;
+        }
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - tmp) + 1);
+            len -= (size_t)(end - start);
+        }
+    }
+    put(w, tmp, len);
+    return 0;
+}
+
 static int dump(jw *w, const json_t *json, int depth);
 
 static int put_array(jw *w, const json_t *json, int depth)
@@ -178,16 +217,8 @@ static int dump(jw *w, const json_t *json, int depth)
     case JSON_INTEGER:
         put_integer(w, json_integer_value(json));
         return 0;
-    case JSON_REAL: {
-        /* rare (temperature, top_p): Jansson's own formatting, locale and all */
-        char tmp[128];
-        size_t n = json_dumpb(json, tmp, sizeof(tmp), JSON_ENCODE_ANY);
-        if (!n || n > sizeof(tmp)) {
-            return -1;
-        }
-        put(w, tmp, n);
-        return 0;
-    }
+    case JSON_REAL:
+        return put_real(w, json_real_value(json));
     case JSON_STRING:
         return put_string(w, json_string_value(json), json_string_length(json));
     case JSON_ARRAY:

@@ -229,6 +229,18 @@ static json_t *gen(int depth)
     }
     case 3: {
         static const double reals[] = { 0.7, 1.0, -0.0, 1e-300, 123456.789, 2.5e15, 1e17 };
+        if (rnd(2)) {
+            /* any magnitude, either sign: exponents with and without zeros */
+            double v = (double)rnd(1000000) / (1 + rnd(999));
+            int e = (int)rnd(80) - 40;
+            while (e > 0) {
+                v *= 10, e--;
+            }
+            while (e < 0) {
+                v /= 10, e++;
+            }
+            return json_real(rnd(2) ? v : -v);
+        }
         return json_real(reals[rnd(7)]);
     }
     case 4: case 5: return gen_string();
