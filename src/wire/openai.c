@@ -270,7 +270,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
 insert:
     {
         json_t *n = json_string(ctx->provider_name);
-        name = json_dumps(n, JSON_ENCODE_ANY);
+        name = mn_json_dumps(n, JSON_COMPACT | JSON_ENCODE_ANY, NULL);
         json_decref(n);
     }
     nlen = strlen(name);
