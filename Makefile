@@ -188,7 +188,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
                 $(if $(shell grep -l 'mn_error_scrub(mn_error \*e, const char \*secret)' \
                        include/mn_error.h),-DFZ_SCRUB_BY_KEY)
 FUZZ_FORMATS := openai anthropic gemini
-FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider fuzz_jscan fuzz_face_responses \
+FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider fuzz_jscan fuzz_jdump fuzz_face_responses \
                 $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)
 FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
 FUZZ_DEPS    := $(PURE_LIST) $(HEADERS) t/fuzz/fuzz.h
