@@ -4,6 +4,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_admission.h"
+#include "mn_jdump.h"
 
 #define TTL_MINUTE 120
 #define TTL_DAY (2 * 86400 + 3600)
@@ -278,9 +279,10 @@ int64_t mn_estimate_prompt_tokens(json_t *body)
     }
     if (json_is_array(tools)) {
         /* tool schemas are prompt too; their JSON size is a fair measure */
-        char *s = json_dumps(tools, JSON_COMPACT);
+        size_t len = 0;
+        char *s = mn_json_dumps(tools, JSON_COMPACT, &len);
         if (s) {
-            bytes += (int64_t)strlen(s);
+            bytes += (int64_t)len;
             free(s);
         }
     }

@@ -53,6 +53,32 @@ static int type_ok(json_t *v, type_rule t)
     return 0;
 }
 
+#define NTYPED (sizeof(typed_fields) / sizeof(typed_fields[0]))
+
+/* The index in typed_fields of the first field (in the table's order, so
+ * that the error names the same field as a lookup of each would) present
+ * with a wrong type, or NTYPED.  One pass over the request's few members
+ * instead of a hashed lookup per table entry. */
+static size_t first_mistyped(json_t *req)
+{
+    size_t first = NTYPED, i;
+    const char *key;
+    json_t *v;
+    json_object_foreach(req, key, v) {
+        size_t klen = json_object_iter_key_len(json_object_key_to_iter(key));
+        for (i = 0; i < first; i++) {
+            const char *name = typed_fields[i].name;
+            if (strlen(name) == klen && !memcmp(key, name, klen)) {
+                if (!json_is_null(v) && !type_ok(v, typed_fields[i].type)) {
+                    first = i;
+                }
+                break;
+            }
+        }
+    }
+    return first;
+}
+
 static const char *type_name(type_rule t)
 {
     switch (t) {
@@ -197,11 +223,8 @@ int mn_policy_apply(json_t *req, unsigned keep, mn_policy_result *res, mn_error 
     if (check_messages(json_object_get(req, "messages"), keep, res, err)) {
         return -1;
     }
-    for (i = 0; i < sizeof(typed_fields) / sizeof(typed_fields[0]); i++) {
-        v = json_object_get(req, typed_fields[i].name);
-        if (v && !json_is_null(v) && !type_ok(v, typed_fields[i].type)) {
-            return bad(err, typed_fields[i].name, type_name(typed_fields[i].type));
-        }
+    if ((i = first_mistyped(req)) < NTYPED) {
+        return bad(err, typed_fields[i].name, type_name(typed_fields[i].type));
     }
     v = json_object_get(req, "n");
     if (json_is_integer(v) && json_integer_value(v) > 1 && !(keep & MN_KEEP_N)) {

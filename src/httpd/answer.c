@@ -8,6 +8,7 @@
 
 #include "mn_serve.h"
 #include "mn_echo.h"
+#include "mn_jdump.h"
 #include "mn_metrics_glue.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
@@ -43,8 +44,9 @@ static void chat_bytes(mn_request *req, int status, const char *body, apr_size_t
 
 static void chat_json(mn_request *req, int status, json_t *body)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
-    chat_bytes(req, status, s ? s : "", s ? strlen(s) : 0);
+    size_t len = 0;
+    char *s = mn_json_dumps(body, JSON_COMPACT, &len);
+    chat_bytes(req, status, s ? s : "", len);
     free(s);
 }
 
@@ -127,11 +129,41 @@ int mn_answer_error(mn_request *req, mn_error *e)
     return OK;
 }
 
+/* Frames are copied into 8,000-byte heap buckets, filled one after the
+ * other.  Not apr_brigade_write(): once its first buffer is full it gives
+ * every later write (without a flush callback) a heap bucket of its own,
+ * sized to the write; a frame piece over ~100 bytes then takes an 8 KiB
+ * allocator node, so a burst of 200 frames held ~2 MB per connection, which
+ * the connection's allocator kept afterwards (up to MaxMemFree): idle httpd
+ * at 104 MB after a streaming burst against ProxyPass's 46 MB. */
 static void client_write(void *baton, const char *data, size_t len)
 {
     mn_client_sink *cs = baton;
+    apr_bucket_alloc_t *ba = cs->bb->bucket_alloc;
     cs->pending += len;
-    apr_brigade_write(cs->bb, NULL, NULL, data, len);
+    while (len) {
+        apr_bucket *e = APR_BRIGADE_LAST(cs->bb);
+        apr_bucket_heap *h = NULL;
+        apr_size_t room = 0, n;
+        if (!APR_BRIGADE_EMPTY(cs->bb) && APR_BUCKET_IS_HEAP(e)) {
+            h = e->data;
+            room = h->refcount.refcount == 1 ? h->alloc_len - ((apr_size_t)e->start + e->length)
+                                             : 0;
+        }
+        if (!room) {
+            char *buf = apr_bucket_alloc(APR_BUCKET_BUFF_SIZE, ba);
+            e = apr_bucket_heap_create(buf, APR_BUCKET_BUFF_SIZE, apr_bucket_free, ba);
+            e->length = 0;
+            APR_BRIGADE_INSERT_TAIL(cs->bb, e);
+            h = e->data;
+            room = APR_BUCKET_BUFF_SIZE;
+        }
+        n = len < room ? len : room;
+        memcpy(h->base + e->start + e->length, data, n);
+        e->length += n;
+        data += n;
+        len -= n;
+    }
 }
 
 /* Frames are not flushed one by one but when the upstream has nothing more

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
+#include "mn_jdump.h"
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
@@ -34,16 +35,15 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     if (plain) {
         json_t *copy = json_copy(req);
         json_object_set_new(copy, "messages", plain);
-        body = json_dumps(copy, JSON_COMPACT);
+        body = mn_json_dumps(copy, JSON_COMPACT, &out->body_len);
         json_decref(copy);
     }
     else {
-        body = json_dumps(req, JSON_COMPACT);
+        body = mn_json_dumps(req, JSON_COMPACT, &out->body_len);
     }
     if (!body) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }
-    out->body_len = strlen(body);
     out->body = apr_pmemdup(ctx->pool, body, out->body_len + 1);
     free(body);
     out->path = "/chat/completions";
@@ -174,31 +174,63 @@ static int scan_top_keys(const char *d, size_t start, size_t end, size_t *at, si
  * of its own (OpenRouter; escaped or not, the tree says) or bytes that are
  * not clean (a NUL, an escaped top-level key) take the tree path, which
  * replaces it and re-encodes. */
+/* A usage count from its span, as mn_usage_count reads the tree: Jansson
+ * makes an integer of a number without fraction or exponent (mn_jscan has
+ * checked it fits int64); anything else, and anything not above 0, is 0. */
+static long span_count(const mn_jspan *sp)
+{
+    long n = 0;
+    size_t i;
+    if (sp->type != MN_JT_NUMBER || sp->p[0] == '-') {
+        return 0;
+    }
+    for (i = 0; i < sp->len; i++) {
+        if (sp->p[i] < '0' || sp->p[i] > '9') {
+            return 0;
+        }
+    }
+    for (i = 0; i < sp->len; i++) {
+        n = n * 10 + (sp->p[i] - '0');
+    }
+    return n;
+}
+
 /* A plain answer (an object with a choices array, no upstream "provider",
  * usage an object, null or absent, no NUL byte) needs no tree: mn_jscan
- * validates it as json_loadb would and only the usage member is parsed.
- * 1 with usage filled, 0 when the tree path must decide. */
+ * validates it as json_loadb would and the usage counts are read from their
+ * spans as mn_usage_from_openai reads them from the tree.  1 with usage
+ * filled, 0 when the tree path must decide. */
+enum { AF_CHOICES, AF_USAGE, AF_PROVIDER, AF_PROMPT, AF_COMPLETION, AF_TOTAL, AF_CACHED,
+       AF_REASONING, AF_N };
 static int answer_fast(const char *body, size_t len, mn_usage *usage)
 {
-    static const char *const texts[3] = { "choices", "usage", "provider" };
-    mn_jpath paths[3];
-    mn_jspan sp[3];
-    json_t *u;
+    static const char *const texts[AF_N] = {
+        "choices", "usage", "provider", "usage.prompt_tokens", "usage.completion_tokens",
+        "usage.total_tokens", "usage.prompt_tokens_details.cached_tokens",
+        "usage.completion_tokens_details.reasoning_tokens"
+    };
+    mn_jpath paths[AF_N];
+    mn_jspan sp[AF_N];
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < AF_N; i++) {
         mn_jpath_compile(&paths[i], texts[i]);
     }
-    if (mn_jscan(body, len, paths, 3, sp) || sp[0].type != MN_JT_ARRAY
-        || sp[2].type != MN_JT_NONE || sp[1].count > 1
-        || (sp[1].type != MN_JT_NONE && sp[1].type != MN_JT_NULL && sp[1].type != MN_JT_OBJECT)
+    if (mn_jscan(body, len, paths, AF_N, sp) || sp[AF_CHOICES].type != MN_JT_ARRAY
+        || sp[AF_PROVIDER].type != MN_JT_NONE || sp[AF_USAGE].count > 1
+        || (sp[AF_USAGE].type != MN_JT_NONE && sp[AF_USAGE].type != MN_JT_NULL
+            && sp[AF_USAGE].type != MN_JT_OBJECT)
         || !bytes_clean(body, len)) {
         return 0;
     }
-    u = sp[1].type == MN_JT_OBJECT ? json_loadb(sp[1].p, sp[1].len, 0, NULL)
-        : sp[1].type == MN_JT_NULL ? json_null() : NULL;
-    mn_usage_from_openai(usage, u);
-    json_decref(u);
+    if (sp[AF_USAGE].type == MN_JT_OBJECT) {
+        usage->have = 1;
+        usage->prompt_tokens = span_count(&sp[AF_PROMPT]);
+        usage->completion_tokens = span_count(&sp[AF_COMPLETION]);
+        usage->total_tokens = span_count(&sp[AF_TOTAL]);
+        usage->cached_tokens = span_count(&sp[AF_CACHED]);
+        usage->reasoning_tokens = span_count(&sp[AF_REASONING]);
+    }
     return 1;
 }
 
@@ -238,7 +270,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
 insert:
     {
         json_t *n = json_string(ctx->provider_name);
-        name = json_dumps(n, JSON_ENCODE_ANY);
+        name = mn_json_dumps(n, JSON_COMPACT | JSON_ENCODE_ANY, NULL);
         json_decref(n);
     }
     nlen = strlen(name);

@@ -123,12 +123,66 @@ static void test_answer_bytes(void **state)
     apr_pool_destroy(pool);
 }
 
+/* The usage read from spans on the fast path is what mn_usage_from_openai
+ * reads from the tree: reals, negatives, -0, huge counts, escaped keys,
+ * duplicate keys (the last wins), details that are not objects. */
+static void test_answer_usage_like_tree(void **state)
+{
+    static const char *const usages[] = {
+        "{\"prompt_tokens\":24,\"completion_tokens\":19,\"total_tokens\":43,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":5},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":7}}",
+        "{\"prompt_tokens\":2.0,\"completion_tokens\":-3,\"total_tokens\":-0}",
+        "{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":1e2,"
+        "\"total_tokens\":\"5\"}",
+        "{\"prompt_tokens\":1,\"prompt_tokens\":8,\"completion_tokens\":null,"
+        "\"prompt_tokens_details\":[{\"cached_tokens\":4}],"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":3,\"reasoning_tokens\":0}}",
+        "{\"pro\\u006dpt_tokens\":11,\"total_tokens\":0,\"total_tokens\":12}",
+        "{}",
+        "{\"prompt_tokens_details\":{\"cached_tokens\":true},\"total_tokens\":[1]}",
+    };
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(usages) / sizeof(usages[0]); i++) {
+        apr_pool_t *pool;
+        mn_provider prov;
+        mn_wire_ctx ctx;
+        mn_usage fast, tree;
+        mn_error err;
+        const char *out;
+        size_t out_len;
+        json_t *u = json_loads(usages[i], 0, NULL);
+        char *body;
+        assert_non_null(u);
+        apr_pool_create(&pool, NULL);
+        body = apr_pstrcat(pool, "{\"choices\":[],\"usage\":", usages[i], "}", NULL);
+        mn_t_ctx(&ctx, pool, &prov, "up", MN_FORMAT_OPENAI, 0, 0);
+        memset(&fast, 0, sizeof(fast));
+        memset(&tree, 0, sizeof(tree));
+        assert_int_equal(mn_wire_openai.decode_response_bytes(&ctx, body, strlen(body), &out,
+                                                              &out_len, &fast, &err), 0);
+        mn_usage_from_openai(&tree, u);
+        if (memcmp(&fast, &tree, sizeof(fast))) {
+            fail_msg("usage %s: fast %ld/%ld/%ld/%ld/%ld, tree %ld/%ld/%ld/%ld/%ld", usages[i],
+                     fast.prompt_tokens, fast.completion_tokens, fast.total_tokens,
+                     fast.cached_tokens, fast.reasoning_tokens, tree.prompt_tokens,
+                     tree.completion_tokens, tree.total_tokens, tree.cached_tokens,
+                     tree.reasoning_tokens);
+        }
+        assert_int_equal(fast.have, 1);
+        json_decref(u);
+        apr_pool_destroy(pool);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bytes_kept),
         cmocka_unit_test(test_anthropic_text_span),
         cmocka_unit_test(test_answer_bytes),
+        cmocka_unit_test(test_answer_usage_like_tree),
     };
     int rc;
     apr_initialize();

@@ -455,6 +455,10 @@ static void test_wrong_types(void **state)
     expect_reject("{'model':'p/m'," MSGS ",'top_p':true}", "top_p");
     expect_reject("{'model':'p/m'," MSGS ",'stream_options':true}", "stream_options");
     expect_reject("{'model':'p/m'," MSGS ",'tool_choice':1}", "tool_choice");
+    /* two wrong: the error names the first in the policy's order, not the body's */
+    expect_reject("{'model':'p/m'," MSGS ",'user':5,'stream':'yes','temperature':'hot'}",
+                  "temperature");
+    expect_reject("{'model':'p/m'," MSGS ",'reasoning_effort':1,'n':'2'}", "n");
 }
 
 static void test_right_types(void **state)
