@@ -4,7 +4,6 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_admission.h"
-#include "mn_jdump.h"
 
 #define TTL_MINUTE 120
 #define TTL_DAY (2 * 86400 + 3600)
@@ -279,8 +278,8 @@ int64_t mn_estimate_prompt_tokens(json_t *body)
     }
     if (json_is_array(tools)) {
         /* tool schemas are prompt too; their JSON size is a fair measure */
-        size_t len = 0;
-        char *s = mn_json_dumps(tools, JSON_COMPACT, &len);
+        char *s = json_dumps(tools, JSON_COMPACT);
+        size_t len = s ? strlen(s) : 0;
         if (s) {
             bytes += (int64_t)len;
             free(s);

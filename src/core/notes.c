@@ -2,7 +2,6 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_notes.h"
-#include "mn_jdump.h"
 
 const char *mn_notes_join_tags(apr_pool_t *p, json_t *tags)
 {
@@ -49,7 +48,7 @@ void mn_notes_request(apr_pool_t *p, apr_table_t *notes, const mn_policy_result 
         apr_table_setn(notes, "maniac-tags", tags);
     }
     if (pol->metadata) {
-        char *s = mn_json_dumps(pol->metadata, JSON_COMPACT, NULL);
+        char *s = json_dumps(pol->metadata, JSON_COMPACT);
         if (s) {
             apr_table_setn(notes, "maniac-metadata", apr_pstrdup(p, s));
             free(s);

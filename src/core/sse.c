@@ -1,7 +1,6 @@
 /* mn_sse: incremental SSE parser (WHATWG event-stream rules) and writers. */
 #include <string.h>
 #include "mn_sse.h"
-#include "mn_jdump.h"
 
 void mn_sse_init(mn_sse_parser *p, size_t max_line, mn_sse_cb *cb, void *baton)
 {
@@ -163,7 +162,7 @@ void mn_json_write(mn_sink *out, json_t *obj)
 {
     /* one write for the whole chunk: the callback form writes per token */
     char buf[4096];
-    size_t n = mn_json_dumpb(obj, buf, sizeof(buf), JSON_COMPACT);
+    size_t n = json_dumpb(obj, buf, sizeof(buf), JSON_COMPACT);
     if (n > 0 && n <= sizeof(buf)) {
         out->write(out->baton, buf, n);
         return;

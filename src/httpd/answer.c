@@ -8,7 +8,6 @@
 
 #include "mn_serve.h"
 #include "mn_echo.h"
-#include "mn_jdump.h"
 #include "mn_metrics_glue.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
@@ -44,8 +43,8 @@ static void chat_bytes(mn_request *req, int status, const char *body, apr_size_t
 
 static void chat_json(mn_request *req, int status, json_t *body)
 {
-    size_t len = 0;
-    char *s = mn_json_dumps(body, JSON_COMPACT, &len);
+    char *s = json_dumps(body, JSON_COMPACT);
+    size_t len = s ? strlen(s) : 0;
     chat_bytes(req, status, s ? s : "", len);
     free(s);
 }

@@ -20,7 +20,6 @@
 #include "mod_maniac.h"
 #include "mn_face_messages.h"
 #include "mn_auth.h"
-#include "mn_jdump.h"
 #include "mn_notes.h"
 
 #define MN_KEY_MAX 512                      /* longest key accepted, in bytes */
@@ -387,7 +386,7 @@ static int deny(request_rec *r, int status, const char *type, const char *code,
     }
     mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
     body = mn_fm_path(r->uri) ? mn_fm_error_json(&e, NULL) : mn_error_to_json(&e, NULL);
-    s = mn_json_dumps(body, JSON_COMPACT, NULL);
+    s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     r->status = status;
     ap_set_content_type(r, "application/json");
@@ -506,7 +505,7 @@ static int note_auth_failure(request_rec *r, const char *type)
                  "This API key is not allowed to use this endpoint.");
     mn_notes_outcome(r->pool, r->notes, 0, NULL, e.type, e.code);
     body = mn_fm_path(r->uri) ? mn_fm_error_json(&e, NULL) : mn_error_to_json(&e, NULL);
-    s = mn_json_dumps(body, JSON_COMPACT, NULL);
+    s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (s) {
         ap_custom_response(r, HTTP_UNAUTHORIZED, apr_pstrdup(r->pool, s));

@@ -10,7 +10,6 @@
 
 #include "mn_serve.h"
 #include "mn_auth.h"
-#include "mn_jdump.h"
 #include "mn_models.h"
 #include "mn_notes.h"
 #include "mn_ops.h"
@@ -35,8 +34,8 @@ static void send_body(request_rec *r, int status, const char *body, apr_size_t l
 
 static int send_json(request_rec *r, int status, json_t *body)
 {
-    size_t len = 0;
-    char *s = mn_json_dumps(body, JSON_COMPACT, &len);
+    char *s = json_dumps(body, JSON_COMPACT);
+    size_t len = s ? strlen(s) : 0;
     send_body(r, status, s ? s : "", len);
     free(s);
     json_decref(body);

@@ -10,7 +10,6 @@
 #include <apr_strings.h>
 #include "mn_agent.h"
 #include "mn_anthropic.h"
-#include "mn_jdump.h"
 
 #define ANTHROPIC_VERSION "2023-06-01"
 #define FALLBACK_MAX_TOKENS 4096
@@ -888,11 +887,12 @@ static int anthropic_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
         json_decref(body);
         return -1;
     }
-    dump = mn_json_dumps(body, JSON_COMPACT, &out->body_len);
+    dump = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!dump) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }
+    out->body_len = strlen(dump);
     out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
     free(dump);
     out->path = "/messages";

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
-#include "mn_jdump.h"
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
@@ -35,15 +34,16 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     if (plain) {
         json_t *copy = json_copy(req);
         json_object_set_new(copy, "messages", plain);
-        body = mn_json_dumps(copy, JSON_COMPACT, &out->body_len);
+        body = json_dumps(copy, JSON_COMPACT);
         json_decref(copy);
     }
     else {
-        body = mn_json_dumps(req, JSON_COMPACT, &out->body_len);
+        body = json_dumps(req, JSON_COMPACT);
     }
     if (!body) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }
+    out->body_len = strlen(body);
     out->body = apr_pmemdup(ctx->pool, body, out->body_len + 1);
     free(body);
     out->path = "/chat/completions";
@@ -270,7 +270,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
 insert:
     {
         json_t *n = json_string(ctx->provider_name);
-        name = mn_json_dumps(n, JSON_COMPACT | JSON_ENCODE_ANY, NULL);
+        name = json_dumps(n, JSON_ENCODE_ANY);
         json_decref(n);
     }
     nlen = strlen(name);

@@ -88,9 +88,3 @@ data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_toke
 data: [DONE]
 
 '
-
-# fuzz_jdump: plain JSON texts (every fixture request and response)
-for f in "$fx"/requests/*.json "$fx"/*/response_*.json; do
-    seed fuzz_jdump "$(basename "$(dirname "$f")")-$(basename "$f" .json)" '' "$f"
-done
-seed_text fuzz_jdump escapes '' '["a\"b\\c\u0000\u001f\b\f\n\r\t/\u00e9\ud83d\ude00",1e300,-0.0,0.7,-9223372036854775808,{"k\u0001":[]}]'
