@@ -6,6 +6,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
+#include "mn_chunk.h"
 #include "mn_gemini.h"
 
 /* A raw JSON error object appended after the events is small; anything
@@ -29,6 +30,7 @@ struct mn_stream {
     long tool_index;        /* tool calls so far in this response */
     char id[256];           /* responseId of the first event, or ours */
     char model[256];
+    mn_chunk chunk;         /* frames; its head follows id and model */
     gm_usage gu;
     /* a call whose arguments are still streaming */
     int call_open;
@@ -67,6 +69,10 @@ mn_stream *mn_gm_stream_create(mn_wire_ctx *ctx)
     if (st) {
         st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
+        if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)) {
+            free(st);
+            return NULL;
+        }
         mn_buf_init(&st->raw);
         mn_buf_init(&st->str_path);
         mn_buf_init(&st->str_val);
@@ -79,34 +85,11 @@ static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
     return mn_stream_fail(&st->b, out);
 }
 
-static void emit(mn_stream *st, json_t *chunk, mn_sink *out)
-{
-    if (!chunk) {
-        return;
-    }
-    json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
-    mn_sse_write_json(out, chunk);
-    json_decref(chunk);
-}
-
-static json_t *chunk_base(mn_stream *st)
-{
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s}", "id", st->id, "object", "chat.completion.chunk",
-                          "created", (json_int_t)st->b.ctx->created, "model", st->model);
-    return c;
-}
-
 /* Steals delta. */
 static void emit_delta(mn_stream *st, json_t *delta, const char *finish, mn_sink *out)
 {
-    json_t *c = chunk_base(st);
-    json_object_set_new(c, "choices",
-                        json_pack("[{s:i,s:o,s:n,s:o}]", "index", 0, "delta", delta, "logprobs",
-                                  "finish_reason", finish ? json_string(finish) : json_null()));
-    if (st->b.ctx->include_usage) {
-        json_object_set_new(c, "usage", json_null());
-    }
-    emit(st, c, out);
+    mn_chunk_delta(&st->chunk, delta, finish, out);
+    json_decref(delta);
 }
 
 /* One step of a JSON path (RFC 9535 subset Vertex uses): .name, ['name'],
@@ -331,10 +314,10 @@ static int close_call(mn_stream *st, mn_sink *out)
     s = json_dumps(st->call_args, JSON_COMPACT);
     json_decref(st->call_args);
     st->call_args = NULL;
-    tc = json_pack("{s:I,s:{s:s}}", "index", (json_int_t)st->call_index, "function",
-                   "arguments", s ? s : "{}");
+    tc = json_string(s ? s : "{}");
     free(s);
-    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+    mn_chunk_tool_args(&st->chunk, st->call_index, tc, out);
+    json_decref(tc);
     return 0;
 }
 
@@ -389,10 +372,10 @@ static void handle_parts(mn_stream *st, json_t *parts, mn_sink *out)
         json_t *fc = json_object_get(part, "functionCall");
         if (json_is_string(t) && json_string_length(t)) {
             if (!mn_gm_part_is_thought(part)) {
-                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
+                mn_chunk_text(&st->chunk, "content", t, out);
             }
             else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
-                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
+                mn_chunk_text(&st->chunk, "reasoning_content", t, out);
             }
         }
         else if (json_is_object(fc) && handle_call_part(st, part, fc, out)) {
@@ -432,7 +415,15 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     }
     v = json_object_get(root, "modelVersion");
     if (json_is_string(v)) {
-        copy_utf8(st->model, sizeof(st->model), json_string_value(v));
+        char model[sizeof(st->model)];
+        copy_utf8(model, sizeof(model), json_string_value(v));
+        if (strcmp(model, st->model)) {
+            memcpy(st->model, model, sizeof(model));
+            mn_chunk_free_head(&st->chunk);
+        }
+    }
+    if (!mn_chunk_ready(&st->chunk)) {
+        mn_chunk_head(&st->chunk, st->id, NULL, st->model, NULL, st->b.ctx->created);
     }
     if (json_is_object(json_object_get(root, "usageMetadata"))) {
         mn_gm_usage_read(&st->gu, json_object_get(root, "usageMetadata"));
@@ -440,7 +431,7 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     }
     if (!st->started) {
         st->started = 1;
-        emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
+        mn_chunk_role(&st->chunk, out);
     }
     cand = json_array_get(json_object_get(root, "candidates"), 0);
     if (!cand) {
@@ -584,12 +575,12 @@ mn_stream_status mn_gm_stream_end(mn_stream *st, const mn_error *cause, mn_sink 
     if (close_call(st, out)) {
         return fail_with(st, out);
     }
-    emit_delta(st, json_object(), mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0), out);
+    mn_chunk_finish(&st->chunk, mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0),
+                    out);
     if (st->b.ctx->include_usage) {
-        json_t *c = chunk_base(st);
-        json_object_set_new(c, "choices", json_array());
-        json_object_set_new(c, "usage", mn_gm_usage_json(&st->gu));
-        emit(st, c, out);
+        json_t *u = mn_gm_usage_json(&st->gu);
+        mn_chunk_usage(&st->chunk, u, out);
+        json_decref(u);
     }
     mn_sse_write_done(out);
     st->b.status = MN_STREAM_DONE;
@@ -600,6 +591,7 @@ void mn_gm_stream_destroy(mn_stream *st)
 {
     if (st) {
         json_decref(st->call_args);
+        mn_chunk_free(&st->chunk);
         mn_buf_free(&st->str_path);
         mn_buf_free(&st->str_val);
         mn_buf_free(&st->raw);
