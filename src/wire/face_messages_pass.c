@@ -175,11 +175,13 @@ static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
     return st;
 }
 
+/* FAILED before the frame, as mn_stream_fail: the relay tells the terminal
+ * frame from content by it */
 static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
 {
+    st->b.status = MN_STREAM_FAILED;
     mn_error_scrub(&st->b.err, st->b.ctx->provider);
     mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
-    st->b.status = MN_STREAM_FAILED;
     return st->b.status;
 }
 
