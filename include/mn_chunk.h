@@ -23,8 +23,12 @@
 #include "mn_error.h"
 
 typedef struct mn_chunk {
-    char *head;              /* `data: {"id":…,…,"model":…,"choices":` */
-    size_t head_len;
+    char *head;              /* `data: {"id":…,…,"model":…,"choices":`, and on to
+                              * `[{"index":0,"delta":{"content":` */
+    size_t head_len;         /* up to "choices": */
+    size_t content_len;      /* up to "content": */
+    char *tail;              /* what follows a content string to the frame's end */
+    size_t tail_len;
     char *provider;          /* `"provider":"name"`, "" when there is no name */
     size_t provider_len;
     int include_usage;       /* frames with choices carry "usage":null */

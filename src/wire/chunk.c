@@ -6,6 +6,8 @@
 #include "mn_sse.h"
 
 #define LIT(out, s) (out)->write((out)->baton, s, sizeof(s) - 1)
+/* what the head bytes go on with for a content delta */
+#define CONTENT_OPEN "[{\"index\":0,\"delta\":{\"content\":"
 
 void mn_chunk_tag(json_t *obj, const char *name)
 {
@@ -57,27 +59,32 @@ int mn_chunk_head(mn_chunk *c, const char *id, json_t *id_json, const char *mode
 {
     char *i = dump_string(id, id_json), *m = dump_string(model, model_json);
     size_t cap;
-    int n = -1;
+    int n = -1, t = -1;
 
-    free(c->head);
-    c->head = NULL;
-    c->head_len = 0;
+    mn_chunk_free_head(c);
     if (i && m) {
-        cap = strlen(i) + strlen(m) + 128;
+        cap = strlen(i) + strlen(m) + 160;
         c->head = malloc(cap);
         n = c->head ? snprintf(c->head, cap,
                                "data: {\"id\":%s,\"object\":\"chat.completion.chunk\","
-                               "\"created\":%" JSON_INTEGER_FORMAT ",\"model\":%s,\"choices\":",
+                               "\"created\":%" JSON_INTEGER_FORMAT ",\"model\":%s,\"choices\":"
+                               "[{\"index\":0,\"delta\":{\"content\":",
                                i, (json_int_t)created, m) : -1;
+        cap = c->provider_len + 80;
+        c->tail = n >= 0 ? malloc(cap) : NULL;
+        t = c->tail ? snprintf(c->tail, cap, "},\"logprobs\":null,\"finish_reason\":null}]%s%s%s}\n\n",
+                               c->include_usage ? ",\"usage\":null" : "",
+                               c->provider_len ? "," : "", c->provider) : -1;
     }
     free(i);
     free(m);
-    if (n < 0) {
-        free(c->head);
-        c->head = NULL;
+    if (n < 0 || t < 0) {
+        mn_chunk_free_head(c);
         return -1;
     }
-    c->head_len = (size_t)n;
+    c->content_len = (size_t)n;
+    c->head_len = c->content_len - sizeof(CONTENT_OPEN) + 1;
+    c->tail_len = (size_t)t;
     return 0;
 }
 
@@ -89,15 +96,16 @@ int mn_chunk_ready(const mn_chunk *c)
 void mn_chunk_free_head(mn_chunk *c)
 {
     free(c->head);
-    c->head = NULL;
-    c->head_len = 0;
+    free(c->tail);
+    c->head = c->tail = NULL;
+    c->head_len = c->content_len = c->tail_len = 0;
 }
 
 void mn_chunk_free(mn_chunk *c)
 {
-    free(c->head);
+    mn_chunk_free_head(c);
     free(c->provider);
-    c->head = c->provider = NULL;
+    c->provider = NULL;
 }
 
 /* The end of every frame: the provider member, the closing brace, the SSE
@@ -180,6 +188,14 @@ void mn_chunk_text_raw(const mn_chunk *c, const char *member, const char *json_s
                        size_t len, mn_sink *out)
 {
     if (!c->head) {
+        return;
+    }
+    if (!strcmp(member, "content")) {
+        /* the hot path: three copies */
+        out->write(out->baton, c->head, c->content_len);
+        out->write(out->baton, json_string, len);
+        out->write(out->baton, c->tail, c->tail_len);
+        out->frame_end(out->baton);
         return;
     }
     open_member(c, member, out);
