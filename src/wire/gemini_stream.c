@@ -589,15 +589,16 @@ static int span_is(const mn_jspan *sp, const char *s)
  * already checked the integer fits int64. */
 static long span_count(const mn_jspan *sp, int *present)
 {
-    const char *p = sp->p, *end = sp->p + sp->len;
+    const char *p = sp->p, *end;
     unsigned long long n = 0;   /* int64's magnitudes, INT64_MIN's included */
     int neg = 0;
 
     *present = 0;
     if (sp->type != MN_JT_NUMBER || memchr(p, '.', sp->len) || memchr(p, 'e', sp->len)
         || memchr(p, 'E', sp->len)) {
-        return 0;
+        return 0;               /* p is NULL when the member is absent */
     }
+    end = p + sp->len;
     *present = 1;
     if (*p == '-') {
         neg = 1;
