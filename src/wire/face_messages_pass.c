@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_chunk.h"
 #include "mn_face_messages.h"
 
 #define DEFAULT_VERSION "2023-06-01"
@@ -96,14 +97,17 @@ static void usage_merge(mn_usage *u, json_t *usage, long *in, long *cw, long *cr
 static void write_with_provider(mn_sink *out, const char *name, const char *data,
                                 size_t len)
 {
-    json_t *p = json_string(name ? name : "");
-    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
-    size_t i = 1;
+    size_t mlen, i = 1;
+    char *member = mn_chunk_member(name ? name : "", &mlen);
 
-    json_decref(p);
-    out->write(out->baton, "{\"provider\":", 12);
-    out->write(out->baton, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2);
-    free(quoted);
+    out->write(out->baton, "{", 1);
+    if (member && mlen) {
+        out->write(out->baton, member, mlen);
+    }
+    else {
+        out->write(out->baton, "\"provider\":\"\"", 13);
+    }
+    free(member);
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
