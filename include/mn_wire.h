@@ -130,7 +130,8 @@ typedef struct mn_stream_base {
 } mn_stream_base;
 
 /* Ends the stream with base->err (keys scrubbed) as the terminal error frame
- * and [DONE]. */
+ * and [DONE]; the status is FAILED before those frames are written, so
+ * stream_error() already answers while they go through the sink. */
 mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out);
 
 /* stream_end for formats that mark their clean end with an event (`what`,
@@ -141,25 +142,6 @@ mn_stream_status mn_stream_end_without(mn_stream_base *b, const mn_error *cause,
 /* stream_usage / stream_error for any translator built on mn_stream_base. */
 const mn_usage *mn_stream_base_usage(mn_stream *st);
 const mn_error *mn_stream_base_error(mn_stream *st);
-
-/* A stream chunk whose delta carries one string member, prepared once per
- * stream from a sample chunk (that member set to ""): per token only the
- * string itself is encoded (by Jansson), the bytes around it are reused.
- * Saves building and serialising a whole tree for every token. */
-typedef struct mn_delta_template {
-    char *json;              /* the sample chunk, serialised */
-    size_t head_len;         /* bytes before the string value */
-    size_t tail_off;         /* where the bytes after it start */
-} mn_delta_template;
-
-/* 0 on success; -1 when the sample does not have the expected shape. */
-int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const char *member);
-void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out);
-/* The same with the string already JSON (quotes included), e.g. a span
- * mn_jscan found in an upstream event: copied as it is. */
-void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
-                                 size_t len, mn_sink *out);
-void mn_delta_template_free(mn_delta_template *t);
 
 /* RFC 2397 data: URL with a base64 payload, data:<type>[;param]*;base64,<data>:
  * the media type (lower-cased, into mime) and the payload.  Returns 0, or -1

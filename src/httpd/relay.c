@@ -8,6 +8,11 @@
  *   translator done: FLUSHING ──> DRAINING ──> DONE; failed after the first
  *   byte: FLUSHING ──> ABANDONED.
  *
+ * Orthogonal to those, the relay is SILENT until the translator hands the
+ * client its first content frame (a frame written while the translator has
+ * not failed), then SPEAKING.  Only a SILENT relay can fail early: the
+ * terminal error frame and [DONE] of a failed translator are not content.
+ *
  * Reads coalesce as mod_proxy_http's do: after a blocking read, what the
  * upstream already sent is read without blocking and leaves in one write
  * with one FLUSH.  While the upstream is silent the client is looked at
@@ -54,6 +59,11 @@ static const char *const state_names[RELAY_DONE + 1] = {
 
 typedef enum { WAIT_LIMIT, WAIT_TOTAL, WAIT_SLICE } wait_kind;
 
+typedef enum {
+    VOICE_SILENT,        /* nothing for the client yet: a failure is answered as an error */
+    VOICE_SPEAKING       /* the client has content: a failure ends the stream */
+} relay_voice;
+
 typedef struct relay {
     relay_state state;
     mn_request *req;
@@ -62,6 +72,8 @@ typedef struct relay {
     mn_upstream *u;
     apr_pool_t *pool;            /* this relay's: its cleanups are the one exit */
     mn_client_sink cs;
+    mn_sink tap;                 /* what the translator writes into: cs.out, watched */
+    relay_voice voice;
     apr_bucket_brigade *in;
     mn_sse_parser parser;
     mn_stream *st;
@@ -124,12 +136,29 @@ static int client_has_left(conn_rec *c)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+static void tap_write(void *baton, const char *data, size_t len)
+{
+    relay *rl = baton;
+    rl->cs.out->write(rl->cs.out->baton, data, len);
+}
+
+/* A frame written while the translator has not failed is content (a failed
+ * one is FAILED before it writes its terminal frames, see mn_stream_fail). */
+static void tap_frame_end(void *baton)
+{
+    relay *rl = baton;
+    if (rl->voice == VOICE_SILENT && !rl->wire->stream_error(rl->st)) {
+        rl->voice = VOICE_SPEAKING;
+    }
+    rl->cs.out->frame_end(rl->cs.out->baton);
+}
+
 static int on_sse(void *baton, mn_sse_kind kind, const char *event, const char *data,
                   size_t len)
 {
     relay *rl = baton;
     if (rl->status == MN_STREAM_MORE) {
-        rl->status = rl->wire->stream_feed(rl->st, kind, event, data, len, rl->cs.out);
+        rl->status = rl->wire->stream_feed(rl->st, kind, event, data, len, &rl->tap);
     }
     /* once the translator is done the rest of the body is irrelevant */
     return rl->status != MN_STREAM_MORE;
@@ -198,12 +227,10 @@ static const mn_error *read_cause(relay *rl, mn_error *cause)
     return cause;
 }
 
-/* Has the translator produced nothing the client should see?  A failed
- * translator has written exactly its error frame and [DONE] (mn_wire.h);
- * anything before those is content. */
+/* Has the translator produced nothing the client should see? */
 static int nothing_produced(const relay *rl)
 {
-    return !rl->cs.started && rl->cs.frames <= 2;
+    return !rl->cs.started && rl->voice == VOICE_SILENT;
 }
 
 /* TRANSLATING: what the upstream already sent goes out with it: read on
@@ -226,16 +253,16 @@ static relay_state on_translating(relay *rl)
         mn_error_fail(&cause, MN_FAIL_EVENT_TOO_LARGE,
                       "provider '%s' sent a stream event larger than %" APR_SIZE_T_FMT " bytes",
                       rl->at->prov->name, mn_config_max_event(rl->req->r));
-        rl->status = rl->wire->stream_end(rl->st, &cause, rl->cs.out);
+        rl->status = rl->wire->stream_end(rl->st, &cause, &rl->tap);
     }
     else if (rl->status == MN_STREAM_MORE && rl->rv == APR_EOF) {
         mn_sse_finish(&rl->parser);
         if (rl->status == MN_STREAM_MORE) {
-            rl->status = rl->wire->stream_end(rl->st, NULL, rl->cs.out);
+            rl->status = rl->wire->stream_end(rl->st, NULL, &rl->tap);
         }
     }
     else if (rl->status == MN_STREAM_MORE && read_cause(rl, &cause)) {
-        rl->status = rl->wire->stream_end(rl->st, &cause, rl->cs.out);
+        rl->status = rl->wire->stream_end(rl->st, &cause, &rl->tap);
     }
     if (rl->status == MN_STREAM_FAILED && nothing_produced(rl)) {
         /* nothing is lost by answering with a plain JSON error, or by
@@ -377,6 +404,10 @@ static int relay_init(relay *rl, mn_request *req, mn_attempt *at, const mn_wire 
     apr_pool_create(&rl->pool, at->pool ? at->pool : r->pool);
     apr_pool_cleanup_register(rl->pool, u, release_upstream, apr_pool_cleanup_null);
     mn_client_sink_init(&rl->cs, req);
+    rl->tap.write = tap_write;
+    rl->tap.frame_end = tap_frame_end;
+    rl->tap.baton = rl;
+    rl->voice = VOICE_SILENT;
     rl->in = apr_brigade_create(rl->pool, r->connection->bucket_alloc);
     rl->st = wire->stream_create(ctx);
     if (!rl->st) {

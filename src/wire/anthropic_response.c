@@ -7,6 +7,7 @@
 #include <string.h>
 #include <apr_date.h>
 #include <apr_strings.h>
+#include "mn_chunk.h"
 #include "mn_agent.h"
 #include "mn_anthropic.h"
 
@@ -226,7 +227,7 @@ int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
     json_object_set(res, "model", json_object_get(root, "model"));
     json_object_set_new(res, "choices", json_pack("[o]", choice));
     json_object_set_new(res, "usage", mn_an_usage_to_openai(&u));
-    json_object_set_new(res, "provider", json_string(ctx->provider_name));
+    mn_chunk_tag(res, ctx->provider_name);
     json_decref(root);
     *out = res;
     return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "mn_agent.h"
 #include "mn_anthropic.h"
+#include "mn_chunk.h"
 #include "mn_jscan.h"
 
 /* ---------------------------------------------------------------- streaming */
@@ -32,16 +33,13 @@ static const char *const fast_texts[FA_N] = { "*", "type", "index", "delta.*", "
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     mn_jpath fast[FA_N];        /* compiled once per stream */
-    json_t *id;              /* message id and model from message_start */
-    json_t *model;
+    mn_chunk chunk;          /* frames; its head once message_start gave id and model */
     int started;             /* message_start seen (role chunk sent) */
     int finished;            /* finish chunk sent */
     int ntools;              /* tool calls announced so far */
     open_block blocks[MAX_OPEN_BLOCKS];
     a_usage au;
     mn_agent_thinking_acc thinking;   /* signed blocks, until they are handed out */
-    mn_delta_template content_tmpl;   /* text deltas, once id/model are known */
-    int content_tmpl_state;           /* 0 not yet, 1 ready, -1 unusable */
 };
 
 mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
@@ -51,6 +49,10 @@ mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
     if (st) {
         st->b.ctx = ctx;
         mn_agent_acc_init(&st->thinking);
+        if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)) {
+            free(st);
+            return NULL;
+        }
         for (i = 0; i < FA_N; i++) {
             mn_jpath_compile(&st->fast[i], fast_texts[i]);
         }
@@ -70,71 +72,22 @@ static mn_stream_status fail_bad(mn_stream *st, mn_sink *out, const char *what)
     return fail_with(st, out);
 }
 
-/* A chunk with an empty delta; *delta and *choice are borrowed. */
-static json_t *chunk_new(mn_stream *st, json_t **delta, json_t **choice)
-{
-    json_t *c = json_object();
-    *delta = json_object();
-    *choice = json_object();
-    json_object_set(c, "id", st->id);
-    json_object_set_new(c, "object", json_string("chat.completion.chunk"));
-    json_object_set_new(c, "created", json_integer(st->b.ctx->created));
-    json_object_set(c, "model", st->model);
-    json_object_set_new(*choice, "index", json_integer(0));
-    json_object_set_new(*choice, "delta", *delta);
-    json_object_set_new(*choice, "logprobs", json_null());
-    json_object_set_new(*choice, "finish_reason", json_null());
-    json_object_set_new(c, "choices", json_pack("[O]", *choice));
-    json_decref(*choice);
-    if (st->b.ctx->include_usage) {
-        json_object_set_new(c, "usage", json_null());
-    }
-    json_object_set_new(c, "provider", json_string(st->b.ctx->provider_name));
-    return c;
-}
-
-static void emit(mn_sink *out, json_t *chunk)
-{
-    mn_sse_write_json(out, chunk);
-    json_decref(chunk);
-}
-
 /* delta.<member> = text, skipped when empty */
 static void emit_text(mn_stream *st, mn_sink *out, const char *member, json_t *text)
 {
-    json_t *delta, *choice, *chunk;
-    if (!json_is_string(text) || !json_string_length(text)) {
-        return;
+    if (json_is_string(text) && json_string_length(text)) {
+        mn_chunk_text(&st->chunk, member, text, out);
     }
-    if (!strcmp(member, "content") && st->content_tmpl_state == 0 && st->id && st->model) {
-        chunk = chunk_new(st, &delta, &choice);
-        json_object_set_new(delta, member, json_string(""));
-        st->content_tmpl_state = mn_delta_template_init(&st->content_tmpl, chunk, member) ? -1 : 1;
-        json_decref(chunk);
-    }
-    if (!strcmp(member, "content") && st->content_tmpl_state == 1) {
-        mn_delta_template_write(&st->content_tmpl, text, out);
-        return;
-    }
-    chunk = chunk_new(st, &delta, &choice);
-    json_object_set(delta, member, text);
-    emit(out, chunk);
 }
 
 static void emit_tool_args(mn_stream *st, mn_sink *out, int tool, json_t *args)
 {
-    json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
-    json_object_set_new(delta, "tool_calls",
-                        json_pack("[{s:i,s:{s:O}}]", "index", tool, "function",
-                                  "arguments", args));
-    emit(out, chunk);
+    mn_chunk_tool_args(&st->chunk, tool, args, out);
 }
 
 static void emit_finish(mn_stream *st, mn_sink *out, const char *reason)
 {
-    json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
-    json_object_set_new(choice, "finish_reason", json_string(reason));
-    emit(out, chunk);
+    mn_chunk_finish(&st->chunk, reason, out);
     st->finished = 1;
 }
 
@@ -144,13 +97,14 @@ static void emit_finish(mn_stream *st, mn_sink *out, const char *reason)
 static void flush_thinking(mn_stream *st, mn_sink *out)
 {
     json_t *blocks = mn_agent_acc_take(&st->thinking);
-    json_t *delta, *choice, *chunk;
+    json_t *delta;
     if (!blocks) {
         return;
     }
-    chunk = chunk_new(st, &delta, &choice);
+    delta = json_object();
     json_object_set_new(delta, "thinking_blocks", blocks);
-    emit(out, chunk);
+    mn_chunk_delta(&st->chunk, delta, NULL, out);
+    json_decref(delta);
 }
 
 static open_block *block_find(mn_stream *st, json_t *index)
@@ -183,7 +137,6 @@ static mn_stream_status on_message_start(mn_stream *st, json_t *ev, mn_sink *out
 {
     json_t *msg = json_object_get(ev, "message");
     json_t *id = json_object_get(msg, "id"), *model = json_object_get(msg, "model");
-    json_t *delta, *choice, *chunk;
 
     if (st->started) {
         return st->b.status;     /* a repeated start must not repeat the role chunk */
@@ -191,15 +144,12 @@ static mn_stream_status on_message_start(mn_stream *st, json_t *ev, mn_sink *out
     if (!json_is_object(msg)) {
         return fail_bad(st, out, "message_start without a message");
     }
-    st->id = json_is_string(id) ? json_incref(id) : json_string("");
-    st->model = json_is_string(model) ? json_incref(model) : json_string("");
+    mn_chunk_head(&st->chunk, "", json_is_string(id) ? id : NULL, "",
+                  json_is_string(model) ? model : NULL, st->b.ctx->created);
     st->started = 1;
     mn_an_usage_merge(&st->au, json_object_get(msg, "usage"));
     mn_an_usage_to_mn(&st->au, &st->b.usage);
-    chunk = chunk_new(st, &delta, &choice);
-    json_object_set_new(delta, "role", json_string("assistant"));
-    json_object_set_new(delta, "content", json_string(""));
-    emit(out, chunk);
+    mn_chunk_role(&st->chunk, out);
     return st->b.status;
 }
 
@@ -235,18 +185,17 @@ static mn_stream_status on_block_start(mn_stream *st, json_t *ev, mn_sink *out)
     else if (!strcmp(type, "tool_use")) {
         json_t *id = json_object_get(cb, "id"), *name = json_object_get(cb, "name");
         json_t *input = json_object_get(cb, "input");
-        json_t *delta, *choice, *chunk;
+        json_t *delta;
         if (!json_is_string(id) || !json_is_string(name)) {
             return fail_bad(st, out, "tool_use block without id or name");
         }
         b->kind = BLOCK_TOOL;
         b->tool = st->ntools++;
-        chunk = chunk_new(st, &delta, &choice);
-        json_object_set_new(delta, "tool_calls",
-                            json_pack("[{s:i,s:O,s:s,s:{s:O,s:s}}]", "index", b->tool,
-                                      "id", id, "type", "function", "function",
-                                      "name", name, "arguments", ""));
-        emit(out, chunk);
+        delta = json_pack("{s:[{s:i,s:O,s:s,s:{s:O,s:s}}]}", "tool_calls", "index", b->tool,
+                          "id", id, "type", "function", "function", "name", name,
+                          "arguments", "");
+        mn_chunk_delta(&st->chunk, delta, NULL, out);
+        json_decref(delta);
         /* some Anthropic-compatible servers put the whole input here */
         if (json_is_object(input) && json_object_size(input)) {
             char *args = json_dumps(input, JSON_COMPACT);
@@ -341,10 +290,9 @@ static mn_stream_status on_message_stop(mn_stream *st, mn_sink *out)
         emit_finish(st, out, st->ntools ? "tool_calls" : "stop");
     }
     if (st->b.ctx->include_usage) {
-        json_t *delta, *choice, *chunk = chunk_new(st, &delta, &choice);
-        json_object_set_new(chunk, "choices", json_array());
-        json_object_set_new(chunk, "usage", mn_an_usage_to_openai(&st->au));
-        emit(out, chunk);
+        json_t *u = mn_an_usage_to_openai(&st->au);
+        mn_chunk_usage(&st->chunk, u, out);
+        json_decref(u);
     }
     mn_sse_write_done(out);
     st->b.status = MN_STREAM_DONE;
@@ -377,7 +325,7 @@ static int text_delta_fast(mn_stream *st, const char *data, size_t len, mn_sink 
         || sp[FA_DTYPE].len != 12 || memcmp(sp[FA_DTYPE].p, "\"text_delta\"", 12)) {
         return 0;
     }
-    mn_delta_template_write_raw(&st->content_tmpl, sp[FA_TEXT].p, sp[FA_TEXT].len, out);
+    mn_chunk_text_raw(&st->chunk, "content", sp[FA_TEXT].p, sp[FA_TEXT].len, out);
     return 1;
 }
 
@@ -398,7 +346,7 @@ mn_stream_status mn_an_stream_feed(mn_stream *st, mn_sse_kind kind,
         }
         return fail_bad(st, out, "[DONE] before message_stop");
     }
-    if (st->started && !st->finished && st->content_tmpl_state == 1
+    if (st->started && !st->finished && mn_chunk_ready(&st->chunk)
         && (!event || !*event || !strcmp(event, "content_block_delta"))
         && text_delta_fast(st, data, len, out)) {
         return st->b.status;
@@ -467,9 +415,7 @@ void mn_an_stream_destroy(mn_stream *st)
     if (!st) {
         return;
     }
-    json_decref(st->id);
-    json_decref(st->model);
-    mn_delta_template_free(&st->content_tmpl);
+    mn_chunk_free(&st->chunk);
     mn_agent_acc_free(&st->thinking);
     free(st);
 }

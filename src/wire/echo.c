@@ -3,6 +3,7 @@
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_time.h>
+#include "mn_chunk.h"
 #include "mn_echo.h"
 #include "mn_sse.h"
 
@@ -78,29 +79,14 @@ json_t *mn_echo_response(mn_wire_ctx *ctx, json_t *req, mn_usage *usage)
     usage->prompt_tokens = prompt_words;
     usage->completion_tokens = count_words(text);
     usage->total_tokens = usage->prompt_tokens + usage->completion_tokens;
-    resp = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:s,s:n},s:n,s:s}],s:o,s:s}",
+    resp = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:s,s:n},s:n,s:s}],s:o}",
                      "id", make_id(ctx->pool), "object", "chat.completion",
                      "created", (json_int_t)ctx->created, "model", ctx->model,
                      "choices", "index", 0, "message", "role", "assistant",
                      "content", text, "refusal", "logprobs", "finish_reason", "stop",
-                     "usage", mn_usage_to_openai(usage), "provider", ctx->provider_name);
+                     "usage", mn_usage_to_openai(usage));
+    mn_chunk_tag(resp, ctx->provider_name);
     return resp;
-}
-
-static void write_chunk(mn_wire_ctx *ctx, const char *id, json_t *delta,
-                        const char *finish, mn_sink *out)
-{
-    json_t *chunk = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:n,s:o}]}",
-                              "id", id, "object", "chat.completion.chunk",
-                              "created", (json_int_t)ctx->created, "model", ctx->model,
-                              "choices", "index", 0, "delta", delta, "logprobs",
-                              "finish_reason", finish ? json_string(finish) : json_null());
-    if (ctx->include_usage) {
-        json_object_set_new(chunk, "usage", json_null());
-    }
-    json_object_set_new(chunk, "provider", json_string(ctx->provider_name));
-    mn_sse_write_json(out, chunk);
-    json_decref(chunk);
 }
 
 void mn_echo_stream(mn_wire_ctx *ctx, json_t *req, mn_sink *out, mn_usage *usage)
@@ -109,35 +95,39 @@ void mn_echo_stream(mn_wire_ctx *ctx, json_t *req, mn_sink *out, mn_usage *usage
     const char *text = last_user_text(ctx->pool, req, &prompt_words);
     const char *id = make_id(ctx->pool);
     const char *s = text;
+    mn_chunk c;
 
+    /* on failure (memory) the writers write nothing; [DONE] still ends it */
+    if (!mn_chunk_init(&c, ctx->provider_name, ctx->include_usage)) {
+        mn_chunk_head(&c, id, NULL, ctx->model, NULL, ctx->created);
+    }
     usage->have = 1;
     usage->prompt_tokens = prompt_words;
     usage->completion_tokens = count_words(text);
     usage->total_tokens = usage->prompt_tokens + usage->completion_tokens;
 
-    write_chunk(ctx, id, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
+    mn_chunk_role(&c, out);
     /* each piece is leading whitespace plus one word, so the pieces
      * concatenate back to the exact message */
     while (*s) {
         const char *start = s;
+        json_t *piece;
         while (*s && apr_isspace(*s)) {
             s++;
         }
         while (*s && !apr_isspace(*s)) {
             s++;
         }
-        write_chunk(ctx, id, json_pack("{s:s%}", "content", start, (size_t)(s - start)),
-                    NULL, out);
+        piece = json_stringn(start, (size_t)(s - start));
+        mn_chunk_text(&c, "content", piece, out);
+        json_decref(piece);
     }
-    write_chunk(ctx, id, json_object(), "stop", out);
+    mn_chunk_finish(&c, "stop", out);
     if (ctx->include_usage) {
-        json_t *chunk = json_pack("{s:s,s:s,s:I,s:s,s:[],s:o,s:s}",
-                                  "id", id, "object", "chat.completion.chunk",
-                                  "created", (json_int_t)ctx->created, "model", ctx->model,
-                                  "choices", "usage", mn_usage_to_openai(usage),
-                                  "provider", ctx->provider_name);
-        mn_sse_write_json(out, chunk);
-        json_decref(chunk);
+        json_t *u = mn_usage_to_openai(usage);
+        mn_chunk_usage(&c, u, out);
+        json_decref(u);
     }
+    mn_chunk_free(&c);
     mn_sse_write_done(out);
 }

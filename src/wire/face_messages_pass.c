@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "mn_chunk.h"
 #include "mn_face_messages.h"
 #include "mn_jscan.h"
 
@@ -93,15 +94,20 @@ static void usage_merge(mn_usage *u, json_t *usage, long *in, long *cw, long *cr
     u->total_tokens = mn_usage_add(u->prompt_tokens, u->completion_tokens);
 }
 
-/* data with "provider" (quoted: its JSON value) as the first member; data
+/* data with the provider member (mn_chunk_member's bytes) first; data
  * starts with '{' */
-static void write_with_quoted(mn_sink *out, const char *quoted, size_t qlen, const char *data,
+static void write_with_member(mn_sink *out, const char *member, size_t mlen, const char *data,
                               size_t len)
 {
     size_t i = 1;
 
-    out->write(out->baton, "{\"provider\":", 12);
-    out->write(out->baton, quoted, qlen);
+    out->write(out->baton, "{", 1);
+    if (member && mlen) {
+        out->write(out->baton, member, mlen);
+    }
+    else {
+        out->write(out->baton, "\"provider\":\"\"", 13);
+    }
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
@@ -111,20 +117,12 @@ static void write_with_quoted(mn_sink *out, const char *quoted, size_t qlen, con
     out->write(out->baton, data + i, len - i);
 }
 
-/* name as the JSON value write_with_quoted takes (malloc'd; NULL: none) */
-static char *quote_provider(const char *name)
-{
-    json_t *p = json_string(name ? name : "");
-    char *quoted = json_dumps(p, JSON_ENCODE_ANY);
-    json_decref(p);
-    return quoted;
-}
-
 static void write_with_provider(mn_sink *out, const char *name, const char *data, size_t len)
 {
-    char *quoted = quote_provider(name);
-    write_with_quoted(out, quoted ? quoted : "\"\"", quoted ? strlen(quoted) : 2, data, len);
-    free(quoted);
+    size_t mlen;
+    char *member = mn_chunk_member(name ? name : "", &mlen);
+    write_with_member(out, member, mlen, data, len);
+    free(member);
 }
 
 static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
@@ -180,7 +178,7 @@ struct mn_stream {
     long in, cw, cr;
     mn_jpath type_path;        /* compiled once per stream */
     const char *quoted_for;    /* the provider name quoted is for */
-    char *quoted;              /* its JSON value, once per stream */
+    char *quoted;              /* its provider member (mn_chunk_member), once per stream */
     size_t quoted_len;
     int quoted_ok;
 };
@@ -225,26 +223,28 @@ static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
     }
     if (!st->quoted_ok || st->quoted_for != st->b.ctx->provider_name) {
         free(st->quoted);
-        st->quoted = quote_provider(st->b.ctx->provider_name);
-        st->quoted_len = st->quoted ? strlen(st->quoted) : 0;
+        st->quoted = mn_chunk_member(st->b.ctx->provider_name ? st->b.ctx->provider_name : "",
+                                     &st->quoted_len);
         st->quoted_for = st->b.ctx->provider_name;
         st->quoted_ok = 1;
     }
     out->write(out->baton, "event: ", 7);
     out->write(out->baton, sp->p + 1, n);
     out->write(out->baton, "\ndata: ", 7);
-    write_with_quoted(out, st->quoted ? st->quoted : "\"\"", st->quoted ? st->quoted_len : 2,
+    write_with_member(out, st->quoted, st->quoted_len,
                       data + i, len - i);
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
     return 1;
 }
 
+/* FAILED before the frame, as mn_stream_fail: the relay tells the terminal
+ * frame from content by it */
 static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
 {
+    st->b.status = MN_STREAM_FAILED;
     mn_error_scrub(&st->b.err, st->b.ctx->provider);
     mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
-    st->b.status = MN_STREAM_FAILED;
     return st->b.status;
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mn_chunk.h"
 #include "mn_face_messages.h"
 
 static const char *stop_reason_for(const char *fr)
@@ -118,9 +119,7 @@ json_t *mn_fm_response(json_t *chat, const mn_usage *u)
     json_object_set_new(res, "stop_sequence", json_null());
     json_object_set_new(res, "usage", mn_fm_usage_json(u));
     v = json_object_get(chat, "provider");
-    if (json_is_string(v)) {
-        json_object_set(res, "provider", v);
-    }
+    mn_chunk_tag(res, json_string_value(v));
     return res;
 }
 
@@ -177,9 +176,7 @@ json_t *mn_fm_error_json(const mn_error *e, const char *provider)
 {
     json_t *o = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error",
                           "type", mn_fm_error_type(e), "message", e->message);
-    if (provider) {
-        json_object_set_new(o, "provider", json_string(provider));
-    }
+    mn_chunk_tag(o, provider);
     return o;
 }
 

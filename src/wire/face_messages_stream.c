@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "mn_chunk.h"
 #include "mn_face_messages.h"
 #include "mn_jscan.h"
 
@@ -79,9 +80,7 @@ static void set_provider(mn_fm_stream *s, const char *p)
 static void emit(mn_fm_stream *s, const char *type, json_t *data)
 {
     mn_sink *out = s->down;
-    if (s->provider[0]) {
-        json_object_set_new(data, "provider", json_string(s->provider));
-    }
+    mn_chunk_tag(data, s->provider[0] ? s->provider : NULL);
     out->write(out->baton, "event: ", 7);
     out->write(out->baton, type, strlen(type));
     out->write(out->baton, "\ndata: ", 7);

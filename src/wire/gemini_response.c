@@ -9,6 +9,7 @@
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_time.h>
+#include "mn_chunk.h"
 #include "mn_agent.h"
 #include "mn_gemini.h"
 
@@ -393,9 +394,7 @@ int mn_gm_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
                     "created", (json_int_t)ctx->created, "model", model ? model : "",
                     "choices", choice, "usage", mn_gm_usage_json(&gu));
     json_decref(root);
-    if (res && ctx->provider_name) {
-        json_object_set_new(res, "provider", json_string(ctx->provider_name));
-    }
+    mn_chunk_tag(res, ctx->provider_name);
     if (!res) {
         return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
                             "upstream response could not be translated");

@@ -2,11 +2,14 @@
  * error appended to the stream) -> OpenAI chat.completion.chunk frames,
  * with Vertex's streamed function-call arguments assembled per call.
  * Mapping decisions: docs/wire-gemini.md. */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
+#include "mn_chunk.h"
 #include "mn_gemini.h"
+#include "mn_jscan.h"
 
 /* A raw JSON error object appended after the events is small; anything
  * larger is not what we are looking for and must not grow memory. */
@@ -21,14 +24,33 @@
  * so a stream keeps its memory constant whatever the upstream sends. */
 #define GM_CALL_ARGS_MAX (4 * 1024 * 1024)
 
+/* What the hot path (text_event_fast) looks at in an event. */
+enum {
+    GF_ALL, GF_CANDS, GF_CAND_N, GF_USAGE, GF_MODEL, GF_RID,
+    GF_CONTENT, GF_FINISH, GF_CONTENT_ALL, GF_ROLE, GF_PARTS, GF_PART_N, GF_PART_ALL, GF_TEXT,
+    GF_U_PROMPT, GF_U_TOOL, GF_U_CANDS, GF_U_THOUGHTS, GF_U_TOTAL, GF_U_CACHED, GF_N
+};
+static const char *const fast_texts[GF_N] = {
+    "*", "candidates", "candidates[*]", "usageMetadata", "modelVersion", "responseId",
+    "candidates[0].content", "candidates[0].finishReason", "candidates[0].content.*",
+    "candidates[0].content.role", "candidates[0].content.parts",
+    "candidates[0].content.parts[*]", "candidates[0].content.parts[0].*",
+    "candidates[0].content.parts[0].text",
+    "usageMetadata.promptTokenCount", "usageMetadata.toolUsePromptTokenCount",
+    "usageMetadata.candidatesTokenCount", "usageMetadata.thoughtsTokenCount",
+    "usageMetadata.totalTokenCount", "usageMetadata.cachedContentTokenCount"
+};
+
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
+    mn_jpath fast[GF_N];       /* compiled once per stream */
     int started;            /* role chunk sent */
     int finish_seen;        /* a finishReason came; sent at the clean end */
     char finish_raw[40];    /* the last one (Gemini's word) */
     long tool_index;        /* tool calls so far in this response */
     char id[256];           /* responseId of the first event, or ours */
     char model[256];
+    mn_chunk chunk;         /* frames; its head follows id and model */
     gm_usage gu;
     /* a call whose arguments are still streaming */
     int call_open;
@@ -67,6 +89,14 @@ mn_stream *mn_gm_stream_create(mn_wire_ctx *ctx)
     if (st) {
         st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
+        int i;
+        if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)) {
+            free(st);
+            return NULL;
+        }
+        for (i = 0; i < GF_N; i++) {
+            mn_jpath_compile(&st->fast[i], fast_texts[i]);
+        }
         mn_buf_init(&st->raw);
         mn_buf_init(&st->str_path);
         mn_buf_init(&st->str_val);
@@ -79,34 +109,11 @@ static mn_stream_status fail_with(mn_stream *st, mn_sink *out)
     return mn_stream_fail(&st->b, out);
 }
 
-static void emit(mn_stream *st, json_t *chunk, mn_sink *out)
-{
-    if (!chunk) {
-        return;
-    }
-    json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
-    mn_sse_write_json(out, chunk);
-    json_decref(chunk);
-}
-
-static json_t *chunk_base(mn_stream *st)
-{
-    json_t *c = json_pack("{s:s,s:s,s:I,s:s}", "id", st->id, "object", "chat.completion.chunk",
-                          "created", (json_int_t)st->b.ctx->created, "model", st->model);
-    return c;
-}
-
 /* Steals delta. */
 static void emit_delta(mn_stream *st, json_t *delta, const char *finish, mn_sink *out)
 {
-    json_t *c = chunk_base(st);
-    json_object_set_new(c, "choices",
-                        json_pack("[{s:i,s:o,s:n,s:o}]", "index", 0, "delta", delta, "logprobs",
-                                  "finish_reason", finish ? json_string(finish) : json_null()));
-    if (st->b.ctx->include_usage) {
-        json_object_set_new(c, "usage", json_null());
-    }
-    emit(st, c, out);
+    mn_chunk_delta(&st->chunk, delta, finish, out);
+    json_decref(delta);
 }
 
 /* One step of a JSON path (RFC 9535 subset Vertex uses): .name, ['name'],
@@ -331,10 +338,10 @@ static int close_call(mn_stream *st, mn_sink *out)
     s = json_dumps(st->call_args, JSON_COMPACT);
     json_decref(st->call_args);
     st->call_args = NULL;
-    tc = json_pack("{s:I,s:{s:s}}", "index", (json_int_t)st->call_index, "function",
-                   "arguments", s ? s : "{}");
+    tc = json_string(s ? s : "{}");
     free(s);
-    emit_delta(st, json_pack("{s:[o]}", "tool_calls", tc), NULL, out);
+    mn_chunk_tool_args(&st->chunk, st->call_index, tc, out);
+    json_decref(tc);
     return 0;
 }
 
@@ -389,10 +396,10 @@ static void handle_parts(mn_stream *st, json_t *parts, mn_sink *out)
         json_t *fc = json_object_get(part, "functionCall");
         if (json_is_string(t) && json_string_length(t)) {
             if (!mn_gm_part_is_thought(part)) {
-                emit_delta(st, json_pack("{s:O}", "content", t), NULL, out);
+                mn_chunk_text(&st->chunk, "content", t, out);
             }
             else if (st->b.ctx->provider && st->b.ctx->provider->reasoning_content) {
-                emit_delta(st, json_pack("{s:O}", "reasoning_content", t), NULL, out);
+                mn_chunk_text(&st->chunk, "reasoning_content", t, out);
             }
         }
         else if (json_is_object(fc) && handle_call_part(st, part, fc, out)) {
@@ -432,7 +439,15 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     }
     v = json_object_get(root, "modelVersion");
     if (json_is_string(v)) {
-        copy_utf8(st->model, sizeof(st->model), json_string_value(v));
+        char model[sizeof(st->model)];
+        copy_utf8(model, sizeof(model), json_string_value(v));
+        if (strcmp(model, st->model)) {
+            memcpy(st->model, model, sizeof(model));
+            mn_chunk_free_head(&st->chunk);
+        }
+    }
+    if (!mn_chunk_ready(&st->chunk)) {
+        mn_chunk_head(&st->chunk, st->id, NULL, st->model, NULL, st->b.ctx->created);
     }
     if (json_is_object(json_object_get(root, "usageMetadata"))) {
         mn_gm_usage_read(&st->gu, json_object_get(root, "usageMetadata"));
@@ -440,7 +455,7 @@ static mn_stream_status handle_event(mn_stream *st, json_t *root, mn_sink *out)
     }
     if (!st->started) {
         st->started = 1;
-        emit_delta(st, json_pack("{s:s,s:s}", "role", "assistant", "content", ""), NULL, out);
+        mn_chunk_role(&st->chunk, out);
     }
     cand = json_array_get(json_object_get(root, "candidates"), 0);
     if (!cand) {
@@ -531,6 +546,146 @@ static mn_stream_status raw_line(mn_stream *st, const char *line, size_t len, mn
     return st->b.status;
 }
 
+/* ------------------------------------------------------------ hot path */
+
+/* A JSON string span (quotes included) as Jansson would write its value:
+ * no escape but those Jansson's dump uses (\" \\ \b \f \n \r \t, \u00XX in
+ * upper case for the other control bytes).  Such a span is copied into the
+ * client's frame as it is and the bytes are the ones the tree path gives;
+ * another spelling (\/, \u00e9) takes the tree path. */
+static int span_canonical(const char *p, size_t len)
+{
+    const char *end = p + len - 1, *bs;
+    for (p++; p < end && (bs = memchr(p, '\\', (size_t)(end - p))); p = bs + 2) {
+        char e = bs[1];
+        if (e == 'u') {
+            unsigned v;
+            if (bs[2] != '0' || bs[3] != '0' || (bs[4] != '0' && bs[4] != '1')
+                || !((bs[5] >= '0' && bs[5] <= '9') || (bs[5] >= 'A' && bs[5] <= 'F'))) {
+                return 0;
+            }
+            v = (unsigned)(bs[4] - '0') * 16 + (unsigned)(bs[5] <= '9' ? bs[5] - '0' : bs[5] - 'A' + 10);
+            if (v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t') {
+                return 0;
+            }
+            bs += 4;
+        }
+        else if (!strchr("\"\\bfnrt", e)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* A string span without escapes equals s? */
+static int span_is(const mn_jspan *sp, const char *s)
+{
+    size_t n = strlen(s);
+    return sp->len == n + 2 && !memcmp(sp->p + 1, s, n);
+}
+
+/* A count as mn_gm_usage_read reads it: an integer, clamped at 0 and
+ * LONG_MAX; a real or anything else is 0 and not present.  The scanner
+ * already checked the integer fits int64. */
+static long span_count(const mn_jspan *sp, int *present)
+{
+    const char *p = sp->p, *end;
+    unsigned long long n = 0;   /* int64's magnitudes, INT64_MIN's included */
+    int neg = 0;
+
+    *present = 0;
+    if (sp->type != MN_JT_NUMBER || memchr(p, '.', sp->len) || memchr(p, 'e', sp->len)
+        || memchr(p, 'E', sp->len)) {
+        return 0;               /* p is NULL when the member is absent */
+    }
+    end = p + sp->len;
+    *present = 1;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    for (; p < end; p++) {
+        n = n * 10 + (unsigned)(*p - '0');
+    }
+    return neg ? 0 : n > (unsigned long long)LONG_MAX ? LONG_MAX : (long)n;
+}
+
+static void usage_from_spans(mn_stream *st, const mn_jspan *sp)
+{
+    gm_usage *u = &st->gu;
+    int ignored;
+    u->have = 1;
+    u->prompt = span_count(&sp[GF_U_PROMPT], &ignored);
+    u->tool_prompt = span_count(&sp[GF_U_TOOL], &ignored);
+    u->candidates = span_count(&sp[GF_U_CANDS], &ignored);
+    u->thoughts = span_count(&sp[GF_U_THOUGHTS], &u->have_thoughts);
+    u->total = span_count(&sp[GF_U_TOTAL], &u->have_total);
+    u->cached = span_count(&sp[GF_U_CACHED], &ignored);
+    mn_gm_usage_counts(u, &st->b.usage);
+}
+
+/* Is the event the common one: candidates (one, whose content holds only a
+ * role and one part that is only a text), usageMetadata, modelVersion (the
+ * one the head already has), responseId, nothing else at the top? */
+static int common_shape(const mn_stream *st, const mn_jspan *sp)
+{
+    unsigned known = 0;
+    int i;
+    static const int top[] = { GF_CANDS, GF_USAGE, GF_MODEL, GF_RID };
+
+    for (i = 0; i < 4; i++) {
+        if (sp[top[i]].count > 1) {
+            return 0;
+        }
+        known += sp[top[i]].count;
+    }
+    if (sp[GF_ALL].count != known || sp[GF_CANDS].type != MN_JT_ARRAY
+        || sp[GF_CAND_N].count != 1 || sp[GF_CONTENT].type != MN_JT_OBJECT
+        || sp[GF_CONTENT].count != 1 || sp[GF_PARTS].type != MN_JT_ARRAY
+        || sp[GF_PARTS].count != 1 || sp[GF_ROLE].count > 1
+        || sp[GF_CONTENT_ALL].count != 1 + sp[GF_ROLE].count
+        || sp[GF_PART_N].count != 1 || sp[GF_PART_ALL].count != 1
+        || sp[GF_TEXT].type != MN_JT_STRING || sp[GF_FINISH].count > 1) {
+        return 0;
+    }
+    if (sp[GF_MODEL].type == MN_JT_STRING && !span_is(&sp[GF_MODEL], st->model)) {
+        return 0;   /* a new model (or an escaped one) rebuilds the head there */
+    }
+    if (sp[GF_FINISH].type == MN_JT_STRING
+        && (memchr(sp[GF_FINISH].p, '\\', sp[GF_FINISH].len)
+            || sp[GF_FINISH].len - 2 >= sizeof(st->finish_raw))) {
+        return 0;
+    }
+    return span_canonical(sp[GF_TEXT].p, sp[GF_TEXT].len);
+}
+
+/* The common event after the first, validated by mn_jscan (as strict as
+ * json_loadb) and answered as handle_event would: usage read from the
+ * spans, the text copied into the frame, the finish reason noted.  No tree,
+ * no allocation.  0: anything else, for the tree path. */
+static int text_event_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
+{
+    mn_jspan sp[GF_N];
+    const mn_jspan *fr = &sp[GF_FINISH];
+
+    if (!st->started || !st->id[0] || st->call_open || !mn_chunk_ready(&st->chunk)
+        || mn_jscan(data, len, st->fast, GF_N, sp) || !common_shape(st, sp)) {
+        return 0;
+    }
+    if (sp[GF_USAGE].type == MN_JT_OBJECT) {
+        usage_from_spans(st, sp);
+    }
+    if (sp[GF_TEXT].len > 2) {
+        mn_chunk_text_raw(&st->chunk, "content", sp[GF_TEXT].p, sp[GF_TEXT].len, out);
+    }
+    if (fr->type == MN_JT_STRING) {
+        st->finish_seen = 1;
+        memcpy(st->finish_raw, fr->p + 1, fr->len - 2);
+        st->finish_raw[fr->len - 2] = '\0';
+    }
+    return 1;
+}
+
 mn_stream_status mn_gm_stream_feed(mn_stream *st, mn_sse_kind kind,
                                    const char *event, const char *data,
                                    size_t len, mn_sink *out)
@@ -546,6 +701,9 @@ mn_stream_status mn_gm_stream_feed(mn_stream *st, mn_sse_kind kind,
     }
     if (kind != MN_SSE_EVENT || (len == 6 && !memcmp(data, "[DONE]", 6))) {
         return st->b.status;      /* Gemini has no [DONE]; EOF ends the stream */
+    }
+    if (text_event_fast(st, data, len, out)) {
+        return st->b.status;
     }
     root = json_loadb(data, len, 0, NULL);
     if (json_is_array(root) && json_array_size(root) == 1) {
@@ -584,12 +742,12 @@ mn_stream_status mn_gm_stream_end(mn_stream *st, const mn_error *cause, mn_sink 
     if (close_call(st, out)) {
         return fail_with(st, out);
     }
-    emit_delta(st, json_object(), mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0), out);
+    mn_chunk_finish(&st->chunk, mn_gm_map_finish(st->b.ctx, st->finish_raw, st->tool_index > 0),
+                    out);
     if (st->b.ctx->include_usage) {
-        json_t *c = chunk_base(st);
-        json_object_set_new(c, "choices", json_array());
-        json_object_set_new(c, "usage", mn_gm_usage_json(&st->gu));
-        emit(st, c, out);
+        json_t *u = mn_gm_usage_json(&st->gu);
+        mn_chunk_usage(&st->chunk, u, out);
+        json_decref(u);
     }
     mn_sse_write_done(out);
     st->b.status = MN_STREAM_DONE;
@@ -600,6 +758,7 @@ void mn_gm_stream_destroy(mn_stream *st)
 {
     if (st) {
         json_decref(st->call_args);
+        mn_chunk_free(&st->chunk);
         mn_buf_free(&st->str_path);
         mn_buf_free(&st->str_val);
         mn_buf_free(&st->raw);

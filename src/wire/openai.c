@@ -6,6 +6,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include "mn_agent.h"
+#include "mn_chunk.h"
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
@@ -88,7 +89,7 @@ static int openai_decode_response(mn_wire_ctx *ctx, const char *body, size_t len
     if (parse_completion(ctx, body, len, out, usage, err)) {
         return -1;
     }
-    json_object_set_new(*out, "provider", json_string(ctx->provider_name));
+    mn_chunk_tag(*out, ctx->provider_name);
     return 0;
 }
 
@@ -254,7 +255,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     if (json_object_get(root, "provider") || !bytes_clean(body, len) || !brace
         || scan_top_keys(body, (size_t)(brace - body), len, &(size_t){0}, &(size_t){0}) < 0) {
         char *dumped;
-        json_object_set_new(root, "provider", json_string(ctx->provider_name));
+        mn_chunk_tag(root, ctx->provider_name);
         dumped = json_dumps(root, JSON_COMPACT);
         json_decref(root);
         if (!dumped) {
@@ -268,21 +269,19 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     }
     json_decref(root);
 insert:
-    {
-        json_t *n = json_string(ctx->provider_name);
-        name = json_dumps(n, JSON_ENCODE_ANY);
-        json_decref(n);
+    name = mn_chunk_member(ctx->provider_name, &nlen);
+    if (!name) {
+        return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
     }
-    nlen = strlen(name);
     rest = len - (size_t)(brace + 1 - body);
-    buf = apr_palloc(ctx->pool, 12 + nlen + 1 + rest);
-    memcpy(buf, "{\"provider\":", 12);
-    memcpy(buf + 12, name, nlen);
-    buf[12 + nlen] = ',';
-    memcpy(buf + 13 + nlen, brace + 1, rest);
+    buf = apr_palloc(ctx->pool, 2 + nlen + rest);
+    buf[0] = '{';
+    memcpy(buf + 1, name, nlen);
+    buf[1 + nlen] = ',';
+    memcpy(buf + 2 + nlen, brace + 1, rest);
     free(name);
     *out = buf;
-    *out_len = 13 + nlen + rest;
+    *out_len = 2 + nlen + rest;
     return 0;
 }
 
@@ -301,8 +300,7 @@ static const char *const fast_paths[FP_N] = {
 
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
-    char *provider_json;        /* the provider name as a JSON string */
-    size_t provider_len;
+    mn_chunk chunk;             /* puts "provider" into the upstream's chunks */
     mn_jpath fast[FP_N];        /* compiled once per stream */
     json_t *usage_chunk;        /* usage that came on a chunk with choices, sent
                                  * on its own (choices: []) just before [DONE] */
@@ -311,19 +309,16 @@ struct mn_stream {
 static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
-    json_t *name;
     if (!st) {
         return NULL;
     }
     st->b.ctx = ctx;
-    name = json_string(ctx->provider_name);
-    st->provider_json = json_dumps(name, JSON_ENCODE_ANY);
-    json_decref(name);
-    if (!st->provider_json) {
+    if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)
+        || !st->chunk.provider_len) {
+        mn_chunk_free(&st->chunk);
         free(st);
         return NULL;
     }
-    st->provider_len = strlen(st->provider_json);
     {
         int i;
         for (i = 0; i < FP_N; i++) {
@@ -393,20 +388,14 @@ static int write_chunk_bytes(mn_stream *st, const char *data, size_t len, int us
         inner_empty = 0;
         break;
     }
-    out->write(out->baton, "data: {\"provider\":", 18);
-    out->write(out->baton, st->provider_json, strlen(st->provider_json));
-    if (!inner_empty) {
-        out->write(out->baton, ",", 1);
-    }
     if (cut_len) {
-        out->write(out->baton, data + start + 1, cut - start - 1);
-        out->write(out->baton, data + cut + cut_len, end - cut - cut_len);
+        mn_chunk_wrap(&st->chunk, !inner_empty, data + start + 1, cut - start - 1,
+                      data + cut + cut_len, end - cut - cut_len, out);
     }
     else {
-        out->write(out->baton, data + start + 1, end - start - 1);
+        mn_chunk_wrap(&st->chunk, !inner_empty, data + start + 1, end - start - 1, NULL, 0,
+                      out);
     }
-    out->write(out->baton, "\n\n", 2);
-    out->frame_end(out->baton);
     return 1;
 }
 
@@ -426,7 +415,7 @@ static void keep_usage_chunk(mn_stream *st, json_t *chunk, json_t *usage)
     }
     json_object_set_new(u, "choices", json_array());
     json_object_set(u, "usage", usage);
-    json_object_set_new(u, "provider", json_string(st->b.ctx->provider_name));
+    mn_chunk_tag(u, st->b.ctx->provider_name);
     json_decref(st->usage_chunk);
     st->usage_chunk = u;
 }
@@ -534,18 +523,13 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
             cut_end = a + 1;   /* not the only member: choices is there */
         }
     }
-    out->write(out->baton, "data: {\"provider\":", 18);
-    out->write(out->baton, st->provider_json, st->provider_len);
-    out->write(out->baton, ",", 1);
     if (cut) {
-        out->write(out->baton, open + 1, (size_t)(cut - open - 1));
-        out->write(out->baton, cut_end, (size_t)(close + 1 - cut_end));
+        mn_chunk_wrap(&st->chunk, 1, open + 1, (size_t)(cut - open - 1), cut_end,
+                      (size_t)(close + 1 - cut_end), out);
     }
     else {
-        out->write(out->baton, open + 1, (size_t)(close + 1 - open - 1));
+        mn_chunk_wrap(&st->chunk, 1, open + 1, (size_t)(close - open), NULL, 0, out);
     }
-    out->write(out->baton, "\n\n", 2);
-    out->frame_end(out->baton);
     return 1;
 }
 
@@ -600,8 +584,7 @@ static mn_stream_status openai_stream_feed(mn_stream *st, mn_sse_kind kind,
     if (!include_usage) {
         json_object_del(chunk, "usage");
     }
-    json_object_set_new(chunk, "provider", json_string(st->b.ctx->provider_name));
-    mn_sse_write_json(out, chunk);
+    mn_chunk_tree(chunk, st->b.ctx->provider_name, out);
     json_decref(chunk);
     return st->b.status;
 }
@@ -615,7 +598,7 @@ static mn_stream_status openai_stream_end(mn_stream *st, const mn_error *cause,
 static void openai_stream_destroy(mn_stream *st)
 {
     json_decref(st->usage_chunk);
-    free(st->provider_json);
+    mn_chunk_free(&st->chunk);
     free(st);
 }
 

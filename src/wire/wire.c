@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_cstr.h>
+#include "mn_chunk.h"
 #include "mn_resilience.h"
 #include "mn_wire.h"
 
@@ -89,10 +90,11 @@ json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning)
 
 mn_stream_status mn_stream_fail(mn_stream_base *b, mn_sink *out)
 {
-    mn_error_scrub(&b->err, b->ctx->provider);
-    mn_error_write_frame(&b->err, b->ctx->provider_name, out);
-    mn_sse_write_done(out);
+    /* FAILED before the frames: a sink that asks (the relay) can tell the
+     * terminal frames from content */
     b->status = MN_STREAM_FAILED;
+    mn_error_scrub(&b->err, b->ctx->provider);
+    mn_chunk_error_end(&b->err, b->ctx->provider_name, out);
     return b->status;
 }
 
@@ -121,71 +123,6 @@ const mn_error *mn_stream_base_error(mn_stream *st)
 {
     const mn_stream_base *b = (const mn_stream_base *)st;
     return b->status == MN_STREAM_FAILED ? &b->err : NULL;
-}
-
-int mn_delta_template_init(mn_delta_template *t, json_t *sample_chunk, const char *member)
-{
-    char needle[96];
-    const char *at = NULL, *p;
-    size_t nlen;
-
-    memset(t, 0, sizeof(*t));
-    t->json = json_dumps(sample_chunk, JSON_COMPACT);
-    if (!t->json) {
-        return -1;
-    }
-    /* Quotes inside string values are escaped, so this byte sequence can only
-     * be the delta member itself. */
-    snprintf(needle, sizeof(needle), "\"delta\":{\"%s\":\"\"}", member);
-    nlen = strlen(needle);
-    for (p = strstr(t->json, needle); p; p = strstr(p + 1, needle)) {
-        if (at) {
-            at = NULL;          /* twice: not the shape we built */
-            break;
-        }
-        at = p;
-    }
-    if (!at) {
-        mn_delta_template_free(t);
-        return -1;
-    }
-    t->head_len = (size_t)(at - t->json) + nlen - 3;   /* up to the opening quote */
-    t->tail_off = t->head_len + 2;                      /* after the closing quote */
-    return 0;
-}
-
-static int dump_to_sink(const char *buffer, size_t size, void *data)
-{
-    mn_sink *out = data;
-    out->write(out->baton, buffer, size);
-    return 0;
-}
-
-void mn_delta_template_write(const mn_delta_template *t, json_t *text, mn_sink *out)
-{
-    out->write(out->baton, "data: ", 6);
-    out->write(out->baton, t->json, t->head_len);
-    json_dump_callback(text, dump_to_sink, out, JSON_COMPACT | JSON_ENCODE_ANY);
-    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
-    out->write(out->baton, "\n\n", 2);
-    out->frame_end(out->baton);
-}
-
-void mn_delta_template_write_raw(const mn_delta_template *t, const char *json_string,
-                                 size_t len, mn_sink *out)
-{
-    out->write(out->baton, "data: ", 6);
-    out->write(out->baton, t->json, t->head_len);
-    out->write(out->baton, json_string, len);
-    out->write(out->baton, t->json + t->tail_off, strlen(t->json + t->tail_off));
-    out->write(out->baton, "\n\n", 2);
-    out->frame_end(out->baton);
-}
-
-void mn_delta_template_free(mn_delta_template *t)
-{
-    free(t->json);
-    t->json = NULL;
 }
 
 int mn_data_url(const char *url, char *mime, size_t mime_size, const char **payload,

@@ -409,6 +409,35 @@ test('reset mid-stream: the frames so far, an upstream_reset error frame, [DONE]
   await stillWorks(m, 'mid');
 });
 
+test('a stream whose role chunk and a broken frame arrive in one read: the role chunk is the first byte (the client keeps it), error frame, [DONE]; never retried', async () => {
+  // one write: the role chunk, the error frame and [DONE] come out of one
+  // translation step, before any flush; a relay that counted flushed bytes
+  // (or frames) instead of content would answer a plain 502 here
+  m.respond('mid', sseReply([sse(c0) + 'data: {not json\n\n']));
+  const id = tid('mid-role-bad');
+  const res = await stream('mid/gpt-4o-mini', id);
+  assertStreamEndsInError(res, { dataFrames: 1, want: { code: 'upstream_bad_response', param: null, provider: 'mid' } });
+  assert.deepEqual(parseFrames(res.frames.slice(0, 1)), [withProv(c0, 'mid')]);
+  assert.equal(m.to('mid').length, 1, 'no retry after the first byte');
+  assertLog(await gw.logFor(id), {
+    status: '200', provider: 'mid', 'upstream-status': '200', attempts: 'mid:200', fallback: '0',
+  });
+});
+
+test('a stream that sends its 200 and no frame, then is reset: failed before the first byte, so a plain 502 upstream_reset, no stream', async () => {
+  m.always('mid', sseReply([], { after: 'reset' }));
+  const id = tid('mid-empty-reset');
+  const res = await stream('mid/gpt-4o-mini', id);
+  assert.equal(res.status, 502, res.text.slice(0, 300));
+  assert.match(res.headers['content-type'] || '', /^application\/json/i);
+  const body = JSON.parse(res.text);
+  assert.equal(body.error.code, 'upstream_reset');
+  assert.equal(body.provider, 'mid');
+  assert.ok(!res.text.includes('data:'), 'no SSE frame reached the client');
+  m.reset('mid');
+  await stillWorks(m, 'mid');
+});
+
 test('stall mid-stream longer than idle-timeout=0.5: timeout_error/upstream_timeout frame, [DONE]; upstream connection dropped', async () => {
   m.respond('stall', sseReply([sse(c0), sse(c1)], { after: 'hang' }));
   const id = tid('stall');

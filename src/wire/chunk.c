@@ -1,0 +1,284 @@
+/* mn_chunk: OpenAI chat.completion.chunk frames (see include/mn_chunk.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mn_chunk.h"
+#include "mn_sse.h"
+
+#define LIT(out, s) (out)->write((out)->baton, s, sizeof(s) - 1)
+/* what the head bytes go on with for a content delta */
+#define CONTENT_OPEN "[{\"index\":0,\"delta\":{\"content\":"
+
+void mn_chunk_tag(json_t *obj, const char *name)
+{
+    if (name) {
+        json_object_set_new(obj, "provider", json_string(name));
+    }
+}
+
+char *mn_chunk_member(const char *name, size_t *len)
+{
+    json_t *o = json_object();
+    char *s, *m;
+    size_t n;
+
+    mn_chunk_tag(o, name);
+    s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    /* {"provider":…} without its braces; {} when there is none */
+    n = s ? strlen(s) : 0;
+    n = n >= 2 ? n - 2 : 0;
+    m = malloc(n + 1);
+    if (m) {
+        memcpy(m, s ? s + 1 : "", n);
+        m[n] = '\0';
+    }
+    free(s);
+    *len = m ? n : 0;
+    return m;
+}
+
+int mn_chunk_init(mn_chunk *c, const char *provider_name, int include_usage)
+{
+    memset(c, 0, sizeof(*c));
+    c->include_usage = include_usage;
+    c->provider = mn_chunk_member(provider_name, &c->provider_len);
+    return c->provider ? 0 : -1;
+}
+
+static char *dump_string(const char *s, json_t *j)
+{
+    json_t *own = j ? json_incref(j) : json_string(s);
+    char *d = own ? json_dumps(own, JSON_ENCODE_ANY) : NULL;
+    json_decref(own);
+    return d;
+}
+
+int mn_chunk_head(mn_chunk *c, const char *id, json_t *id_json, const char *model,
+                  json_t *model_json, long created)
+{
+    char *i = dump_string(id, id_json), *m = dump_string(model, model_json);
+    size_t cap;
+    int n = -1, t = -1;
+
+    mn_chunk_free_head(c);
+    if (i && m) {
+        cap = strlen(i) + strlen(m) + 160;
+        c->head = malloc(cap);
+        n = c->head ? snprintf(c->head, cap,
+                               "data: {\"id\":%s,\"object\":\"chat.completion.chunk\","
+                               "\"created\":%" JSON_INTEGER_FORMAT ",\"model\":%s,\"choices\":"
+                               "[{\"index\":0,\"delta\":{\"content\":",
+                               i, (json_int_t)created, m) : -1;
+        cap = c->provider_len + 80;
+        c->tail = n >= 0 ? malloc(cap) : NULL;
+        t = c->tail ? snprintf(c->tail, cap, "},\"logprobs\":null,\"finish_reason\":null}]%s%s%s}\n\n",
+                               c->include_usage ? ",\"usage\":null" : "",
+                               c->provider_len ? "," : "", c->provider) : -1;
+    }
+    free(i);
+    free(m);
+    if (n < 0 || t < 0) {
+        mn_chunk_free_head(c);
+        return -1;
+    }
+    c->content_len = (size_t)n;
+    c->head_len = c->content_len - sizeof(CONTENT_OPEN) + 1;
+    c->tail_len = (size_t)t;
+    return 0;
+}
+
+int mn_chunk_ready(const mn_chunk *c)
+{
+    return c->head != NULL;
+}
+
+void mn_chunk_free_head(mn_chunk *c)
+{
+    free(c->head);
+    free(c->tail);
+    c->head = c->tail = NULL;
+    c->head_len = c->content_len = c->tail_len = 0;
+}
+
+void mn_chunk_free(mn_chunk *c)
+{
+    mn_chunk_free_head(c);
+    free(c->provider);
+    c->provider = NULL;
+}
+
+/* The end of every frame: the provider member, the closing brace, the SSE
+ * blank line. */
+static void close_frame(const mn_chunk *c, mn_sink *out)
+{
+    if (c->provider_len) {
+        LIT(out, ",");
+        out->write(out->baton, c->provider, c->provider_len);
+    }
+    LIT(out, "}\n\n");
+    out->frame_end(out->baton);
+}
+
+static void open_choice(const mn_chunk *c, mn_sink *out)
+{
+    out->write(out->baton, c->head, c->head_len);
+    LIT(out, "[{\"index\":0,\"delta\":");
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+    mn_sink *out = data;
+    out->write(out->baton, buffer, size);
+    return 0;
+}
+
+static void write_any(json_t *v, mn_sink *out)
+{
+    json_dump_callback(v, dump_cb, out, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void close_choice(const mn_chunk *c, const char *finish, mn_sink *out)
+{
+    LIT(out, ",\"logprobs\":null,\"finish_reason\":");
+    if (finish) {
+        json_t *f = json_string(finish);
+        write_any(f, out);
+        json_decref(f);
+    }
+    else {
+        LIT(out, "null");
+    }
+    LIT(out, "}]");
+    if (c->include_usage) {
+        LIT(out, ",\"usage\":null");
+    }
+    close_frame(c, out);
+}
+
+void mn_chunk_delta(const mn_chunk *c, json_t *delta, const char *finish, mn_sink *out)
+{
+    if (!c->head || !delta) {
+        return;
+    }
+    open_choice(c, out);
+    mn_json_write(out, delta);
+    close_choice(c, finish, out);
+}
+
+void mn_chunk_role(const mn_chunk *c, mn_sink *out)
+{
+    if (!c->head) {
+        return;
+    }
+    open_choice(c, out);
+    LIT(out, "{\"role\":\"assistant\",\"content\":\"\"}");
+    close_choice(c, NULL, out);
+}
+
+static void open_member(const mn_chunk *c, const char *member, mn_sink *out)
+{
+    open_choice(c, out);
+    LIT(out, "{\"");
+    out->write(out->baton, member, strlen(member));
+    LIT(out, "\":");
+}
+
+void mn_chunk_text_raw(const mn_chunk *c, const char *member, const char *json_string,
+                       size_t len, mn_sink *out)
+{
+    if (!c->head) {
+        return;
+    }
+    if (!strcmp(member, "content")) {
+        /* the hot path: three copies */
+        out->write(out->baton, c->head, c->content_len);
+        out->write(out->baton, json_string, len);
+        out->write(out->baton, c->tail, c->tail_len);
+        out->frame_end(out->baton);
+        return;
+    }
+    open_member(c, member, out);
+    out->write(out->baton, json_string, len);
+    LIT(out, "}");
+    close_choice(c, NULL, out);
+}
+
+void mn_chunk_text(const mn_chunk *c, const char *member, json_t *text, mn_sink *out)
+{
+    if (!c->head || !text) {
+        return;
+    }
+    open_member(c, member, out);
+    write_any(text, out);
+    LIT(out, "}");
+    close_choice(c, NULL, out);
+}
+
+void mn_chunk_tool_args(const mn_chunk *c, long index, json_t *args, mn_sink *out)
+{
+    char num[32];
+    int n;
+
+    if (!c->head || !args) {
+        return;
+    }
+    n = snprintf(num, sizeof(num), "%ld", index);
+    open_choice(c, out);
+    LIT(out, "{\"tool_calls\":[{\"index\":");
+    out->write(out->baton, num, (size_t)n);
+    LIT(out, ",\"function\":{\"arguments\":");
+    write_any(args, out);
+    LIT(out, "}}]}");
+    close_choice(c, NULL, out);
+}
+
+void mn_chunk_finish(const mn_chunk *c, const char *reason, mn_sink *out)
+{
+    if (!c->head) {
+        return;
+    }
+    open_choice(c, out);
+    LIT(out, "{}");
+    close_choice(c, reason, out);
+}
+
+void mn_chunk_usage(const mn_chunk *c, json_t *usage, mn_sink *out)
+{
+    if (!c->head || !usage) {
+        return;
+    }
+    out->write(out->baton, c->head, c->head_len);
+    LIT(out, "[],\"usage\":");
+    mn_json_write(out, usage);
+    close_frame(c, out);
+}
+
+void mn_chunk_tree(json_t *obj, const char *provider_name, mn_sink *out)
+{
+    mn_chunk_tag(obj, provider_name);
+    mn_sse_write_json(out, obj);
+}
+
+void mn_chunk_wrap(const mn_chunk *c, int comma, const char *a, size_t alen, const char *b,
+                   size_t blen, mn_sink *out)
+{
+    LIT(out, "data: {");
+    out->write(out->baton, c->provider, c->provider_len);
+    if (comma) {
+        LIT(out, ",");
+    }
+    out->write(out->baton, a, alen);
+    if (blen) {
+        out->write(out->baton, b, blen);
+    }
+    LIT(out, "\n\n");
+    out->frame_end(out->baton);
+}
+
+void mn_chunk_error_end(const mn_error *e, const char *provider_name, mn_sink *out)
+{
+    /* error objects get their "provider" where every error answer does */
+    mn_error_write_frame(e, provider_name, out);
+    mn_sse_write_done(out);
+}
