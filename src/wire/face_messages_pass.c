@@ -129,6 +129,23 @@ static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                             "upstream answered 200 with a body that is not an Anthropic message");
     }
     usage_merge(usage, json_object_get(root, "usage"), &in, &cw, &cr);
+    if (json_object_get(root, "provider")) {
+        /* its own "provider" would override the gateway's (the last of two
+         * members wins in JSON readers): rewrite it instead */
+        char *dump;
+        json_object_set_new(root, "provider", json_string(ctx->provider_name
+                                                          ? ctx->provider_name : ""));
+        dump = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        if (!dump) {
+            return mn_error_set(err, 502, "api_error", NULL, "upstream_bad_response",
+                                "upstream answer could not be read");
+        }
+        *out_len = strlen(dump);
+        *out = apr_pmemdup(ctx->pool, dump, *out_len + 1);
+        free(dump);
+        return 0;
+    }
     json_decref(root);
     while (start < len && body[start] != '{') {
         start++;
@@ -183,6 +200,31 @@ static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
     return st->b.status;
 }
 
+/* An event type goes into the client's `event:` line as it is: only the
+ * characters Anthropic's names are made of, so an upstream cannot add lines
+ * (or other events) to the client's stream. */
+static int pass_name_ok(const char *t)
+{
+    size_t i, n = strlen(t);
+    for (i = 0; i < n; i++) {
+        if (!((t[i] >= 'a' && t[i] <= 'z') || t[i] == '_')) {
+            return 0;
+        }
+    }
+    return n > 0 && n < 64;
+}
+
+/* The upstream's bytes can go out as they are (one line, its own type, no
+ * "provider" of its own that would override the gateway's: JSON readers
+ * keep the last of two members). */
+static int pass_bytes_ok(json_t *ev, const char *data, size_t len)
+{
+    json_t *t = json_object_get(ev, "type");
+    return json_is_string(t) && json_string_length(t) == strlen(json_string_value(t))
+           && !json_object_get(ev, "provider")
+           && !memchr(data, '\n', len) && !memchr(data, '\r', len);
+}
+
 static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *event,
                                   const char *data, size_t len, mn_sink *out)
 {
@@ -203,6 +245,12 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
     }
     if (!type) {
         type = event;
+    }
+    if (!pass_name_ok(type)) {
+        json_decref(ev);
+        mn_error_set(&st->b.err, 502, "api_error", NULL, "upstream_bad_response",
+                     "upstream sent an invalid stream: an event type that is not a name");
+        return pass_fail(st, out);
     }
     if (!strcmp(type, "message_start")) {
         usage_merge(&st->b.usage, json_object_get(json_object_get(ev, "message"), "usage"),
@@ -229,15 +277,24 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         return st->b.status;
     }
     snprintf(name, sizeof(name), "%s", type);
-    json_decref(ev);
     out->write(out->baton, "event: ", 7);
     out->write(out->baton, name, strlen(name));
     out->write(out->baton, "\ndata: ", 7);
-    while (len && *data != '{') {
-        data++;
-        len--;
+    if (pass_bytes_ok(ev, data, len)) {
+        while (len && *data != '{') {
+            data++;
+            len--;
+        }
+        write_with_provider(out, st->b.ctx->provider_name, data, len);
     }
-    write_with_provider(out, st->b.ctx->provider_name, data, len);
+    else {
+        /* rewritten by Jansson: one line, the gateway's provider, the type */
+        json_object_set_new(ev, "type", json_string(name));
+        json_object_set_new(ev, "provider", json_string(st->b.ctx->provider_name
+                                                        ? st->b.ctx->provider_name : ""));
+        mn_json_write(out, ev);
+    }
+    json_decref(ev);
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
     return st->b.status;

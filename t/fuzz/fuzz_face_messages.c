@@ -73,7 +73,13 @@ static void check_error_body(json_t *j, int upstream)
 
 typedef struct {
     int started, ended, message_delta, open, open_kind, nblocks;
+    unsigned opts;
 } ev_state;
+
+/* An order the translator must never write; through the passthrough it is
+ * the upstream's order (tag pass-seq). */
+#define SEQ_FAIL(st, ...) do { if ((st)->opts & EV_PASS) { FZ_FAIL_KNOWN("pass-seq", __VA_ARGS__); } \
+                               else { FZ_FAIL(__VA_ARGS__); } } while (0)
 
 enum { K_TEXT = 1, K_THINKING, K_TOOL, K_OTHER };
 
@@ -93,18 +99,18 @@ static json_int_t index_of(json_t *ev)
     return json_is_integer(v) ? json_integer_value(v) : -2;
 }
 
-static void check_delta(json_t *ev, int kind, unsigned opts)
+static void check_delta(ev_state *st, json_t *ev, int kind, unsigned opts)
 {
     const char *t = json_string_value(json_object_get(json_object_get(ev, "delta"), "type"));
     int ok;
     if (!t) {
-        FZ_FAIL("content_block_delta without delta.type");
+        SEQ_FAIL(st, "content_block_delta without delta.type");
     }
     ok = (kind == K_TEXT && !strcmp(t, "text_delta"))
          || (kind == K_TOOL && !strcmp(t, "input_json_delta"))
          || (kind == K_THINKING && (!strcmp(t, "thinking_delta") || !strcmp(t, "signature_delta")));
     if (!ok && ((opts & EV_STRICT) || kind != K_OTHER)) {
-        FZ_FAIL_KNOWN("pass-seq", "a %s in a block of kind %d", t, kind);
+        SEQ_FAIL(st, "a %s in a block of kind %d", t, kind);
     }
 }
 
@@ -123,12 +129,12 @@ static void check_one(ev_state *st, const char *t, json_t *ev, unsigned opts)
     }
     if (!st->started) {
         if (strcmp(t, "message_start")) {
-            FZ_FAIL_KNOWN("pass-seq", "the first event is %s", t);
+            SEQ_FAIL(st, "the first event is %s", t);
             st->started = 1;
             return;
         }
         if (!json_is_object(json_object_get(ev, "message"))) {
-            FZ_FAIL_KNOWN("pass-seq", "message_start without a message");
+            SEQ_FAIL(st, "message_start without a message");
         }
         if (opts & EV_STRICT) {
             check_anthropic_usage(json_object_get(json_object_get(ev, "message"), "usage"),
@@ -143,28 +149,28 @@ static void check_one(ev_state *st, const char *t, json_t *ev, unsigned opts)
     }
     if (!strcmp(t, "content_block_start")) {
         if (st->open >= 0 || st->message_delta || idx != st->nblocks) {
-            FZ_FAIL_KNOWN("pass-seq", "content_block_start %lld (open %d, blocks %d)",
+            SEQ_FAIL(st, "content_block_start %lld (open %d, blocks %d)",
                           (long long)idx, st->open, st->nblocks);
         }
         st->open_kind = kind_of(json_string_value(
             json_object_get(json_object_get(ev, "content_block"), "type")));
         if (!st->open_kind) {
-            FZ_FAIL_KNOWN("pass-seq", "content_block_start without content_block.type");
+            SEQ_FAIL(st, "content_block_start without content_block.type");
         }
         st->open = (int)st->nblocks++;
         return;
     }
     if (!strcmp(t, "content_block_delta")) {
         if (st->open < 0 || idx != st->open) {
-            FZ_FAIL_KNOWN("pass-seq", "content_block_delta for %lld, open %d", (long long)idx,
+            SEQ_FAIL(st, "content_block_delta for %lld, open %d", (long long)idx,
                           st->open);
         }
-        check_delta(ev, st->open_kind, opts);
+        check_delta(st, ev, st->open_kind, opts);
         return;
     }
     if (!strcmp(t, "content_block_stop")) {
         if (st->open < 0 || idx != st->open) {
-            FZ_FAIL_KNOWN("pass-seq", "content_block_stop for %lld, open %d", (long long)idx,
+            SEQ_FAIL(st, "content_block_stop for %lld, open %d", (long long)idx,
                           st->open);
         }
         st->open = -1;
@@ -172,7 +178,7 @@ static void check_one(ev_state *st, const char *t, json_t *ev, unsigned opts)
     }
     if (!strcmp(t, "message_delta")) {
         if (st->open >= 0 || st->message_delta) {
-            FZ_FAIL_KNOWN("pass-seq", "message_delta with block %d open (or twice)", st->open);
+            SEQ_FAIL(st, "message_delta with block %d open (or twice)", st->open);
         }
         if (opts & EV_STRICT) {
             check_anthropic_usage(json_object_get(ev, "usage"), "message_delta");
@@ -182,7 +188,7 @@ static void check_one(ev_state *st, const char *t, json_t *ev, unsigned opts)
     }
     if (!strcmp(t, "message_stop")) {
         if (!st->message_delta) {
-            FZ_FAIL_KNOWN("pass-seq", "message_stop without message_delta");
+            SEQ_FAIL(st, "message_stop without message_delta");
         }
         st->ended = 1;
         return;
@@ -200,6 +206,7 @@ static void check_events(const char *s, size_t len, unsigned opts)
 
     memset(&st, 0, sizeof(st));
     st.open = -1;
+    st.opts = opts;
     while (off < len) {
         const char *end = memmem(s + off, len - off, "\n\n", 2);
         const char *nl, *type, *data, *jt;

@@ -624,6 +624,71 @@ static void test_pass_stream(void **state)
     }
 }
 
+/* Found by fuzz_face_messages: the upstream's event type went into the
+ * client's `event:` line unchecked (a line break in it added lines to the
+ * client's stream), data split over several `data:` lines went out with a
+ * raw line break, and an upstream "provider" member overrode the gateway's
+ * (the last of two members wins). */
+static void test_pass_stream_hostile(void **state)
+{
+    fx *f = *state;
+    static const char two_lines[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\n"
+        "data: \"provider\":\"evil\",\"message\":{}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    static const char inject[] =
+        "event: ping\ndata: {\"type\":\"ping\\ndata: {}\"}\n\n";
+    static const char no_type[] =
+        "event: ping\ndata: {}\n\n";
+    mn_buf out;
+    mn_usage u;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, two_lines,
+                                           sizeof(two_lines) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_DONE);
+    assert_bytes(&out,
+        "event: message_start\ndata: {'type':'message_start','provider':'claude','message':{}}\n\n"
+        "event: message_stop\ndata: {'provider':'claude','type':'message_stop'}\n\n");
+    mn_buf_free(&out);
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, inject,
+                                           sizeof(inject) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_FAILED);
+    assert_bytes(&out,
+        "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
+        "'upstream sent an invalid stream: an event type that is not a name'},"
+        "'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+
+    mn_buf_init(&out);
+    mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, no_type,
+                          sizeof(no_type) - 1, 0, &out, &u, NULL, NULL);
+    assert_bytes(&out,
+        "event: ping\ndata: {'type':'ping','provider':'claude'}\n\n"
+        "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
+        "'upstream stream ended before message_stop'},'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+}
+
+static void test_pass_response_provider(void **state)
+{
+    fx *f = *state;
+    static const char body[] =
+        "{\"type\":\"message\",\"content\":[],\"provider\":\"evil\"}";
+    const char *out;
+    size_t n;
+    mn_usage u;
+    mn_error err;
+
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(mn_wire_anthropic_passthrough.decode_response_bytes(
+        &f->ctx, body, sizeof(body) - 1, &out, &n, &u, &err), 0);
+    assert_string_equal(out, "{\"type\":\"message\",\"content\":[],\"provider\":\"claude\"}");
+    assert_int_equal(n, strlen(out));
+}
+
 static void test_pass_stream_errors(void **state)
 {
     fx *f = *state;
@@ -685,6 +750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pass_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_stream_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_stream_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_response_provider, setup, teardown),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, NULL, NULL);
