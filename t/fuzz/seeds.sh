@@ -123,3 +123,22 @@ for f in "$fx"/gemini/stream_*.sse; do
     seed fuzz_face_messages "wire-gemini-$(basename "$f" .sse)" '\024\003' "$f"
     seed fuzz_face_messages "wire-gemini-$(basename "$f" .sse)-r" '\064\005' "$f"
 done
+
+# fuzz_sigid: byte 0 even: byte 1 cut, then call id + signature; odd: an id
+# a client echoed (the ids the Gemini fixtures expect, cut and edited too)
+seed_text fuzz_sigid pair '\000\010' 'call_abcCiQBjz1rX4m2c6N0W'
+grep -rhoE 'gsig1_[A-Za-z0-9_-]+' "$fx"/gemini/*.expected_openai.* | sort -u | {
+    i=0
+    while read -r id; do
+        i=$((i + 1))
+        seed_text fuzz_sigid "id$i" '\001' "$id"
+        seed_text fuzz_sigid "id$i-cut" '\001' "${id%?????}"
+    done
+}
+seed_text fuzz_sigid plain '\001' 'call_0123456789'
+
+# fuzz_trace: byte 0 (0 header, 1 body, 2 request id / tracestate), byte 1 span seed
+seed_text fuzz_trace hdr '\000\002' '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+seed_text fuzz_trace hdr-v1 '\000\003' ' 01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra '
+seed_text fuzz_trace body '\001\004' '{"trace":{"id":"0AF7651916CD43DD8448EB211C80319C","span_id":"b7ad6b7169203331"}}'
+seed_text fuzz_trace reqid '\002\000' 'req_0123-abc'
