@@ -142,3 +142,11 @@ seed_text fuzz_trace hdr '\000\002' '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7
 seed_text fuzz_trace hdr-v1 '\000\003' ' 01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra '
 seed_text fuzz_trace body '\001\004' '{"trace":{"id":"0AF7651916CD43DD8448EB211C80319C","span_id":"b7ad6b7169203331"}}'
 seed_text fuzz_trace reqid '\002\000' 'req_0123-abc'
+
+# fuzz_cors: byte 0 (bit 0 OPTIONS, bit 1 ManiacCORS *, bit 2 a preflight's
+# method header), Origin, newline, Access-Control-Request-Headers
+seed_text fuzz_cors preflight '\005' 'https://app.example.com
+content-type, x-stainless-os, anthropic-version'
+seed_text fuzz_cors any '\007' 'http://localhost:8080
+authorization,x-api-key'
+seed_text fuzz_cors plain '\000' 'HTTPS://APP.EXAMPLE.COM'
