@@ -435,6 +435,28 @@ static void test_stream_finish_and_overflow(void **state)
     st_close(&f);
 }
 
+/* Found by fuzz_face_messages: an upstream that sent [DONE] and no chunk
+ * gave events without "provider" (the translator learnt it from chunks). */
+static void test_stream_provider_without_chunks(void **state)
+{
+    st_fx f;
+    (void)state;
+    st_open(&f, 1 << 16);
+    mn_fm_stream_provider(f.s, "oai");
+    frame(&f, "[DONE]");
+    assert_bytes(&f.out,
+        "event: message_start\ndata: {'type':'message_start','message':{'id':'','type':'message',"
+        "'role':'assistant','model':'','content':[],'stop_reason':null,'stop_sequence':null,"
+        "'usage':{'input_tokens':0,'cache_creation_input_tokens':0,'cache_read_input_tokens':0,"
+        "'output_tokens':0}},'provider':'oai'}\n\n"
+        "event: ping\ndata: {'type':'ping','provider':'oai'}\n\n"
+        "event: message_delta\ndata: {'type':'message_delta','delta':{'stop_reason':'end_turn',"
+        "'stop_sequence':null},'usage':{'input_tokens':0,'cache_creation_input_tokens':0,"
+        "'cache_read_input_tokens':0,'output_tokens':0},'provider':'oai'}\n\n"
+        "event: message_stop\ndata: {'type':'message_stop','provider':'oai'}\n\n");
+    st_close(&f);
+}
+
 /* The real OpenAI wire translator's output, through the face. */
 static void test_stream_through_openai_wire(void **state)
 {
@@ -746,6 +768,7 @@ int main(void)
         cmocka_unit_test(test_stream_error_mid),
         cmocka_unit_test(test_stream_finish_and_overflow),
         cmocka_unit_test(test_stream_through_openai_wire),
+        cmocka_unit_test(test_stream_provider_without_chunks),
         cmocka_unit_test_setup_teardown(test_pass_encode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_stream, setup, teardown),
