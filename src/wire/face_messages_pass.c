@@ -129,9 +129,10 @@ static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                             "upstream answered 200 with a body that is not an Anthropic message");
     }
     usage_merge(usage, json_object_get(root, "usage"), &in, &cw, &cr);
-    if (json_object_get(root, "provider")) {
+    if (json_object_get(root, "provider") || memchr(body, '\0', len)) {
         /* its own "provider" would override the gateway's (the last of two
-         * members wins in JSON readers): rewrite it instead */
+         * members wins in JSON readers), and a NUL Jansson let pass would
+         * break the client's parser: rewrite it instead */
         char *dump;
         json_object_set_new(root, "provider", json_string(ctx->provider_name
                                                           ? ctx->provider_name : ""));
@@ -216,13 +217,14 @@ static int pass_name_ok(const char *t)
 
 /* The upstream's bytes can go out as they are (one line, its own type, no
  * "provider" of its own that would override the gateway's: JSON readers
- * keep the last of two members). */
+ * keep the last of two members; no NUL, which clients' parsers refuse). */
 static int pass_bytes_ok(json_t *ev, const char *data, size_t len)
 {
     json_t *t = json_object_get(ev, "type");
     return json_is_string(t) && json_string_length(t) == strlen(json_string_value(t))
            && !json_object_get(ev, "provider")
-           && !memchr(data, '\n', len) && !memchr(data, '\r', len);
+           && !memchr(data, '\n', len) && !memchr(data, '\r', len)
+           && !memchr(data, '\0', len);   /* Jansson lets one pass after a scalar */
 }
 
 static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *event,

@@ -662,6 +662,9 @@ static void test_pass_stream_hostile(void **state)
         "event: ping\ndata: {\"type\":\"ping\\ndata: {}\"}\n\n";
     static const char no_type[] =
         "event: ping\ndata: {}\n\n";
+    static const char with_nul[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":null\0}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
     mn_buf out;
     mn_usage u;
 
@@ -682,6 +685,16 @@ static void test_pass_stream_hostile(void **state)
         "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
         "'upstream sent an invalid stream: an event type that is not a name'},"
         "'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+
+    /* Jansson lets a NUL pass after a scalar: the client's parser would not */
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, with_nul,
+                                           sizeof(with_nul) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_DONE);
+    assert_bytes(&out,
+        "event: message_start\ndata: {'type':'message_start','message':null,'provider':'claude'}"
+        "\n\nevent: message_stop\ndata: {'provider':'claude','type':'message_stop'}\n\n");
     mn_buf_free(&out);
 
     mn_buf_init(&out);
@@ -708,6 +721,10 @@ static void test_pass_response_provider(void **state)
     assert_int_equal(mn_wire_anthropic_passthrough.decode_response_bytes(
         &f->ctx, body, sizeof(body) - 1, &out, &n, &u, &err), 0);
     assert_string_equal(out, "{\"type\":\"message\",\"content\":[],\"provider\":\"claude\"}");
+    assert_int_equal(n, strlen(out));
+    assert_int_equal(mn_wire_anthropic_passthrough.decode_response_bytes(
+        &f->ctx, "{\"type\":\"message\",\"content\":null\0}", 34, &out, &n, &u, &err), 0);
+    assert_string_equal(out, "{\"type\":\"message\",\"content\":null,\"provider\":\"claude\"}");
     assert_int_equal(n, strlen(out));
 }
 
