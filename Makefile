@@ -189,6 +189,7 @@ FUZZ_CFLAGS  := -g -O1 -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
                        include/mn_error.h),-DFZ_SCRUB_BY_KEY)
 FUZZ_FORMATS := openai anthropic gemini
 FUZZ_TARGETS := fuzz_request fuzz_sse fuzz_error fuzz_provider fuzz_jscan fuzz_face_responses fuzz_responses_pass \
+                fuzz_face_messages fuzz_sigid fuzz_trace fuzz_cors \
                 $(foreach f,$(FUZZ_FORMATS),fuzz_$(f)_response fuzz_$(f)_stream)
 FUZZ_BINS    := $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
 FUZZ_DEPS    := $(PURE_LIST) $(HEADERS) t/fuzz/fuzz.h

@@ -60,6 +60,9 @@ typedef struct mn_fm_stream mn_fm_stream;
 
 mn_fm_stream *mn_fm_stream_create(mn_sink *down, size_t max_frame);
 mn_sink mn_fm_stream_sink(mn_fm_stream *s);
+/* The provider the events name until a frame names one: a try whose
+ * upstream sent no chunk at all still says whose it was. */
+void mn_fm_stream_provider(mn_fm_stream *s, const char *provider);
 /* The OpenAI side ended without [DONE] or an error frame (the glue gave up):
  * ends the Anthropic stream with an error event unless it already ended. */
 void mn_fm_stream_finish(mn_fm_stream *s, const mn_error *cause, const char *provider);

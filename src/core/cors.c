@@ -106,6 +106,13 @@ static int header_allowed(const char *h)
     };
     int i;
     if (!strncmp(h, "x-stainless-", 12) && h[12]) {
+        /* the list is echoed into Access-Control-Allow-Headers: a name
+         * only, no control bytes or other header syntax */
+        for (i = 12; h[i]; i++) {
+            if (!apr_isalnum(h[i]) && h[i] != '-') {
+                return 0;
+            }
+        }
         return 1;
     }
     for (i = 0; names[i]; i++) {
@@ -116,6 +123,9 @@ static int header_allowed(const char *h)
     return 0;
 }
 
+/* HTTP's blanks only: the list goes back to the browser as it came */
+#define BLANK(c) ((c) == ' ' || (c) == '\t')
+
 int mn_cors_request_headers_ok(apr_pool_t *p, const char *list, const char **bad)
 {
     const char *s = list ? list : "";
@@ -123,7 +133,7 @@ int mn_cors_request_headers_ok(apr_pool_t *p, const char *list, const char **bad
         const char *end;
         size_t len;
         char *name;
-        while (*s == ',' || apr_isspace(*s)) {
+        while (*s == ',' || BLANK(*s)) {
             s++;
         }
         end = s;
@@ -131,7 +141,7 @@ int mn_cors_request_headers_ok(apr_pool_t *p, const char *list, const char **bad
             end++;
         }
         len = (size_t)(end - s);
-        while (len && apr_isspace(s[len - 1])) {
+        while (len && BLANK(s[len - 1])) {
             len--;
         }
         if (len) {

@@ -100,6 +100,7 @@ static mn_sink *fm_stream_sink(mn_request *req, mn_sink *client)
     if (!st->fm) {
         return client;
     }
+    mn_fm_stream_provider(st->fm, req->prov ? req->prov->name : NULL);
     st->sink = mn_fm_stream_sink(st->fm);
     return &st->sink;
 }

@@ -141,6 +141,24 @@ static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                             "upstream answered 200 with a body that is not an Anthropic message");
     }
     usage_merge(usage, json_object_get(root, "usage"), &in, &cw, &cr);
+    if (json_object_get(root, "provider") || memchr(body, '\0', len)) {
+        /* its own "provider" would override the gateway's (the last of two
+         * members wins in JSON readers), and a NUL Jansson let pass would
+         * break the client's parser: rewrite it instead */
+        char *dump;
+        json_object_set_new(root, "provider", json_string(ctx->provider_name
+                                                          ? ctx->provider_name : ""));
+        dump = json_dumps(root, JSON_COMPACT);
+        json_decref(root);
+        if (!dump) {
+            return mn_error_set(err, 502, "api_error", NULL, "upstream_bad_response",
+                                "upstream answer could not be read");
+        }
+        *out_len = strlen(dump);
+        *out = apr_pmemdup(ctx->pool, dump, *out_len + 1);
+        free(dump);
+        return 0;
+    }
     json_decref(root);
     while (start < len && body[start] != '{') {
         start++;
@@ -176,7 +194,7 @@ static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, si
 struct mn_stream {
     mn_stream_base b;
     long in, cw, cr;
-    mn_jpath type_path;        /* compiled once per stream */
+    mn_jpath paths[2];         /* type, provider: compiled once per stream */
     const char *quoted_for;    /* the provider name quoted is for */
     char *quoted;              /* its provider member (mn_chunk_member), once per stream */
     size_t quoted_len;
@@ -188,7 +206,8 @@ static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
     mn_stream *st = calloc(1, sizeof(*st));
     if (st) {
         st->b.ctx = ctx;
-        mn_jpath_compile(&st->type_path, "type");
+        mn_jpath_compile(&st->paths[0], "type");
+        mn_jpath_compile(&st->paths[1], "provider");
     }
     return st;
 }
@@ -207,19 +226,27 @@ static int type_read(const char *t, size_t n)
  * takes it (nothing written). */
 static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
 {
-    mn_jspan sp[1];
-    size_t i = 0, n;
+    mn_jspan sp[2];
+    size_t i = 0, n, k;
 
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
         i++;
     }
-    if (i == len || data[i] != '{' || mn_jscan(data, len, &st->type_path, 1, sp)
-        || sp->type != MN_JT_STRING) {
+    /* what pass_bytes_ok and pass_name_ok refuse goes to the tree path too:
+     * line breaks, a NUL, an upstream provider, a type that is not a name */
+    if (i == len || data[i] != '{' || memchr(data, '\n', len) || memchr(data, '\r', len)
+        || memchr(data, '\0', len) || mn_jscan(data, len, st->paths, 2, sp)
+        || sp[0].type != MN_JT_STRING || sp[1].type != MN_JT_NONE) {
         return 0;
     }
-    n = sp->len - 2;
-    if (n >= 64 || memchr(sp->p + 1, '\\', n) || type_read(sp->p + 1, n)) {
-        return 0;   /* escaped or long names: the tree path decodes them */
+    n = sp[0].len - 2;
+    for (k = 0; k < n; k++) {
+        if (!((sp[0].p[1 + k] >= 'a' && sp[0].p[1 + k] <= 'z') || sp[0].p[1 + k] == '_')) {
+            return 0;   /* escaped names too: the tree path decodes them */
+        }
+    }
+    if (n == 0 || n >= 64 || type_read(sp[0].p + 1, n)) {
+        return 0;
     }
     if (!st->quoted_ok || st->quoted_for != st->b.ctx->provider_name) {
         free(st->quoted);
@@ -229,7 +256,7 @@ static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
         st->quoted_ok = 1;
     }
     out->write(out->baton, "event: ", 7);
-    out->write(out->baton, sp->p + 1, n);
+    out->write(out->baton, sp[0].p + 1, n);
     out->write(out->baton, "\ndata: ", 7);
     write_with_member(out, st->quoted, st->quoted_len,
                       data + i, len - i);
@@ -246,6 +273,32 @@ static mn_stream_status pass_fail(mn_stream *st, mn_sink *out)
     mn_error_scrub(&st->b.err, st->b.ctx->provider);
     mn_fm_error_event(out, &st->b.err, st->b.ctx->provider_name);
     return st->b.status;
+}
+
+/* An event type goes into the client's `event:` line as it is: only the
+ * characters Anthropic's names are made of, so an upstream cannot add lines
+ * (or other events) to the client's stream. */
+static int pass_name_ok(const char *t)
+{
+    size_t i, n = strlen(t);
+    for (i = 0; i < n; i++) {
+        if (!((t[i] >= 'a' && t[i] <= 'z') || t[i] == '_')) {
+            return 0;
+        }
+    }
+    return n > 0 && n < 64;
+}
+
+/* The upstream's bytes can go out as they are (one line, its own type, no
+ * "provider" of its own that would override the gateway's: JSON readers
+ * keep the last of two members; no NUL, which clients' parsers refuse). */
+static int pass_bytes_ok(json_t *ev, const char *data, size_t len)
+{
+    json_t *t = json_object_get(ev, "type");
+    return json_is_string(t) && json_string_length(t) == strlen(json_string_value(t))
+           && !json_object_get(ev, "provider")
+           && !memchr(data, '\n', len) && !memchr(data, '\r', len)
+           && !memchr(data, '\0', len);   /* Jansson lets one pass after a scalar */
 }
 
 static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *event,
@@ -272,6 +325,12 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
     if (!type) {
         type = event;
     }
+    if (!pass_name_ok(type)) {
+        json_decref(ev);
+        mn_error_set(&st->b.err, 502, "api_error", NULL, "upstream_bad_response",
+                     "upstream sent an invalid stream: an event type that is not a name");
+        return pass_fail(st, out);
+    }
     if (!strcmp(type, "message_start")) {
         usage_merge(&st->b.usage, json_object_get(json_object_get(ev, "message"), "usage"),
                     &st->in, &st->cw, &st->cr);
@@ -297,15 +356,24 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         return st->b.status;
     }
     snprintf(name, sizeof(name), "%s", type);
-    json_decref(ev);
     out->write(out->baton, "event: ", 7);
     out->write(out->baton, name, strlen(name));
     out->write(out->baton, "\ndata: ", 7);
-    while (len && *data != '{') {
-        data++;
-        len--;
+    if (pass_bytes_ok(ev, data, len)) {
+        while (len && *data != '{') {
+            data++;
+            len--;
+        }
+        write_with_provider(out, st->b.ctx->provider_name, data, len);
     }
-    write_with_provider(out, st->b.ctx->provider_name, data, len);
+    else {
+        /* rewritten by Jansson: one line, the gateway's provider, the type */
+        json_object_set_new(ev, "type", json_string(name));
+        json_object_set_new(ev, "provider", json_string(st->b.ctx->provider_name
+                                                        ? st->b.ctx->provider_name : ""));
+        mn_json_write(out, ev);
+    }
+    json_decref(ev);
     out->write(out->baton, "\n\n", 2);
     out->frame_end(out->baton);
     return st->b.status;

@@ -578,6 +578,11 @@ mn_sink mn_fm_stream_sink(mn_fm_stream *s)
     return s->self;
 }
 
+void mn_fm_stream_provider(mn_fm_stream *s, const char *provider)
+{
+    snprintf(s->provider, sizeof(s->provider), "%s", provider ? provider : "");
+}
+
 void mn_fm_stream_finish(mn_fm_stream *s, const mn_error *cause, const char *provider)
 {
     mn_error err;

@@ -88,3 +88,65 @@ data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_toke
 data: [DONE]
 
 '
+
+# the Messages face (fuzz_face_messages.c): byte 0 mode (0 request, 1 chat
+# frames, 2 Anthropic stream through the passthrough, 3 answers, 4 OpenAI
+# or (bit 4) Gemini stream through its wire), byte 1 split seed / status
+for f in "$fx"/anthropic/request_*.expected_anthropic.json; do
+    n=$(basename "$f" .json)
+    seed fuzz_face_messages "req-$n" '\000' "$f"
+done
+seed_text fuzz_face_messages req-claude-code '\000' '{"model":"claude-sonnet-4-5","max_tokens":32000,"stream":true,"system":[{"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"list files"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]},{"role":"assistant","content":[{"type":"thinking","thinking":"t","signature":"S"},{"type":"text","text":"ok"},{"type":"tool_use","id":"toolu_1","name":"Bash","input":{"command":"ls"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"a b"}],"is_error":false},{"type":"text","text":"go on"}]},{"role":"system","content":"reminder"}],"tools":[{"name":"Bash","description":"run","input_schema":{"type":"object","properties":{"command":{"type":"string"}},"required":["command"]}},{"type":"web_search_20250305","name":"web_search"}],"tool_choice":{"type":"auto","disable_parallel_tool_use":true},"thinking":{"type":"enabled","budget_tokens":2048},"temperature":1,"top_p":0.9,"top_k":5,"stop_sequences":["X"],"metadata":{"user_id":"u"},"output_config":{"effort":"high"},"context_management":{},"tags":["t"],"trace":{"id":"0af7651916cd43dd8448eb211c80319c"}}'
+for f in "$fx"/*/stream_*.expected_openai*.sse; do
+    n=$(basename "$(dirname "$f")")-$(basename "$f" .sse)
+    seed fuzz_face_messages "frames-$n" '\001' "$f"
+    seed fuzz_face_messages "frames-$n-small" '\021' "$f"
+done
+for f in "$fx"/anthropic/stream_*.sse; do
+    case "$f" in *expected*) continue ;; esac
+    n=$(basename "$f" .sse)
+    seed fuzz_face_messages "pass-$n" '\002\000' "$f"
+    seed fuzz_face_messages "pass-$n-t" '\012\007' "$f"
+done
+for f in "$fx"/openai/response_*.json "$fx"/anthropic/response_*.json "$fx"/anthropic/error_*.json; do
+    case "$f" in *expected*) continue ;; esac
+    n=$(basename "$(dirname "$f")")-$(basename "$f" .json)
+    seed fuzz_face_messages "answer-$n" '\003\000' "$f"
+    seed fuzz_face_messages "answer-$n-529" '\003\014' "$f"
+done
+for f in "$fx"/openai/stream_*.sse; do
+    case "$f" in *expected*) continue ;; esac
+    seed fuzz_face_messages "wire-openai-$(basename "$f" .sse)" '\004\000' "$f"
+done
+for f in "$fx"/gemini/stream_*.sse; do
+    case "$f" in *expected*) continue ;; esac
+    seed fuzz_face_messages "wire-gemini-$(basename "$f" .sse)" '\024\003' "$f"
+    seed fuzz_face_messages "wire-gemini-$(basename "$f" .sse)-r" '\064\005' "$f"
+done
+
+# fuzz_sigid: byte 0 even: byte 1 cut, then call id + signature; odd: an id
+# a client echoed (the ids the Gemini fixtures expect, cut and edited too)
+seed_text fuzz_sigid pair '\000\010' 'call_abcCiQBjz1rX4m2c6N0W'
+grep -rhoE 'gsig1_[A-Za-z0-9_-]+' "$fx"/gemini/*.expected_openai.* | sort -u | {
+    i=0
+    while read -r id; do
+        i=$((i + 1))
+        seed_text fuzz_sigid "id$i" '\001' "$id"
+        seed_text fuzz_sigid "id$i-cut" '\001' "${id%?????}"
+    done
+}
+seed_text fuzz_sigid plain '\001' 'call_0123456789'
+
+# fuzz_trace: byte 0 (0 header, 1 body, 2 request id / tracestate), byte 1 span seed
+seed_text fuzz_trace hdr '\000\002' '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+seed_text fuzz_trace hdr-v1 '\000\003' ' 01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra '
+seed_text fuzz_trace body '\001\004' '{"trace":{"id":"0AF7651916CD43DD8448EB211C80319C","span_id":"b7ad6b7169203331"}}'
+seed_text fuzz_trace reqid '\002\000' 'req_0123-abc'
+
+# fuzz_cors: byte 0 (bit 0 OPTIONS, bit 1 ManiacCORS *, bit 2 a preflight's
+# method header), Origin, newline, Access-Control-Request-Headers
+seed_text fuzz_cors preflight '\005' 'https://app.example.com
+content-type, x-stainless-os, anthropic-version'
+seed_text fuzz_cors any '\007' 'http://localhost:8080
+authorization,x-api-key'
+seed_text fuzz_cors plain '\000' 'HTTPS://APP.EXAMPLE.COM'

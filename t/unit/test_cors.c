@@ -112,6 +112,13 @@ static void test_request_headers(void **state)
     assert_string_equal(bad, "x-secret-thing");
     assert_false(mn_cors_request_headers_ok(p, "x-stainless-", &bad));
     assert_false(mn_cors_request_headers_ok(p, "cookie", &bad));
+    /* found by fuzz_cors: the list is echoed into Access-Control-Allow-Headers,
+     * so nothing but header names and HTTP blanks may pass */
+    assert_false(mn_cors_request_headers_ok(p, "x-stainless-os\x05h://x", &bad));
+    assert_false(mn_cors_request_headers_ok(p, "x-stainless-a:b", &bad));
+    assert_false(mn_cors_request_headers_ok(p, "content-type\v,x-api-key", &bad));
+    assert_false(mn_cors_request_headers_ok(p, "content-type,\r\nx-api-key", &bad));
+    assert_true(mn_cors_request_headers_ok(p, "\tcontent-type ,\tx-api-key\t", &bad));
 }
 
 /* out must hold exactly the name/value pairs given (NULL-terminated). */

@@ -435,6 +435,28 @@ static void test_stream_finish_and_overflow(void **state)
     st_close(&f);
 }
 
+/* Found by fuzz_face_messages: an upstream that sent [DONE] and no chunk
+ * gave events without "provider" (the translator learnt it from chunks). */
+static void test_stream_provider_without_chunks(void **state)
+{
+    st_fx f;
+    (void)state;
+    st_open(&f, 1 << 16);
+    mn_fm_stream_provider(f.s, "oai");
+    frame(&f, "[DONE]");
+    assert_bytes(&f.out,
+        "event: message_start\ndata: {'type':'message_start','message':{'id':'','type':'message',"
+        "'role':'assistant','model':'','content':[],'stop_reason':null,'stop_sequence':null,"
+        "'usage':{'input_tokens':0,'cache_creation_input_tokens':0,'cache_read_input_tokens':0,"
+        "'output_tokens':0}},'provider':'oai'}\n\n"
+        "event: ping\ndata: {'type':'ping','provider':'oai'}\n\n"
+        "event: message_delta\ndata: {'type':'message_delta','delta':{'stop_reason':'end_turn',"
+        "'stop_sequence':null},'usage':{'input_tokens':0,'cache_creation_input_tokens':0,"
+        "'cache_read_input_tokens':0,'output_tokens':0},'provider':'oai'}\n\n"
+        "event: message_stop\ndata: {'type':'message_stop','provider':'oai'}\n\n");
+    st_close(&f);
+}
+
 /* The real OpenAI wire translator's output, through the face. */
 static void test_stream_through_openai_wire(void **state)
 {
@@ -624,6 +646,118 @@ static void test_pass_stream(void **state)
     }
 }
 
+/* Found by fuzz_face_messages: the upstream's event type went into the
+ * client's `event:` line unchecked (a line break in it added lines to the
+ * client's stream), data split over several `data:` lines went out with a
+ * raw line break, and an upstream "provider" member overrode the gateway's
+ * (the last of two members wins). */
+static void test_pass_stream_hostile(void **state)
+{
+    fx *f = *state;
+    static const char two_lines[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\n"
+        "data: \"provider\":\"evil\",\"message\":{}}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    static const char inject[] =
+        "event: ping\ndata: {\"type\":\"ping\\ndata: {}\"}\n\n";
+    static const char no_type[] =
+        "event: ping\ndata: {}\n\n";
+    static const char with_nul[] =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":null\0}\n\n"
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    mn_buf out;
+    mn_usage u;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, two_lines,
+                                           sizeof(two_lines) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_DONE);
+    assert_bytes(&out,
+        "event: message_start\ndata: {'type':'message_start','provider':'claude','message':{}}\n\n"
+        "event: message_stop\ndata: {'provider':'claude','type':'message_stop'}\n\n");
+    mn_buf_free(&out);
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, inject,
+                                           sizeof(inject) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_FAILED);
+    assert_bytes(&out,
+        "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
+        "'upstream sent an invalid stream: an event type that is not a name'},"
+        "'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+
+    /* Jansson lets a NUL pass after a scalar: the client's parser would not */
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, with_nul,
+                                           sizeof(with_nul) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_DONE);
+    assert_bytes(&out,
+        "event: message_start\ndata: {'type':'message_start','message':null,'provider':'claude'}"
+        "\n\nevent: message_stop\ndata: {'provider':'claude','type':'message_stop'}\n\n");
+    mn_buf_free(&out);
+
+    mn_buf_init(&out);
+    mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, no_type,
+                          sizeof(no_type) - 1, 0, &out, &u, NULL, NULL);
+    assert_bytes(&out,
+        "event: ping\ndata: {'type':'ping','provider':'claude'}\n\n"
+        "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
+        "'upstream stream ended before message_stop'},'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+}
+
+/* The events the passthrough only forwards (its byte fast path) meet the
+ * same rules: an upstream provider, a line break or a NUL gets the event
+ * rewritten by Jansson, with the gateway's provider. */
+static void test_pass_fast_hostile(void **state)
+{
+    fx *f = *state;
+    static const char in[] =
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+        "\"provider\":\"evil\",\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n"
+        "event: ping\ndata: {\"type\":\"ping\",\ndata: \"x\":1}\n\n"
+        "event: ping\ndata: {\"type\":\"ping\",\"x\":null\0}\n\n"
+        "event: ping\ndata: {\"type\":\"Ping\"}\n\n";
+    mn_buf out;
+    mn_usage u;
+
+    mn_buf_init(&out);
+    assert_int_equal(mn_t_replay_stream_ex(&mn_wire_anthropic_passthrough, &f->ctx, in,
+                                           sizeof(in) - 1, 0, &out, &u, NULL, NULL),
+                     MN_STREAM_FAILED);
+    assert_bytes(&out,
+        "event: content_block_delta\ndata: {'type':'content_block_delta','index':0,"
+        "'provider':'claude','delta':{'type':'text_delta','text':'hi'}}\n\n"
+        "event: ping\ndata: {'type':'ping','x':1,'provider':'claude'}\n\n"
+        "event: ping\ndata: {'type':'ping','x':null,'provider':'claude'}\n\n"
+        "event: error\ndata: {'type':'error','error':{'type':'api_error','message':"
+        "'upstream sent an invalid stream: an event type that is not a name'},"
+        "'provider':'claude'}\n\n");
+    mn_buf_free(&out);
+}
+
+static void test_pass_response_provider(void **state)
+{
+    fx *f = *state;
+    static const char body[] =
+        "{\"type\":\"message\",\"content\":[],\"provider\":\"evil\"}";
+    const char *out;
+    size_t n;
+    mn_usage u;
+    mn_error err;
+
+    memset(&u, 0, sizeof(u));
+    assert_int_equal(mn_wire_anthropic_passthrough.decode_response_bytes(
+        &f->ctx, body, sizeof(body) - 1, &out, &n, &u, &err), 0);
+    assert_string_equal(out, "{\"type\":\"message\",\"content\":[],\"provider\":\"claude\"}");
+    assert_int_equal(n, strlen(out));
+    assert_int_equal(mn_wire_anthropic_passthrough.decode_response_bytes(
+        &f->ctx, "{\"type\":\"message\",\"content\":null\0}", 34, &out, &n, &u, &err), 0);
+    assert_string_equal(out, "{\"type\":\"message\",\"content\":null,\"provider\":\"claude\"}");
+    assert_int_equal(n, strlen(out));
+}
+
 static void test_pass_stream_errors(void **state)
 {
     fx *f = *state;
@@ -681,10 +815,14 @@ int main(void)
         cmocka_unit_test(test_stream_error_mid),
         cmocka_unit_test(test_stream_finish_and_overflow),
         cmocka_unit_test(test_stream_through_openai_wire),
+        cmocka_unit_test(test_stream_provider_without_chunks),
         cmocka_unit_test_setup_teardown(test_pass_encode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pass_stream_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_stream_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_fast_hostile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pass_response_provider, setup, teardown),
     };
     apr_initialize();
     return cmocka_run_group_tests(tests, NULL, NULL);
