@@ -164,6 +164,11 @@ json_t *mn_usage_to_openai(const mn_usage *u);
 /* The upstream's Retry-After (seconds, fractions, an HTTP-date, or junk)
  * into err as whole delta-seconds for the client, capped; junk is dropped. */
 void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err);
+
+/* A passthrough's upstream body: body (the caller's copy of the client's,
+ * consumed) with the routed model and the stream flag as served, written
+ * to out->body / body_len.  0, or -1 with err. */
+int mn_wire_pass_body(mn_wire_ctx *ctx, json_t *body, mn_upstream_req *out, mn_error *err);
 /* The same with prompt_tokens_details.cached_tokens, and
  * completion_tokens_details.reasoning_tokens when the upstream counted them. */
 json_t *mn_usage_to_openai_details(const mn_usage *u, int have_reasoning);

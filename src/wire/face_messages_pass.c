@@ -26,7 +26,6 @@ static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_e
 {
     json_t *body;
     const char *v;
-    char *dump;
 
     (void)req;
     if (!json_is_object(ctx->face_body)) {
@@ -34,24 +33,11 @@ static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_e
                             "the passthrough needs the client's Messages body");
     }
     body = json_copy(ctx->face_body);
-    json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     json_object_del(body, "tags");
     json_object_del(body, "trace");
-    if (ctx->stream) {
-        json_object_set_new(body, "stream", json_true());
+    if (mn_wire_pass_body(ctx, body, out, err)) {
+        return -1;
     }
-    else {
-        json_object_del(body, "stream");
-    }
-    dump = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!dump) {
-        return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
-                            "request could not be serialised");
-    }
-    out->body_len = strlen(dump);
-    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
-    free(dump);
     out->path = "/messages";
     out->headers = apr_table_make(ctx->pool, 6);
     apr_table_setn(out->headers, "Content-Type", "application/json");

@@ -22,7 +22,6 @@
 static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_error *err)
 {
     json_t *body;
-    char *dump;
 
     (void)req;
     if (!json_is_object(ctx->face_body)) {
@@ -30,7 +29,6 @@ static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_e
                             "the passthrough needs the client's Responses body");
     }
     body = json_copy(ctx->face_body);
-    json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
     /* the gateway's own fields, as the chat route's policy takes them */
     json_object_del(body, "tags");
     json_object_del(body, "metadata");
@@ -39,21 +37,9 @@ static int pass_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn_e
         /* the face's contract: nothing is kept upstream unless the client asks */
         json_object_set_new(body, "store", json_false());
     }
-    if (ctx->stream) {
-        json_object_set_new(body, "stream", json_true());
+    if (mn_wire_pass_body(ctx, body, out, err)) {
+        return -1;
     }
-    else {
-        json_object_del(body, "stream");
-    }
-    dump = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!dump) {
-        return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
-                            "request could not be serialised");
-    }
-    out->body_len = strlen(dump);
-    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
-    free(dump);
     out->path = "/responses";
     out->headers = apr_table_make(ctx->pool, 4);
     apr_table_setn(out->headers, "Content-Type", "application/json");

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_cstr.h>
+#include <apr_strings.h>
 #include "mn_chunk.h"
 #include "mn_resilience.h"
 #include "mn_wire.h"
@@ -61,6 +62,29 @@ void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err)
         mn_retry_after_normalise(raw, apr_time_from_sec(ctx->created), err->retry_after,
                                  sizeof(err->retry_after));
     }
+}
+
+int mn_wire_pass_body(mn_wire_ctx *ctx, json_t *body, mn_upstream_req *out, mn_error *err)
+{
+    char *dump;
+
+    json_object_set_new(body, "model", json_string(ctx->model ? ctx->model : ""));
+    if (ctx->stream) {
+        json_object_set_new(body, "stream", json_true());
+    }
+    else {
+        json_object_del(body, "stream");
+    }
+    dump = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (!dump) {
+        return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
+                            "request could not be serialised");
+    }
+    out->body_len = strlen(dump);
+    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
+    free(dump);
+    return 0;
 }
 
 json_t *mn_usage_to_openai(const mn_usage *u)
