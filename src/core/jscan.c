@@ -58,7 +58,15 @@ static unsigned CTZ32(uint32_t m)
 }
 #endif
 
-static cur skip_ws(cur p, cur e)
+/* The hot scanners are inlined into the walk, where the SWAR constants
+ * stay in registers; a call per string costs more than a short key. */
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+HOT cur skip_ws(cur p, cur e)
 {
     while (p < e && IS(*p, C_WS)) {
         p++;
@@ -84,7 +92,7 @@ static cur skip_digits(cur p, cur e)
  * byte XOR '"' (or '\\') and 0x20 from the byte sets the high bit exactly
  * for '"', '\\' and bytes below 0x20.  A borrow can only mark bytes above
  * a true stop, so the lowest mark is always a true one. */
-static uint64_t stop_marks(uint64_t w)
+HOT uint64_t stop_marks(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
     return ((q - ONES) | (b - ONES) | (w - ONES * 0x20) | w) & HIGH;
@@ -108,7 +116,7 @@ static cur first_stop(cur p)
 
 /* The first C_STOP byte at or after p, or e: eight bytes per step while
  * eight remain (unaligned loads through memcpy), then byte by byte. */
-static cur skip_plain(cur p, cur e)
+HOT cur skip_plain(cur p, cur e)
 {
     for (; e - p >= 8; p += 8) {
         uint64_t w, m;
@@ -239,7 +247,7 @@ static cur scan_special(cur p, cur e, int *escaped)
 
 /* A string starting at the quote p: the byte after the closing quote, or
  * NULL.  *escaped: a backslash was seen. */
-static cur scan_string(cur p, cur e, int *escaped)
+HOT cur scan_string(cur p, cur e, int *escaped)
 {
     *escaped = 0;
     p++;
@@ -401,16 +409,10 @@ static cur scan_word(cur p, cur e, const char *w, size_t n)
     return p < e && IS(*p, C_ALPHA) ? NULL : p;
 }
 
-/* A value other than an object or array at p: its end (or NULL), its type
- * in *t. */
-static cur scan_scalar(cur p, cur e, mn_jtype *t)
+/* A number, true, false or null at p: its end (or NULL), its type in *t. */
+static cur scan_other(cur p, cur e, mn_jtype *t)
 {
-    int esc;
-
     switch (*p) {
-    case '"':
-        *t = MN_JT_STRING;
-        return scan_string(p, e, &esc);
     case 't':
         *t = MN_JT_TRUE;
         return scan_word(p, e, "true", 4);
@@ -576,16 +578,23 @@ typedef struct {
     long idx;           /* next element's index (arrays) */
 } level;
 
+/* The paths asked for and the spans they fill. */
+typedef struct {
+    const mn_jpath *paths;
+    mn_jspan *out;
+} targets;
+
+/* The walk's position.  Its scalars stay in registers: only the stacks
+ * below are reached through memory. */
 typedef struct {
     cur p, e;
     size_t depth;              /* open containers */
     int obj;                   /* the innermost one is an object */
     uint32_t vlive, vfull;     /* the paths the next value continues / ends */
     const char *vkey;          /* its key (an object member's) */
-    const mn_jpath *paths;
-    mn_jspan *out;
-    level lv[MAXL + 1];
-    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    const targets *t;
+    level *lv;                 /* [MAXL + 1] */
+    unsigned char *is_obj;     /* a bit per level: object or array */
 } scanner;
 
 /* One bit of 64 for a key: a member key whose bit no path's key at its
@@ -595,22 +604,23 @@ static uint64_t key_sig(const unsigned char *k, size_t n)
     return UINT64_C(1) << ((n + k[0]) & 63);
 }
 
-static void record(scanner *s, uint32_t mask, const char *key, cur start, cur end, mn_jtype t)
+static void record(const targets *t, uint32_t mask, const char *key, cur start, cur end,
+                   mn_jtype type)
 {
     while (mask) {
-        mn_jspan *sp = &s->out[CTZ32(mask)];
+        mn_jspan *sp = &t->out[CTZ32(mask)];
         mask &= mask - 1;
         sp->key = key;
         sp->p = (const char *)start;
         sp->len = (size_t)(end - start);
-        sp->type = t;
+        sp->type = type;
     }
 }
 
-static void count_up(scanner *s, uint32_t mask)
+static void count_up(const targets *t, uint32_t mask)
 {
     while (mask) {
-        s->out[CTZ32(mask)].count++;
+        t->out[CTZ32(mask)].count++;
         mask &= mask - 1;
     }
 }
@@ -618,11 +628,11 @@ static void count_up(scanner *s, uint32_t mask)
 /* Path i matched at segment level lvl: it ends there (into *full, counted)
  * or goes on (returned) and starts afresh, since of a key met again the
  * last duplicate is the one Jansson keeps. */
-static uint32_t take(scanner *s, unsigned i, size_t lvl, uint32_t *full)
+static uint32_t take(const targets *t, unsigned i, size_t lvl, uint32_t *full)
 {
-    mn_jspan *sp = &s->out[i];
+    mn_jspan *sp = &t->out[i];
 
-    if (lvl + 1 == (size_t)s->paths[i].nseg) {
+    if (lvl + 1 == (size_t)t->paths[i].nseg) {
         *full |= 1u << i;
         sp->count++;
         return 0;
@@ -634,40 +644,40 @@ static uint32_t take(scanner *s, unsigned i, size_t lvl, uint32_t *full)
 
 /* The paths of container l (at segment level lvl) an object member's key
  * selects; those that end there go to *full. */
-static uint32_t select_key(scanner *s, const level *l, size_t lvl, cur key, size_t klen,
+static uint32_t select_key(const targets *t, const level *l, size_t lvl, cur key, size_t klen,
                            int escaped, uint32_t *full)
 {
     uint32_t child = 0, m = l->named;
 
     *full = l->wild;
-    count_up(s, *full);
+    count_up(t, *full);
     if (!m || (!escaped && !(l->sig & key_sig(key, klen)))) {
         return 0;
     }
     for (; m; m &= m - 1) {
         unsigned i = CTZ32(m);
-        const char *name = s->paths[i].seg[lvl].key;
-        size_t nlen = s->paths[i].seg[lvl].klen;
+        const char *name = t->paths[i].seg[lvl].key;
+        size_t nlen = t->paths[i].seg[lvl].klen;
         if (escaped ? mn_jkey_eq((const char *)key, klen, name, nlen)
                     : (klen == nlen && key[0] == (unsigned char)name[0]
                        && !memcmp(key, name, klen))) {
-            child |= take(s, i, lvl, full);
+            child |= take(t, i, lvl, full);
         }
     }
     return child;
 }
 
 /* The same for an array element at index idx. */
-static uint32_t select_index(scanner *s, const level *l, size_t lvl, long idx, uint32_t *full)
+static uint32_t select_index(const targets *t, const level *l, size_t lvl, long idx, uint32_t *full)
 {
     uint32_t child = 0, m;
 
     *full = l->wild;
-    count_up(s, *full);
+    count_up(t, *full);
     for (m = l->named; m; m &= m - 1) {
         unsigned i = CTZ32(m);
-        if (s->paths[i].seg[lvl].index == idx) {
-            child |= take(s, i, lvl, full);
+        if (t->paths[i].seg[lvl].index == idx) {
+            child |= take(t, i, lvl, full);
         }
     }
     return child;
@@ -675,7 +685,7 @@ static uint32_t select_index(scanner *s, const level *l, size_t lvl, long idx, u
 
 /* Which live paths a new container at depth d (segment level d - 1) may
  * match members or elements of. */
-static void sort_live(scanner *s, level *l, size_t lvl)
+static void sort_live(const targets *t, level *l, size_t lvl, int obj)
 {
     uint32_t m;
 
@@ -683,47 +693,41 @@ static void sort_live(scanner *s, level *l, size_t lvl)
     l->sig = 0;
     for (m = l->live; m; m &= m - 1) {
         unsigned i = CTZ32(m);
-        const char *key = s->paths[i].seg[lvl].key;
-        if ((key != NULL) != s->obj) {
+        const char *key = t->paths[i].seg[lvl].key;
+        if ((key != NULL) != obj) {
             continue;   /* a key in an array, an index in an object */
         }
-        if (s->paths[i].seg[lvl].index == -1) {
+        if (t->paths[i].seg[lvl].index == -1) {
             l->wild |= 1u << i;
             continue;
         }
         l->named |= 1u << i;
         if (key) {
-            l->sig |= key_sig((cur)key, s->paths[i].seg[lvl].klen);
+            l->sig |= key_sig((cur)key, t->paths[i].seg[lvl].klen);
         }
     }
 }
 
-static void scanner_init(scanner *s, const char *buf, size_t len, const mn_jpath *paths,
-                         unsigned npaths, mn_jspan *out)
+/* Clears the spans; returns the paths that start at the top. */
+static uint32_t targets_init(const targets *t, unsigned npaths)
 {
     static const mn_jspan none = { NULL, 0, NULL, MN_JT_NONE, 0 };
+    uint32_t live = 0;
     unsigned i;
 
-    s->p = (cur)buf;
-    s->e = s->p + len;
-    s->depth = 0;
-    s->obj = 0;
-    s->vlive = s->vfull = 0;
-    s->vkey = NULL;
-    s->paths = paths;
-    s->out = out;
     for (i = 0; i < npaths; i++) {
-        out[i] = none;
-        if (paths[i].nseg > 0 && paths[i].nseg <= MN_JPATH_MAX_SEGS) {
-            s->vlive |= 1u << i;
+        t->out[i] = none;
+        if (t->paths[i].nseg > 0 && t->paths[i].nseg <= MN_JPATH_MAX_SEGS) {
+            live |= 1u << i;
         }
     }
+    return live;
 }
 
 enum { S_FAIL = -1, S_DONE, S_VALUE, S_MEMBER, S_AFTER, S_CLOSE };
 
 /* At an opening bracket: one level down. */
-static int open_container(scanner *s)
+HOT int open_container(scanner *s)
 {
     size_t d = ++s->depth;
     unsigned char bit = (unsigned char)(1u << (d & 7));
@@ -739,7 +743,7 @@ static int open_container(scanner *s)
         l->key = s->vkey;
         l->idx = 0;
         if (l->live) {
-            sort_live(s, l, d - 1);
+            sort_live(s->t, l, d - 1, s->obj);
         }
     }
     s->p = skip_ws(s->p + 1, s->e);
@@ -753,56 +757,75 @@ static int open_container(scanner *s)
     return S_MEMBER;
 }
 
-/* p: the first byte of a value at level depth + 1. */
-static int step_value(scanner *s)
-{
-    mn_jtype t;
-    cur q;
+/* The steps below take p where a token is due: at it, or at whitespace
+ * before it, or at the end.  Each looks for the byte it expects first and
+ * skips whitespace only when that is not there. */
 
-    if (s->depth >= MN_JSON_MAX_DEPTH) {
+/* A value at level depth + 1. */
+HOT int step_value(scanner *s)
+{
+    mn_jtype t = MN_JT_STRING;
+    cur p = s->p, q;
+    int esc;
+
+    if (s->depth >= MN_JSON_MAX_DEPTH || p >= s->e) {
         return S_FAIL;
     }
-    if (*s->p == '{' || *s->p == '[') {
+    if (*p == '"') {
+        q = scan_string(p, s->e, &esc);
+    }
+    else if (*p == '{' || *p == '[') {
         return open_container(s);
     }
-    if (!(q = scan_scalar(s->p, s->e, &t))) {
+    else if (IS(*p, C_WS)) {
+        s->p = skip_ws(p, s->e);
+        return S_VALUE;
+    }
+    else if ((q = scan_other(p, s->e, &t)) && q < s->e && *q == '\0') {
+        s->p = q + 1;   /* the look-ahead NUL Jansson's lexer loses */
+        goto found;
+    }
+    if (!q) {
         return S_FAIL;
     }
-    if (s->vfull) {
-        record(s, s->vfull, s->vkey, s->p, q, t);
-    }
-    if (t != MN_JT_STRING && q < s->e && *q == '\0') {
-        q++;   /* the look-ahead NUL Jansson's lexer loses */
-    }
     s->p = q;
+found:
+    if (s->vfull) {
+        record(s->t, s->vfull, s->vkey, p, q, t);
+    }
     return S_AFTER;
 }
 
-/* An object member at p: its key, the colon; then its value. */
-static int step_key(scanner *s)
+/* An object member: its key, the colon; then its value. */
+HOT int step_key(scanner *s)
 {
-    cur key = s->p, q;
+    cur key = s->p, q, e = s->e;
     size_t d = s->depth;
     int esc;
 
-    if (*key != '"' || !(q = scan_string(key, s->e, &esc))) {
+    if (key < e && *key != '"') {
+        key = skip_ws(key, e);
+    }
+    if (key >= e || *key != '"' || !(q = scan_string(key, e, &esc))) {
         return S_FAIL;
     }
     s->vkey = (const char *)key;
     if (d <= MAXL && s->lv[d].live) {
-        s->vlive = select_key(s, &s->lv[d], d - 1, key + 1, (size_t)(q - key - 2), esc,
+        s->vlive = select_key(s->t, &s->lv[d], d - 1, key + 1, (size_t)(q - key - 2), esc,
                               &s->vfull);
     }
-    q = skip_ws(q, s->e);
-    if (q >= s->e || *q != ':') {
+    if (q < e && *q != ':') {
+        q = skip_ws(q, e);
+    }
+    if (q >= e || *q != ':') {
         return S_FAIL;
     }
-    s->p = skip_ws(q + 1, s->e);
-    return s->p < s->e ? S_VALUE : S_FAIL;
+    s->p = q + 1;
+    return S_VALUE;
 }
 
-/* p: the first byte of a member (object) or element (array). */
-static int step_member(scanner *s)
+/* A member (object) or element (array). */
+HOT int step_member(scanner *s)
 {
     size_t d = s->depth;
 
@@ -812,42 +835,40 @@ static int step_member(scanner *s)
         return step_key(s);
     }
     if (d <= MAXL && s->lv[d].live) {
-        s->vlive = select_index(s, &s->lv[d], d - 1, s->lv[d].idx, &s->vfull);
+        s->vlive = select_index(s->t, &s->lv[d], d - 1, s->lv[d].idx, &s->vfull);
     }
     return S_VALUE;
 }
 
-/* A value ended at p, inside the container at level depth. */
-static int step_after(scanner *s)
+/* A value ended: a comma or the container's end is due. */
+HOT int step_after(scanner *s)
 {
-    s->p = skip_ws(s->p, s->e);
-    if (s->p >= s->e) {
+    cur p = s->p, e = s->e;
+    unsigned char close = s->obj ? '}' : ']';
+
+    if (p < e && *p != ',' && *p != close) {
+        p = skip_ws(p, e);
+    }
+    if (p >= e || (*p != ',' && *p != close)) {
         return S_FAIL;
     }
-    if (*s->p == ',') {
-        s->p = skip_ws(s->p + 1, s->e);
-        if (s->p >= s->e) {
-            return S_FAIL;
-        }
-        if (!s->obj && s->depth <= MAXL) {
-            s->lv[s->depth].idx++;
-        }
-        return S_MEMBER;
+    s->p = p + 1;
+    if (*p == close) {
+        return S_CLOSE;
     }
-    if (*s->p != (s->obj ? '}' : ']')) {
-        return S_FAIL;
+    if (!s->obj && s->depth <= MAXL) {
+        s->lv[s->depth].idx++;
     }
-    s->p++;
-    return S_CLOSE;
+    return S_MEMBER;
 }
 
 /* The container at level depth ended just before p. */
-static int step_close(scanner *s)
+HOT int step_close(scanner *s)
 {
     size_t d = s->depth;
 
     if (d <= MAXL && s->lv[d].full) {
-        record(s, s->lv[d].full, s->lv[d].key, (cur)s->lv[d].start, s->p,
+        record(s->t, s->lv[d].full, s->lv[d].key, (cur)s->lv[d].start, s->p,
                s->obj ? MN_JT_OBJECT : MN_JT_ARRAY);
     }
     s->depth = --d;
@@ -862,13 +883,16 @@ static int step_close(scanner *s)
 int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
              mn_jspan *out)
 {
-    scanner s;
+    targets t = { paths, out };
+    level lv[MAXL + 1];
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    scanner s = { (cur)buf, (cur)buf + len, 0, 0, 0, 0, NULL, &t, lv, is_obj };
     int st = S_VALUE;
 
     if (npaths > MN_JSCAN_MAX_PATHS) {
         return -1;
     }
-    scanner_init(&s, buf, len, paths, npaths, out);
+    s.vlive = targets_init(&t, npaths);
     s.p = skip_ws(s.p, s.e);
     if (s.p >= s.e || (*s.p != '{' && *s.p != '[')) {
         return -1;
