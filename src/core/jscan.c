@@ -88,14 +88,15 @@ static cur skip_digits(cur p, cur e)
 #define HIGH UINT64_C(0x8080808080808080)
 
 /* The high bit of each byte of w that is a C_STOP byte.  A byte's own
- * high bit covers 0x80 and above; for the others, subtracting 1 from the
- * byte XOR '"' (or '\\') and 0x20 from the byte sets the high bit exactly
- * for '"', '\\' and bytes below 0x20.  A borrow can only mark bytes above
- * a true stop, so the lowest mark is always a true one. */
+ * high bit covers 0x80 and above.  Below it, byte ^ 0x02 is at most 0x20
+ * exactly for '"' and the bytes below 0x20, so subtracting 0x21 sets its
+ * high bit; byte ^ '\\' minus 1 does the same for the backslash.  A borrow
+ * can only mark bytes above a true stop, so the lowest mark is always a
+ * true one. */
 HOT uint64_t stop_marks(uint64_t w)
 {
-    uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
-    return ((q - ONES) | (b - ONES) | (w - ONES * 0x20) | w) & HIGH;
+    uint64_t q = w ^ (ONES * 0x02), b = w ^ (ONES * '\\');
+    return ((q - ONES * 0x21) | (b - ONES) | w) & HIGH;
 }
 
 /* The first stop byte of the 8 at p, whose marks m are not 0.  In memory
@@ -597,11 +598,12 @@ typedef struct {
     unsigned char *is_obj;     /* a bit per level: object or array */
 } scanner;
 
-/* One bit of 64 for a key: a member key whose bit no path's key at its
- * level has set is passed over without a comparison. */
+/* One bit of 64 for a key (raw bytes between the quotes): a member key
+ * whose bit no path's key at its level has set is passed over without a
+ * comparison.  For an empty key k[0] and k[-1] are its quotes. */
 static uint64_t key_sig(const unsigned char *k, size_t n)
 {
-    return UINT64_C(1) << ((n + k[0]) & 63);
+    return UINT64_C(1) << ((k[0] * 3u + k[n - 1] + n) & 63);
 }
 
 static void record(const targets *t, uint32_t mask, const char *key, cur start, cur end,
