@@ -594,6 +594,7 @@ typedef struct {
     uint32_t vlive, vfull;     /* the paths the next value continues / ends */
     const char *vkey;          /* its key (an object member's) */
     const targets *t;
+    level *cl;                 /* the innermost container's, when paths go on in it */
     level *lv;                 /* [MAXL + 1] */
     unsigned char *is_obj;     /* a bit per level: object or array */
 } scanner;
@@ -748,6 +749,7 @@ HOT int open_container(scanner *s)
             sort_live(s->t, l, d - 1, s->obj);
         }
     }
+    s->cl = d <= MAXL && s->lv[d].live ? &s->lv[d] : NULL;
     s->p = skip_ws(s->p + 1, s->e);
     if (s->p >= s->e) {
         return S_FAIL;
@@ -812,8 +814,8 @@ HOT int step_key(scanner *s)
         return S_FAIL;
     }
     s->vkey = (const char *)key;
-    if (d <= MAXL && s->lv[d].live) {
-        s->vlive = select_key(s->t, &s->lv[d], d - 1, key + 1, (size_t)(q - key - 2), esc,
+    if (s->cl) {
+        s->vlive = select_key(s->t, s->cl, d - 1, key + 1, (size_t)(q - key - 2), esc,
                               &s->vfull);
     }
     if (q < e && *q != ':') {
@@ -836,8 +838,8 @@ HOT int step_member(scanner *s)
     if (s->obj) {
         return step_key(s);
     }
-    if (d <= MAXL && s->lv[d].live) {
-        s->vlive = select_index(s->t, &s->lv[d], d - 1, s->lv[d].idx, &s->vfull);
+    if (s->cl) {
+        s->vlive = select_index(s->t, s->cl, d - 1, s->cl->idx, &s->vfull);
     }
     return S_VALUE;
 }
@@ -858,8 +860,8 @@ HOT int step_after(scanner *s)
     if (*p == close) {
         return S_CLOSE;
     }
-    if (!s->obj && s->depth <= MAXL) {
-        s->lv[s->depth].idx++;
+    if (!s->obj && s->cl) {
+        s->cl->idx++;
     }
     return S_MEMBER;
 }
@@ -876,6 +878,7 @@ HOT int step_close(scanner *s)
     s->depth = --d;
     if (d) {
         s->obj = (s->is_obj[d >> 3] >> (d & 7)) & 1;
+        s->cl = d <= MAXL && s->lv[d].live ? &s->lv[d] : NULL;
         return S_AFTER;
     }
     s->p = skip_ws(s->p, s->e);
@@ -888,7 +891,7 @@ int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths
     targets t = { paths, out };
     level lv[MAXL + 1];
     unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
-    scanner s = { (cur)buf, (cur)buf + len, 0, 0, 0, 0, NULL, &t, lv, is_obj };
+    scanner s = { (cur)buf, (cur)buf + len, 0, 0, 0, 0, NULL, &t, NULL, lv, is_obj };
     int st = S_VALUE;
 
     if (npaths > MN_JSCAN_MAX_PATHS) {
