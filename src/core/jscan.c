@@ -87,16 +87,16 @@ static cur skip_digits(cur p, cur e)
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGH UINT64_C(0x8080808080808080)
 
-/* The high bit of each byte of w that is a C_STOP byte.  A byte's own
- * high bit covers 0x80 and above.  Below it, byte ^ 0x02 is at most 0x20
- * exactly for '"' and the bytes below 0x20, so subtracting 0x21 sets its
- * high bit; byte ^ '\\' minus 1 does the same for the backslash.  A borrow
+/* The high bit of each byte of w that is a C_STOP byte.  Per byte c:
+ * (c ^ 0x02) - 0x21 has its high bit set for c below 0x20, for '"' (0x22 ^
+ * 0x02 = 0x20) and for c from 0xA3 up; (c ^ '\\') - 1 for the backslash
+ * and for c from 0x80 up except 0xDC, which the first covers.  A borrow
  * can only mark bytes above a true stop, so the lowest mark is always a
- * true one. */
+ * true one (t/unit/test_jscan.c puts each byte at each offset). */
 HOT uint64_t stop_marks(uint64_t w)
 {
     uint64_t q = w ^ (ONES * 0x02), b = w ^ (ONES * '\\');
-    return ((q - ONES * 0x21) | (b - ONES) | w) & HIGH;
+    return ((q - ONES * 0x21) | (b - ONES)) & HIGH;
 }
 
 /* The first stop byte of the 8 at p, whose marks m are not 0.  In memory
