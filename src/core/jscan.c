@@ -776,7 +776,10 @@ HOT int step_value(scanner *s)
         return S_FAIL;
     }
     if (*p == '"') {
-        q = scan_string(p, s->e, &esc);
+        if (!(q = scan_string(p, s->e, &esc))) {
+            return S_FAIL;
+        }
+        s->p = q;
     }
     else if (*p == '{' || *p == '[') {
         return open_container(s);
@@ -785,15 +788,13 @@ HOT int step_value(scanner *s)
         s->p = skip_ws(p, s->e);
         return S_VALUE;
     }
-    else if ((q = scan_other(p, s->e, &t)) && q < s->e && *q == '\0') {
-        s->p = q + 1;   /* the look-ahead NUL Jansson's lexer loses */
-        goto found;
+    else if ((q = scan_other(p, s->e, &t))) {
+        /* the look-ahead NUL Jansson's lexer loses */
+        s->p = q < s->e && *q == '\0' ? q + 1 : q;
     }
-    if (!q) {
+    else {
         return S_FAIL;
     }
-    s->p = q;
-found:
     if (s->vfull) {
         record(s->t, s->vfull, s->vkey, p, q, t);
     }

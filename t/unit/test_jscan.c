@@ -371,7 +371,7 @@ static void test_word_offsets(void **state)
                                                                               : nul;
         size_t splen = w < sizeof(word_specials) / sizeof(word_specials[0]) ? strlen(sp) : 1;
         for (pre = 0; pre <= 16; pre++) {
-            for (post = 0; post <= 16; post++) {
+            for (post = 0; post <= 16; post += mn_t_quick() && post > 1 && post < 15 ? 6 : 1) {
                 word_case("[\"", sp, splen, pre, post, "\"]");
                 word_case("{\"", sp, splen, pre, post, "\":{\"a\":[1]}}");
                 word_case("{\"choices\":[{\"delta\":{\"content\":\"", sp, splen, pre, post,
