@@ -601,10 +601,12 @@ typedef struct {
 
 /* One bit of 64 for a key (raw bytes between the quotes): a member key
  * whose bit no path's key at its level has set is passed over without a
- * comparison.  For an empty key k[0] and k[-1] are its quotes. */
+ * comparison.  For an empty key the first and last bytes read are its
+ * closing and opening quotes (k + n - 1 with n == 0 would wrap: `(k + n)[-1]`
+ * does not). */
 static uint64_t key_sig(const unsigned char *k, size_t n)
 {
-    return UINT64_C(1) << ((k[0] * 3u + k[n - 1] + n) & 63);
+    return UINT64_C(1) << ((k[0] * 3u + (k + n)[-1] + n) & 63);
 }
 
 static void record(const targets *t, uint32_t mask, const char *key, cur start, cur end,

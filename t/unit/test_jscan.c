@@ -186,6 +186,9 @@ static void test_edges(void **state)
     SAME("[\"\\u12\"]"); SAME("[\"\\u12g4\"]"); SAME("[\"\\x\"]"); SAME("[\"\\'\"]");
     SAME("[\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"]"); SAME("[\"abc]"); SAME("[\"\\\"]");
     SAME("{\"\\u0070rovider\":1,\"provider\":2}");
+    /* empty keys, where paths are looked for (fuzz: the key signature read
+     * before the key) */
+    SAME("{\"\":1}"); SAME("{\"a\":{\"\":2},\"\":[]}"); SAME("{\"choices\":[{\"\":{}}]}");
     /* UTF-8 */
     SAME("[\"\xc3\xa9\"]"); SAME("[\"\xc0\x80\"]"); SAME("[\"\xc1\xbf\"]"); SAME("[\"\xed\xa0\x80\"]");
     SAME("[\"\xf4\x90\x80\x80\"]"); SAME("[\"\xf4\x8f\xbf\xbf\"]"); SAME("[\"\xc3\"]");
