@@ -5,6 +5,8 @@
  * members a translator asked for.  It is a reader only: every document the
  * gateway builds or edits is still built with Jansson; a span of a JSON
  * string (quotes included) can be copied into an output JSON text as it is.
+ * Strings, most of a stream chunk's bytes, are read eight bytes at a time;
+ * nothing is read outside buf[0..len) and the text needs no terminator.
  *
  * Strictness: exactly json_loadb(buf, len, 0, NULL) of Jansson 2.14, the
  * flags every json_loadb in the gateway uses (t/unit/test_jscan.c and

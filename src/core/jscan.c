@@ -1,19 +1,133 @@
-/* mn_jscan: see include/mn_jscan.h for what is accepted and why. */
+/* mn_jscan: see include/mn_jscan.h for what is accepted and why.
+ *
+ * The order below: byte classes and the word-at-a-time string scan, the
+ * scalar scanners (string, number, literal), key comparison, path
+ * compilation, the path matcher, then the container walk.  The walk keeps
+ * its own stack (one bit per level: object or array) and moves between four
+ * steps (a value, a member, after a value, a container's end), so a deep
+ * text costs no C stack and each step stays a short function. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mn_jscan.h"
 
 typedef const unsigned char *cur;
 
-#define IS_WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r')
-#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
-#define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+/* Byte classes.  C_STOP: a byte that ends a run of plain string text (the
+ * quote, the backslash, control bytes, every byte of 0x80 and above);
+ * C_ESC: what may follow a backslash, apart from `u`. */
+enum { C_WS = 1, C_DIGIT = 2, C_ALPHA = 4, C_STOP = 8, C_ESC = 16 };
 
-static cur skip_ws(cur p, cur e)
+static const unsigned char cls[256] = {
+    /* 00 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  9,  9,  8,  8,  9,  8,  8,
+    /* 10 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* 20 */  1,  0, 24,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 16,
+    /* 30 */  2,  2,  2,  2,  2,  2,  2,  2,  2,  2,  0,  0,  0,  0,  0,  0,
+    /* 40 */  0,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,
+    /* 50 */  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  0, 24,  0,  0,  0,
+    /* 60 */  0,  4, 20,  4,  4,  4, 20,  4,  4,  4,  4,  4,  4,  4, 20,  4,
+    /* 70 */  4,  4, 20,  4, 20,  4,  4,  4,  4,  4,  4,  0,  0,  0,  0,  0,
+    /* 80 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* 90 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* a0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* b0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* c0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* d0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* e0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+    /* f0 */  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,  8,
+};
+
+#define IS(c, k) (cls[(unsigned char)(c)] & (k))
+
+/* Bit scans: the builtins where the compiler has them, a loop elsewhere
+ * (MN_JSCAN_BYTEWISE forces the portable code, for testing it). */
+#if defined(__GNUC__) && !defined(MN_JSCAN_BYTEWISE)
+#define CTZ32(m) ((unsigned)__builtin_ctz(m))
+#else
+static unsigned CTZ32(uint32_t m)
 {
-    while (p < e && IS_WS(*p)) {
+    unsigned n = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        n++;
+    }
+    return n;
+}
+#endif
+
+/* The hot scanners are inlined into the walk, where the SWAR constants
+ * stay in registers; a call per string costs more than a short key. */
+#if defined(__GNUC__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
+HOT cur skip_ws(cur p, cur e)
+{
+    while (p < e && IS(*p, C_WS)) {
+        p++;
+    }
+    return p;
+}
+
+static cur skip_digits(cur p, cur e)
+{
+    while (p < e && IS(*p, C_DIGIT)) {
+        p++;
+    }
+    return p;
+}
+
+/* ---- strings ------------------------------------------------------------ */
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGH UINT64_C(0x8080808080808080)
+
+/* The high bit of each byte of w that is a C_STOP byte.  Per byte c:
+ * (c ^ 0x02) - 0x21 has its high bit set for c below 0x20, for '"' (0x22 ^
+ * 0x02 = 0x20) and for c from 0xA3 up; (c ^ '\\') - 1 for the backslash
+ * and for c from 0x80 up except 0xDC, which the first covers.  A borrow
+ * can only mark bytes above a true stop, so the lowest mark is always a
+ * true one (t/unit/test_jscan.c puts each byte at each offset). */
+HOT uint64_t stop_marks(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * 0x02), b = w ^ (ONES * '\\');
+    return ((q - ONES * 0x21) | (b - ONES)) & HIGH;
+}
+
+/* The first stop byte of the 8 at p, whose marks m are not 0.  In memory
+ * order the lowest byte of a little-endian word comes first. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ \
+    && !defined(MN_JSCAN_BYTEWISE)
+#define FIRST_STOP(p, m) ((p) + ((unsigned)__builtin_ctzll(m) >> 3))
+#else
+static cur first_stop(cur p)
+{
+    while (!IS(*p, C_STOP)) {
+        p++;
+    }
+    return p;
+}
+#define FIRST_STOP(p, m) ((void)(m), first_stop(p))
+#endif
+
+/* The first C_STOP byte at or after p, or e: eight bytes per step while
+ * eight remain (unaligned loads through memcpy), then byte by byte. */
+HOT cur skip_plain(cur p, cur e)
+{
+    for (; e - p >= 8; p += 8) {
+        uint64_t w, m;
+        memcpy(&w, p, 8);
+        m = stop_marks(w);
+        if (m) {
+            return FIRST_STOP(p, m);
+        }
+    }
+    while (p < e && !IS(*p, C_STOP)) {
         p++;
     }
     return p;
@@ -21,7 +135,7 @@ static cur skip_ws(cur p, cur e)
 
 static int hexval(unsigned c)
 {
-    if (IS_DIGIT(c)) {
+    if (IS(c, C_DIGIT)) {
         return (int)c - '0';
     }
     c |= 0x20;
@@ -43,7 +157,34 @@ static long hex4(cur p)
     return v;
 }
 
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+/* The escape at the backslash p: the byte after it, or NULL.  As Jansson:
+ * only JSON's escapes, no \u0000, a surrogate only as a high-low pair. */
+static cur scan_escape(cur p, cur e)
+{
+    long v, lo;
+
+    if (e - p < 2) {
+        return NULL;
+    }
+    if (p[1] != 'u') {
+        return IS(p[1], C_ESC) ? p + 2 : NULL;
+    }
+    if (e - p < 6 || (v = hex4(p + 2)) <= 0 || (v >= 0xDC00 && v <= 0xDFFF)) {
+        return NULL;
+    }
+    p += 6;
+    if (v < 0xD800 || v > 0xDBFF) {
+        return p;
+    }
+    if (e - p < 6 || p[0] != '\\' || p[1] != 'u' || (lo = hex4(p + 2)) < 0xDC00 || lo > 0xDFFF) {
+        return NULL;
+    }
+    return p + 6;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0: no
+ * overlong form, no encoded surrogate, nothing above U+10FFFF (Jansson's
+ * utf8_check_first / utf8_check_full). */
 static size_t utf8_len(cur p, cur e)
 {
     unsigned c = p[0];
@@ -81,234 +222,262 @@ static size_t utf8_len(cur p, cur e)
     return n;
 }
 
-/* A string starting at the quote p: returns the byte after the closing
- * quote, or NULL.  *escaped: a backslash was seen. */
-/* Bytes a string scan must stop at: the quote, the backslash, control
- * bytes and the lead of a multi-byte sequence.  Text runs between them cost
- * a table look-up per byte. */
-static const unsigned char stop_byte[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-static cur scan_string(cur p, cur e, int *escaped)
+/* A run of multi-byte characters at p: the byte after it, or NULL. */
+static cur skip_utf8(cur p, cur e)
 {
-    p++;
-    *escaped = 0;
-    while (p < e) {
-        unsigned c;
-        while (e - p >= 4 && !stop_byte[p[0]] && !stop_byte[p[1]] && !stop_byte[p[2]]
-               && !stop_byte[p[3]]) {
-            p += 4;
-        }
-        while (p < e && !stop_byte[*p]) {
-            p++;
-        }
-        if (p >= e) {
-            break;
-        }
-        c = *p;
-        if (c == '"') {
-            return p + 1;
-        }
-        if (c < 0x20) {
+    while (p < e && *p >= 0x80) {
+        size_t n = utf8_len(p, e);
+        if (!n) {
             return NULL;
         }
-        if (c == '\\') {
-            *escaped = 1;
-            if (++p >= e) {
-                return NULL;
-            }
-            c = *p;
-            if (c == 'u') {
-                long v;
-                if (e - p < 5 || (v = hex4(p + 1)) < 0) {
-                    return NULL;
-                }
-                p += 5;
-                if (v == 0 || (v >= 0xDC00 && v <= 0xDFFF)) {
-                    return NULL;
-                }
-                if (v >= 0xD800 && v <= 0xDBFF) {
-                    long lo;
-                    if (e - p < 6 || p[0] != '\\' || p[1] != 'u' || (lo = hex4(p + 2)) < 0
-                        || lo < 0xDC00 || lo > 0xDFFF) {
-                        return NULL;
-                    }
-                    p += 6;
-                }
-                continue;
-            }
-            if (c != '"' && c != '\\' && c != '/' && c != 'b' && c != 'f' && c != 'n'
-                && c != 'r' && c != 't') {
-                return NULL;
-            }
-            p++;
-            continue;
-        }
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        {
-            size_t n = utf8_len(p, e);
-            if (!n) {
-                return NULL;
-            }
-            p += n;
-        }
+        p += n;
     }
-    return NULL;
+    return p;
 }
 
-/* Does a real with these digits overflow a double?  Only the case where the
- * leading digit sits at 10^308 needs strtod; the digits are handed to it in
- * a canonical, bounded form (a sticky 1 stands for cut-off digits). */
+/* What follows the stop byte p (a backslash, a byte of 0x80 and above or a
+ * control byte) inside a string: the byte after it, or NULL. */
+static cur scan_special(cur p, cur e, int *escaped)
+{
+    if (*p == '\\') {
+        *escaped = 1;
+        return scan_escape(p, e);
+    }
+    return *p >= 0x80 ? skip_utf8(p, e) : NULL;   /* NULL: a raw control byte */
+}
+
+/* A string starting at the quote p: the byte after the closing quote, or
+ * NULL.  *escaped: a backslash was seen. */
+HOT cur scan_string(cur p, cur e, int *escaped)
+{
+    *escaped = 0;
+    p++;
+    for (;;) {
+        p = skip_plain(p, e);
+        if (p >= e) {
+            return NULL;
+        }
+        if (*p == '"') {
+            return p + 1;
+        }
+        if (!(p = scan_special(p, e, escaped))) {
+            return NULL;
+        }
+    }
+}
+
+/* ---- numbers ------------------------------------------------------------ */
+
+/* A real's digits: the integer part and the fraction (flen may be 0). */
+typedef struct {
+    cur ip, fp;
+    size_t ilen, flen;
+} digits;
+
+static unsigned char digit_at(const digits *d, size_t k)
+{
+    return k < d->ilen ? d->ip[k] : d->fp[k - d->ilen];
+}
+
+/* Does strtod make infinity of the digits from the first nonzero one (k),
+ * the leading one at 10^308?  They are handed to it in a canonical, bounded
+ * form (a sticky 1 stands for cut-off digits). */
 #define MN_SIG_DIGITS 780
 
-static int real_overflows(cur ip, size_t ilen, cur fp, size_t flen, long long ex)
+static int strtod_overflows(const digits *d, size_t k)
 {
     char buf[MN_SIG_DIGITS + 32];
-    size_t k, total = ilen + flen, n = 0;
-    long long lead;
+    size_t n = 0, total = d->ilen + d->flen;
     int sticky = 0;
 
-    for (k = 0; k < total; k++) {
-        unsigned char d = k < ilen ? ip[k] : fp[k - ilen];
-        if (d != '0') {
-            break;
-        }
-    }
-    if (k == total) {
-        return 0;
-    }
-    lead = (long long)ilen - 1 - (long long)k + ex;
-    if (lead < 308) {
-        return 0;
-    }
-    if (lead > 308) {
-        return 1;
-    }
     for (; k < total; k++) {
-        unsigned char d = k < ilen ? ip[k] : fp[k - ilen];
+        unsigned char c = digit_at(d, k);
         if (n < MN_SIG_DIGITS) {
-            buf[n++] = (char)d;
+            buf[n++] = (char)c;
         }
-        else if (d != '0') {
+        else if (c != '0') {
             sticky = 1;
         }
     }
     if (sticky) {
         buf[n++] = '1';
     }
-    {
-        /* value = D * 10^(308 - (n - 1)) */
-        char *end;
-        double v;
-        size_t w = n;
-        long long e10 = 308 - ((long long)n - 1);
-        buf[w++] = 'e';
-        if (e10 < 0) {
-            buf[w++] = '-';
-            e10 = -e10;
-        }
-        {
-            char tmp[24];
-            int t = 0;
-            do {
-                tmp[t++] = (char)('0' + e10 % 10);
-                e10 /= 10;
-            } while (e10);
-            while (t) {
-                buf[w++] = tmp[--t];
-            }
-        }
-        buf[w] = '\0';
-        v = strtod(buf, &end);
-        return isinf(v);
+    /* value = D * 10^(308 - (n - 1)) */
+    snprintf(buf + n, sizeof(buf) - n, "e%lld", 308 - ((long long)n - 1));
+    return isinf(strtod(buf, NULL));
+}
+
+/* Does a real with these digits and exponent overflow a double?  Only a
+ * leading digit at 10^308 needs strtod. */
+static int real_overflows(const digits *d, long long ex)
+{
+    size_t k, total = d->ilen + d->flen;
+    long long lead;
+
+    for (k = 0; k < total && digit_at(d, k) == '0'; k++) {
     }
+    if (k == total) {
+        return 0;
+    }
+    lead = (long long)d->ilen - 1 - (long long)k + ex;
+    return lead == 308 ? strtod_overflows(d, k) : lead > 308;
+}
+
+/* The exponent's digits after the `e` at p: the byte after them, or NULL. */
+static cur scan_exponent(cur p, cur e, long long *ex)
+{
+    int neg = 0;
+
+    if (p < e && (*p == '+' || *p == '-')) {
+        neg = *p == '-';
+        p++;
+    }
+    if (p >= e || !IS(*p, C_DIGIT)) {
+        return NULL;
+    }
+    for (*ex = 0; p < e && IS(*p, C_DIGIT); p++) {
+        /* saturate: beyond this any nonzero mantissa is decided */
+        if (*ex < 1000000000LL) {
+            *ex = *ex * 10 + (*p - '0');
+        }
+    }
+    if (neg) {
+        *ex = -*ex;
+    }
+    return p;
+}
+
+/* The rest of a real whose integer digits are ip..p (p: `.`, `e` or `E`). */
+static cur scan_real(cur ip, cur p, cur e)
+{
+    digits d = { ip, p, (size_t)(p - ip), 0 };
+    long long ex = 0;
+
+    if (*p == '.') {
+        d.fp = ++p;
+        p = skip_digits(p, e);
+        d.flen = (size_t)(p - d.fp);
+        if (!d.flen) {
+            return NULL;
+        }
+    }
+    if (p < e && (*p | 0x20) == 'e' && !(p = scan_exponent(p + 1, e, &ex))) {
+        return NULL;
+    }
+    return real_overflows(&d, ex) ? NULL : p;
+}
+
+/* Does the integer ip[0..n) (no sign) fit int64?  Jansson rejects it if
+ * not ("too big integer") rather than making a real of it. */
+static int int_fits(cur ip, size_t n, int neg)
+{
+    if (n != 19) {
+        return n < 19;
+    }
+    return memcmp(ip, neg ? "9223372036854775808" : "9223372036854775807", 19) <= 0;
 }
 
 /* A number at p (a digit or '-'): the byte after it, or NULL when Jansson's
  * lexer would not make a number of it or would refuse its value. */
 static cur scan_number(cur p, cur e)
 {
-    int neg = 0;
-    cur ip, fp = NULL;
-    size_t ilen, flen = 0;
-    long long ex = 0;
+    int neg = *p == '-';
+    cur ip = p + neg, q;
 
-    if (*p == '-') {
-        neg = 1;
-        p++;
-    }
-    ip = p;
-    if (p >= e || !IS_DIGIT(*p)) {
+    if (ip >= e || !IS(*ip, C_DIGIT)) {
         return NULL;
     }
-    if (*p == '0') {
-        p++;
-        if (p < e && IS_DIGIT(*p)) {
-            return NULL;
+    q = *ip == '0' ? ip + 1 : skip_digits(ip, e);
+    if (q >= e || (*q != '.' && (*q | 0x20) != 'e')) {
+        if (q < e && IS(*q, C_DIGIT)) {
+            return NULL;   /* a leading zero */
         }
+        return int_fits(ip, (size_t)(q - ip), neg) ? q : NULL;
     }
-    else {
-        while (p < e && IS_DIGIT(*p)) {
-            p++;
-        }
+    return scan_real(ip, q, e);
+}
+
+/* ---- scalars ------------------------------------------------------------ */
+
+/* true, false or null at p; Jansson's lexer reads the whole word, so
+ * "truex" is no literal. */
+static cur scan_word(cur p, cur e, const char *w, size_t n)
+{
+    if ((size_t)(e - p) < n || memcmp(p, w, n)) {
+        return NULL;
     }
-    ilen = (size_t)(p - ip);
-    if (p >= e || (*p != '.' && *p != 'e' && *p != 'E')) {
-        /* int64: at most 19 digits, compared with the limit at 19 */
-        static const char max[] = "9223372036854775807";
-        static const char min[] = "9223372036854775808";
-        if (ilen < 19) {
-            return p;
-        }
-        if (ilen > 19) {
-            return NULL;
-        }
-        return memcmp(ip, neg ? min : max, 19) <= 0 ? p : NULL;
+    p += n;
+    return p < e && IS(*p, C_ALPHA) ? NULL : p;
+}
+
+/* A number, true, false or null at p: its end (or NULL), its type in *t. */
+static cur scan_other(cur p, cur e, mn_jtype *t)
+{
+    switch (*p) {
+    case 't':
+        *t = MN_JT_TRUE;
+        return scan_word(p, e, "true", 4);
+    case 'f':
+        *t = MN_JT_FALSE;
+        return scan_word(p, e, "false", 5);
+    case 'n':
+        *t = MN_JT_NULL;
+        return scan_word(p, e, "null", 4);
+    default:
+        *t = MN_JT_NUMBER;
+        return IS(*p, C_DIGIT) || *p == '-' ? scan_number(p, e) : NULL;
     }
-    if (*p == '.') {
-        p++;
-        fp = p;
-        if (p >= e || !IS_DIGIT(*p)) {
-            return NULL;
-        }
-        while (p < e && IS_DIGIT(*p)) {
-            p++;
-        }
-        flen = (size_t)(p - fp);
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+/* The UTF-8 bytes of code point v into out: their count. */
+static size_t utf8_put(unsigned long v, unsigned char *out)
+{
+    if (v < 0x80) {
+        out[0] = (unsigned char)v;
+        return 1;
     }
-    if (p < e && (*p == 'e' || *p == 'E')) {
-        int eneg = 0;
-        p++;
-        if (p < e && (*p == '+' || *p == '-')) {
-            eneg = *p == '-';
-            p++;
-        }
-        if (p >= e || !IS_DIGIT(*p)) {
-            return NULL;
-        }
-        while (p < e && IS_DIGIT(*p)) {
-            /* saturate: beyond this any nonzero mantissa is decided */
-            if (ex < 1000000000LL) {
-                ex = ex * 10 + (*p - '0');
-            }
-            p++;
-        }
-        if (eneg) {
-            ex = -ex;
-        }
+    if (v < 0x800) {
+        out[0] = (unsigned char)(0xC0 | (v >> 6));
+        out[1] = (unsigned char)(0x80 | (v & 0x3F));
+        return 2;
     }
-    return real_overflows(ip, ilen, fp, flen, ex) ? NULL : p;
+    if (v < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | (v >> 12));
+        out[1] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (v & 0x3F));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xF0 | (v >> 18));
+    out[1] = (unsigned char)(0x80 | ((v >> 12) & 0x3F));
+    out[2] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
+    out[3] = (unsigned char)(0x80 | (v & 0x3F));
+    return 4;
+}
+
+/* The bytes the (valid) escape at the backslash *pp stands for, into out:
+ * their count; *pp moves past the escape. */
+static size_t unescape(cur *pp, unsigned char *out)
+{
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    cur p = *pp;
+    unsigned long v;
+
+    if (p[1] != 'u') {
+        const char *f = memchr(from, p[1], sizeof(from) - 1);
+        out[0] = f ? (unsigned char)to[f - from] : p[1];
+        *pp = p + 2;
+        return 1;
+    }
+    v = (unsigned long)hex4(p + 2);
+    p += 6;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+        v = 0x10000 + ((v - 0xD800) << 10) + ((unsigned long)hex4(p + 2) - 0xDC00);
+        p += 6;
+    }
+    *pp = p;
+    return utf8_put(v, out);
 }
 
 int mn_jkey_eq(const char *raw, size_t len, const char *name, size_t nlen)
@@ -322,40 +491,8 @@ int mn_jkey_eq(const char *raw, size_t len, const char *name, size_t nlen)
         if (*p != '\\') {
             out[0] = *p++;
         }
-        else if (p[1] != 'u') {
-            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-            const char *f = memchr(from, p[1], sizeof(from) - 1);
-            out[0] = f ? (unsigned char)to[f - from] : p[1];
-            p += 2;
-        }
         else {
-            unsigned long v = (unsigned long)hex4(p + 2);
-            p += 6;
-            if (v >= 0xD800 && v <= 0xDBFF) {
-                v = 0x10000 + ((v - 0xD800) << 10) + ((unsigned long)hex4(p + 2) - 0xDC00);
-                p += 6;
-            }
-            if (v < 0x80) {
-                out[0] = (unsigned char)v;
-            }
-            else if (v < 0x800) {
-                out[0] = (unsigned char)(0xC0 | (v >> 6));
-                out[1] = (unsigned char)(0x80 | (v & 0x3F));
-                n = 2;
-            }
-            else if (v < 0x10000) {
-                out[0] = (unsigned char)(0xE0 | (v >> 12));
-                out[1] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
-                out[2] = (unsigned char)(0x80 | (v & 0x3F));
-                n = 3;
-            }
-            else {
-                out[0] = (unsigned char)(0xF0 | (v >> 18));
-                out[1] = (unsigned char)(0x80 | ((v >> 12) & 0x3F));
-                out[2] = (unsigned char)(0x80 | ((v >> 6) & 0x3F));
-                out[3] = (unsigned char)(0x80 | (v & 0x3F));
-                n = 4;
-            }
+            n = unescape(&p, out);
         }
         for (i = 0; i < n; i++) {
             if (j >= nlen || (unsigned char)name[j++] != out[i]) {
@@ -366,9 +503,32 @@ int mn_jkey_eq(const char *raw, size_t len, const char *name, size_t nlen)
     return j == nlen;
 }
 
+/* ---- paths ---------------------------------------------------------------- */
+
+/* One `[N]` or `[*]` segment at p into seg s: the byte after it, or NULL. */
+static const char *index_seg(mn_jpath *path, int s, const char *p)
+{
+    char *end;
+    long v;
+
+    path->seg[s].key = NULL;
+    path->seg[s].klen = 0;
+    if (p[1] == '*' && p[2] == ']') {
+        path->seg[s].index = -1;
+        return p + 3;
+    }
+    v = strtol(p + 1, &end, 10);
+    if (end == p + 1 || *end != ']' || v < 0) {
+        return NULL;
+    }
+    path->seg[s].index = v;
+    return end + 1;
+}
+
 int mn_jpath_compile(mn_jpath *path, const char *text)
 {
     const char *p = text;
+
     path->nseg = 0;
     while (*p) {
         int s = path->nseg;
@@ -376,20 +536,8 @@ int mn_jpath_compile(mn_jpath *path, const char *text)
             return -1;
         }
         if (*p == '[') {
-            char *end;
-            path->seg[s].key = NULL;
-            path->seg[s].klen = 0;
-            if (p[1] == '*' && p[2] == ']') {
-                path->seg[s].index = -1;
-                p += 3;
-            }
-            else {
-                long v = strtol(p + 1, &end, 10);
-                if (end == p + 1 || *end != ']' || v < 0) {
-                    return -1;
-                }
-                path->seg[s].index = v;
-                p = end + 1;
+            if (!(p = index_seg(path, s, p))) {
+                return -1;
             }
         }
         else {
@@ -403,11 +551,8 @@ int mn_jpath_compile(mn_jpath *path, const char *text)
             p += n;
         }
         path->nseg++;
-        if (*p == '.') {
-            p++;
-            if (!*p || *p == '.' || *p == '[') {
-                return -1;
-            }
+        if (*p == '.' && (!*++p || *p == '.' || *p == '[')) {
+            return -1;
         }
         if (path->seg[s].index == -1 && *p) {
             return -1;   /* a wildcard only at the end */
@@ -416,247 +561,364 @@ int mn_jpath_compile(mn_jpath *path, const char *text)
     return path->nseg ? 0 : -1;
 }
 
-/* Per open container, for the levels paths can reach. */
+/* ---- the walk ------------------------------------------------------------- */
+
+/* Container levels paths can reach: 1..MAXL. */
+#define MAXL (MN_JPATH_MAX_SEGS + 1)
+
+/* Per open container, for the levels paths can reach: what its members or
+ * elements may select. */
 typedef struct {
     uint32_t live;      /* paths whose segments so far lead here, with more to go */
     uint32_t full;      /* paths that end at this container */
+    uint32_t wild;      /* of live: `*` here (an object) or `[*]` (an array) */
+    uint32_t named;     /* of live: a key here (an object) or an index (an array) */
+    uint64_t sig;       /* the named keys' key_sig bits */
     const char *start;
     const char *key;    /* the member's key, when the container is one */
     long idx;           /* next element's index (arrays) */
 } level;
 
+/* The paths asked for and the spans they fill. */
 typedef struct {
     const mn_jpath *paths;
     mn_jspan *out;
-} scan_ctx;
+} targets;
 
-static void record(scan_ctx *sc, uint32_t mask, const char *key, cur start, cur end,
-                   mn_jtype t)
+/* The walk's position.  Its scalars stay in registers: only the stacks
+ * below are reached through memory. */
+typedef struct {
+    cur p, e;
+    size_t depth;              /* open containers */
+    int obj;                   /* the innermost one is an object */
+    uint32_t vlive, vfull;     /* the paths the next value continues / ends */
+    const char *vkey;          /* its key (an object member's) */
+    const targets *t;
+    level *cl;                 /* the innermost container's, when paths go on in it */
+    level *lv;                 /* [MAXL + 1] */
+    unsigned char *is_obj;     /* a bit per level: object or array */
+} scanner;
+
+/* One bit of 64 for a key (raw bytes between the quotes): a member key
+ * whose bit no path's key at its level has set is passed over without a
+ * comparison.  For an empty key the first and last bytes read are its
+ * closing and opening quotes (k + n - 1 with n == 0 would wrap: `(k + n)[-1]`
+ * does not). */
+static uint64_t key_sig(const unsigned char *k, size_t n)
+{
+    return UINT64_C(1) << ((k[0] * 3u + (k + n)[-1] + n) & 63);
+}
+
+static void record(const targets *t, uint32_t mask, const char *key, cur start, cur end,
+                   mn_jtype type)
 {
     while (mask) {
-        unsigned i = (unsigned)__builtin_ctz(mask);
-        mn_jspan *s = &sc->out[i];
+        mn_jspan *sp = &t->out[CTZ32(mask)];
         mask &= mask - 1;
-        s->key = key;
-        s->p = (const char *)start;
-        s->len = (size_t)(end - start);
-        s->type = t;
+        sp->key = key;
+        sp->p = (const char *)start;
+        sp->len = (size_t)(end - start);
+        sp->type = type;
     }
 }
 
-/* Paths of `live` (at container level lvl) that the member key / element
- * index selects; those that end there go to *full.  A key met again starts
- * its paths afresh: the last duplicate is the one Jansson keeps. */
-static uint32_t select_child(scan_ctx *sc, uint32_t live, int lvl, cur key, size_t klen,
-                             int escaped, long idx, uint32_t *full)
+static void count_up(const targets *t, uint32_t mask)
 {
-    uint32_t child = 0, m = live;
-    *full = 0;
-    while (m) {
-        unsigned i = (unsigned)__builtin_ctz(m);
-        const mn_jpath *pa = &sc->paths[i];
-        m &= m - 1;
-        if (pa->seg[lvl].index == -1) {
-            if ((pa->seg[lvl].key != NULL) == (key != NULL)) {
-                *full |= 1u << i;
-                sc->out[i].count++;
-            }
-            continue;
-        }
-        if (key) {
-            if (!pa->seg[lvl].key
-                || (escaped ? !mn_jkey_eq((const char *)key, klen, pa->seg[lvl].key,
-                                          pa->seg[lvl].klen)
-                            : (klen != pa->seg[lvl].klen
-                               || memcmp(key, pa->seg[lvl].key, klen)))) {
-                continue;
-            }
-        }
-        else if (pa->seg[lvl].key || pa->seg[lvl].index != idx) {
-            continue;
-        }
-        if (lvl + 1 == pa->nseg) {
-            *full |= 1u << i;
-            sc->out[i].count++;
-        }
-        else {
-            child |= 1u << i;
-            sc->out[i].type = MN_JT_NONE;
-            sc->out[i].count = 0;
+    while (mask) {
+        t->out[CTZ32(mask)].count++;
+        mask &= mask - 1;
+    }
+}
+
+/* Path i matched at segment level lvl: it ends there (into *full, counted)
+ * or goes on (returned) and starts afresh, since of a key met again the
+ * last duplicate is the one Jansson keeps. */
+static uint32_t take(const targets *t, unsigned i, size_t lvl, uint32_t *full)
+{
+    mn_jspan *sp = &t->out[i];
+
+    if (lvl + 1 == (size_t)t->paths[i].nseg) {
+        *full |= 1u << i;
+        sp->count++;
+        return 0;
+    }
+    sp->type = MN_JT_NONE;
+    sp->count = 0;
+    return 1u << i;
+}
+
+/* The paths of container l (at segment level lvl) an object member's key
+ * selects; those that end there go to *full. */
+static uint32_t select_key(const targets *t, const level *l, size_t lvl, cur key, size_t klen,
+                           int escaped, uint32_t *full)
+{
+    uint32_t child = 0, m = l->named;
+
+    *full = l->wild;
+    count_up(t, *full);
+    if (!m || (!escaped && !(l->sig & key_sig(key, klen)))) {
+        return 0;
+    }
+    for (; m; m &= m - 1) {
+        unsigned i = CTZ32(m);
+        const char *name = t->paths[i].seg[lvl].key;
+        size_t nlen = t->paths[i].seg[lvl].klen;
+        if (escaped ? mn_jkey_eq((const char *)key, klen, name, nlen)
+                    : (klen == nlen && key[0] == (unsigned char)name[0]
+                       && !memcmp(key, name, klen))) {
+            child |= take(t, i, lvl, full);
         }
     }
     return child;
 }
 
-#define MAXL (MN_JPATH_MAX_SEGS + 1)
+/* The same for an array element at index idx. */
+static uint32_t select_index(const targets *t, const level *l, size_t lvl, long idx, uint32_t *full)
+{
+    uint32_t child = 0, m;
+
+    *full = l->wild;
+    count_up(t, *full);
+    for (m = l->named; m; m &= m - 1) {
+        unsigned i = CTZ32(m);
+        if (t->paths[i].seg[lvl].index == idx) {
+            child |= take(t, i, lvl, full);
+        }
+    }
+    return child;
+}
+
+/* Which live paths a new container at depth d (segment level d - 1) may
+ * match members or elements of. */
+static void sort_live(const targets *t, level *l, size_t lvl, int obj)
+{
+    uint32_t m;
+
+    l->wild = l->named = 0;
+    l->sig = 0;
+    for (m = l->live; m; m &= m - 1) {
+        unsigned i = CTZ32(m);
+        const char *key = t->paths[i].seg[lvl].key;
+        if ((key != NULL) != obj) {
+            continue;   /* a key in an array, an index in an object */
+        }
+        if (t->paths[i].seg[lvl].index == -1) {
+            l->wild |= 1u << i;
+            continue;
+        }
+        l->named |= 1u << i;
+        if (key) {
+            l->sig |= key_sig((cur)key, t->paths[i].seg[lvl].klen);
+        }
+    }
+}
+
+/* Clears the spans; returns the paths that start at the top. */
+static uint32_t targets_init(const targets *t, unsigned npaths)
+{
+    static const mn_jspan none = { NULL, 0, NULL, MN_JT_NONE, 0 };
+    uint32_t live = 0;
+    unsigned i;
+
+    for (i = 0; i < npaths; i++) {
+        t->out[i] = none;
+        if (t->paths[i].nseg > 0 && t->paths[i].nseg <= MN_JPATH_MAX_SEGS) {
+            live |= 1u << i;
+        }
+    }
+    return live;
+}
+
+enum { S_FAIL = -1, S_DONE, S_VALUE, S_MEMBER, S_AFTER, S_CLOSE };
+
+/* At an opening bracket: one level down. */
+HOT int open_container(scanner *s)
+{
+    size_t d = ++s->depth;
+    unsigned char bit = (unsigned char)(1u << (d & 7));
+
+    s->obj = *s->p == '{';
+    s->is_obj[d >> 3] = (unsigned char)(s->obj ? s->is_obj[d >> 3] | bit
+                                               : s->is_obj[d >> 3] & ~bit);
+    if (d <= MAXL) {
+        level *l = &s->lv[d];
+        l->live = s->vlive;
+        l->full = s->vfull;
+        l->start = (const char *)s->p;
+        l->key = s->vkey;
+        l->idx = 0;
+        if (l->live) {
+            sort_live(s->t, l, d - 1, s->obj);
+        }
+    }
+    s->cl = d <= MAXL && s->lv[d].live ? &s->lv[d] : NULL;
+    s->p = skip_ws(s->p + 1, s->e);
+    if (s->p >= s->e) {
+        return S_FAIL;
+    }
+    if (*s->p == (s->obj ? '}' : ']')) {
+        s->p++;
+        return S_CLOSE;
+    }
+    return S_MEMBER;
+}
+
+/* The steps below take p where a token is due: at it, or at whitespace
+ * before it, or at the end.  Each looks for the byte it expects first and
+ * skips whitespace only when that is not there. */
+
+/* A value at level depth + 1. */
+HOT int step_value(scanner *s)
+{
+    mn_jtype t = MN_JT_STRING;
+    cur p = s->p, q;
+    int esc;
+
+    if (s->depth >= MN_JSON_MAX_DEPTH || p >= s->e) {
+        return S_FAIL;
+    }
+    if (*p == '"') {
+        if (!(q = scan_string(p, s->e, &esc))) {
+            return S_FAIL;
+        }
+        s->p = q;
+    }
+    else if (*p == '{' || *p == '[') {
+        return open_container(s);
+    }
+    else if (IS(*p, C_WS)) {
+        s->p = skip_ws(p, s->e);
+        return S_VALUE;
+    }
+    else if ((q = scan_other(p, s->e, &t))) {
+        /* the look-ahead NUL Jansson's lexer loses */
+        s->p = q < s->e && *q == '\0' ? q + 1 : q;
+    }
+    else {
+        return S_FAIL;
+    }
+    if (s->vfull) {
+        record(s->t, s->vfull, s->vkey, p, q, t);
+    }
+    return S_AFTER;
+}
+
+/* An object member: its key, the colon; then its value. */
+HOT int step_key(scanner *s)
+{
+    cur key = s->p, q, e = s->e;
+    size_t d = s->depth;
+    int esc;
+
+    if (key < e && *key != '"') {
+        key = skip_ws(key, e);
+    }
+    if (key >= e || *key != '"' || !(q = scan_string(key, e, &esc))) {
+        return S_FAIL;
+    }
+    s->vkey = (const char *)key;
+    if (s->cl) {
+        s->vlive = select_key(s->t, s->cl, d - 1, key + 1, (size_t)(q - key - 2), esc,
+                              &s->vfull);
+    }
+    if (q < e && *q != ':') {
+        q = skip_ws(q, e);
+    }
+    if (q >= e || *q != ':') {
+        return S_FAIL;
+    }
+    s->p = q + 1;
+    return S_VALUE;
+}
+
+/* A member (object) or element (array). */
+HOT int step_member(scanner *s)
+{
+    size_t d = s->depth;
+
+    s->vlive = s->vfull = 0;
+    s->vkey = NULL;
+    if (s->obj) {
+        return step_key(s);
+    }
+    if (s->cl) {
+        s->vlive = select_index(s->t, s->cl, d - 1, s->cl->idx, &s->vfull);
+    }
+    return S_VALUE;
+}
+
+/* A value ended: a comma or the container's end is due. */
+HOT int step_after(scanner *s)
+{
+    cur p = s->p, e = s->e;
+    unsigned char close = s->obj ? '}' : ']';
+
+    if (p < e && *p != ',' && *p != close) {
+        p = skip_ws(p, e);
+    }
+    if (p >= e || (*p != ',' && *p != close)) {
+        return S_FAIL;
+    }
+    s->p = p + 1;
+    if (*p == close) {
+        return S_CLOSE;
+    }
+    if (!s->obj && s->cl) {
+        s->cl->idx++;
+    }
+    return S_MEMBER;
+}
+
+/* The container at level depth ended just before p. */
+HOT int step_close(scanner *s)
+{
+    size_t d = s->depth;
+
+    if (d <= MAXL && s->lv[d].full) {
+        record(s->t, s->lv[d].full, s->lv[d].key, (cur)s->lv[d].start, s->p,
+               s->obj ? MN_JT_OBJECT : MN_JT_ARRAY);
+    }
+    s->depth = --d;
+    if (d) {
+        s->obj = (s->is_obj[d >> 3] >> (d & 7)) & 1;
+        s->cl = d <= MAXL && s->lv[d].live ? &s->lv[d] : NULL;
+        return S_AFTER;
+    }
+    s->p = skip_ws(s->p, s->e);
+    return s->p == s->e ? S_DONE : S_FAIL;
+}
 
 int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
              mn_jspan *out)
 {
-    cur p = (cur)buf, e = p + len, start;
-    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    targets t = { paths, out };
     level lv[MAXL + 1];
-    size_t depth = 0;
-    uint32_t vlive = 0, vfull = 0;
-    const char *vkey = NULL;
-    scan_ctx sc = { paths, out };
-    unsigned i;
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    scanner s = { (cur)buf, (cur)buf + len, 0, 0, 0, 0, NULL, &t, NULL, lv, is_obj };
+    int st = S_VALUE;
 
     if (npaths > MN_JSCAN_MAX_PATHS) {
         return -1;
     }
-    for (i = 0; i < npaths; i++) {
-        out[i].p = NULL;
-        out[i].key = NULL;
-        out[i].len = 0;
-        out[i].type = MN_JT_NONE;
-        out[i].count = 0;
-        if (paths[i].nseg > 0) {
-            vlive |= 1u << i;
-        }
-    }
-    p = skip_ws(p, e);
-    if (p >= e || (*p != '{' && *p != '[')) {
+    s.vlive = targets_init(&t, npaths);
+    s.p = skip_ws(s.p, s.e);
+    if (s.p >= s.e || (*s.p != '{' && *s.p != '[')) {
         return -1;
     }
-
-value:
-    /* p: the first byte of a value at level depth + 1 */
-    if (depth >= MN_JSON_MAX_DEPTH) {
-        return -1;
-    }
-    start = p;
-    if (*p == '{' || *p == '[') {
-        int obj = *p == '{';
-        depth++;
-        if (obj) {
-            is_obj[depth >> 3] |= (unsigned char)(1u << (depth & 7));
+    /* in the order the steps usually follow each other */
+    while (st > S_DONE) {
+        if (st == S_MEMBER) {
+            st = step_member(&s);
         }
-        else {
-            is_obj[depth >> 3] &= (unsigned char)~(1u << (depth & 7));
+        if (st == S_VALUE) {
+            st = step_value(&s);
         }
-        if (depth <= MAXL) {
-            lv[depth].live = vlive;
-            lv[depth].full = vfull;
-            lv[depth].start = (const char *)p;
-            lv[depth].key = vkey;
-            lv[depth].idx = 0;
+        if (st == S_AFTER) {
+            st = step_after(&s);
         }
-        p = skip_ws(p + 1, e);
-        if (p >= e) {
-            return -1;
-        }
-        if (*p == (obj ? '}' : ']')) {
-            p++;
-            goto close;
-        }
-        goto member;
-    }
-    {
-        mn_jtype t;
-        cur q;
-        int esc;
-        switch (*p) {
-        case '"':
-            q = scan_string(p, e, &esc);
-            t = MN_JT_STRING;
-            break;
-        case 't':
-            q = (e - p >= 4 && !memcmp(p, "true", 4)) ? p + 4 : NULL;
-            t = MN_JT_TRUE;
-            break;
-        case 'f':
-            q = (e - p >= 5 && !memcmp(p, "false", 5)) ? p + 5 : NULL;
-            t = MN_JT_FALSE;
-            break;
-        case 'n':
-            q = (e - p >= 4 && !memcmp(p, "null", 4)) ? p + 4 : NULL;
-            t = MN_JT_NULL;
-            break;
-        default:
-            q = (IS_DIGIT(*p) || *p == '-') ? scan_number(p, e) : NULL;
-            t = MN_JT_NUMBER;
-            break;
-        }
-        if (!q) {
-            return -1;
-        }
-        if (t != MN_JT_STRING && t != MN_JT_NUMBER && q < e && IS_ALPHA(*q)) {
-            return -1;   /* Jansson reads the whole word: "truex" */
-        }
-        if (vfull) {
-            record(&sc, vfull, vkey, start, q, t);
-        }
-        p = q;
-        if (t != MN_JT_STRING && p < e && *p == '\0') {
-            p++;   /* the look-ahead NUL Jansson's lexer loses */
+        if (st == S_CLOSE) {
+            st = step_close(&s);
         }
     }
-
-after:
-    /* a value ended at p, inside the container at level depth */
-    p = skip_ws(p, e);
-    if (p >= e) {
-        return -1;
-    }
-    {
-        int obj = (is_obj[depth >> 3] >> (depth & 7)) & 1;
-        if (*p == ',') {
-            p = skip_ws(p + 1, e);
-            if (p >= e) {
-                return -1;
-            }
-            if (!obj && depth <= MAXL) {
-                lv[depth].idx++;
-            }
-            goto member;
-        }
-        if (*p != (obj ? '}' : ']')) {
-            return -1;
-        }
-        p++;
-    }
-
-close:
-    /* the container at level depth ended just before p */
-    if (depth <= MAXL && lv[depth].full) {
-        record(&sc, lv[depth].full, lv[depth].key, (cur)lv[depth].start, p,
-               ((is_obj[depth >> 3] >> (depth & 7)) & 1) ? MN_JT_OBJECT : MN_JT_ARRAY);
-    }
-    depth--;
-    if (depth == 0) {
-        p = skip_ws(p, e);
-        return p == e ? 0 : -1;
-    }
-    goto after;
-
-member:
-    /* p: the first byte of a member (object) or element (array) */
-    vlive = vfull = 0;
-    vkey = NULL;
-    if ((is_obj[depth >> 3] >> (depth & 7)) & 1) {
-        cur key = p, q;
-        vkey = (const char *)p;
-        int esc;
-        if (*p != '"' || !(q = scan_string(p, e, &esc))) {
-            return -1;
-        }
-        if (depth <= MAXL && lv[depth].live) {
-            vlive = select_child(&sc, lv[depth].live, (int)depth - 1, key + 1,
-                                 (size_t)(q - key - 2), esc, 0, &vfull);
-        }
-        p = skip_ws(q, e);
-        if (p >= e || *p != ':') {
-            return -1;
-        }
-        p = skip_ws(p + 1, e);
-        if (p >= e) {
-            return -1;
-        }
-    }
-    else if (depth <= MAXL && lv[depth].live) {
-        vlive = select_child(&sc, lv[depth].live, (int)depth - 1, NULL, 0, 0, lv[depth].idx,
-                             &vfull);
-    }
-    goto value;
+    return st == S_DONE ? 0 : -1;
 }

@@ -186,6 +186,9 @@ static void test_edges(void **state)
     SAME("[\"\\u12\"]"); SAME("[\"\\u12g4\"]"); SAME("[\"\\x\"]"); SAME("[\"\\'\"]");
     SAME("[\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"]"); SAME("[\"abc]"); SAME("[\"\\\"]");
     SAME("{\"\\u0070rovider\":1,\"provider\":2}");
+    /* empty keys, where paths are looked for (fuzz: the key signature read
+     * before the key) */
+    SAME("{\"\":1}"); SAME("{\"a\":{\"\":2},\"\":[]}"); SAME("{\"choices\":[{\"\":{}}]}");
     /* UTF-8 */
     SAME("[\"\xc3\xa9\"]"); SAME("[\"\xc0\x80\"]"); SAME("[\"\xc1\xbf\"]"); SAME("[\"\xed\xa0\x80\"]");
     SAME("[\"\xf4\x90\x80\x80\"]"); SAME("[\"\xf4\x8f\xbf\xbf\"]"); SAME("[\"\xc3\"]");
@@ -323,6 +326,103 @@ static void test_generated(void **state)
     }
 }
 
+/* The word-at-a-time string scan: one special byte (or sequence) at every
+ * offset 0..16 of a string, so at each byte of an 8-byte word and across
+ * word boundaries, with 0..16 plain bytes after it, in a value and in a
+ * key; and each text cut short near its end, where the scan goes byte by
+ * byte and a UTF-8 sequence or an escape may be truncated. */
+static const char *const word_specials[] = {
+    "\"", "\\\"", "\\\\", "\\n", "\\/", "\\u00e9", "\\u0000", "\\ud83d\\ude00",
+    "\\ud83d", "\\ude00", "\\x", "\\", "\\u12", "\x01", "\x1f", "\t", "\n", "\x7f",
+    " ", "!", "#", "[", "]", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xc3",
+    "\xe2\x82", "\xf0\x9f\x98", "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xe0\x9f\xbf",
+    "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\xfe",
+    "\xc3\xa9\xc3\xa9\xc3\xa9", "\"\"", "a\\\"b\\\\", "\xc3\xa9\\n\x01",
+};
+
+static void word_case(const char *head, const char *sp, size_t splen, int pre, int post,
+                      const char *tail)
+{
+    char buf[128];
+    size_t k = 0, hl = strlen(head), tl = strlen(tail), cut;
+
+    memcpy(buf, head, hl);
+    k = hl;
+    memset(buf + k, 'a', (size_t)pre);
+    k += (size_t)pre;
+    memcpy(buf + k, sp, splen);
+    k += splen;
+    memset(buf + k, 'b', (size_t)post);
+    k += (size_t)post;
+    memcpy(buf + k, tail, tl);
+    k += tl;
+    expect_same(buf, k, "word offsets");
+    for (cut = k > 12 ? k - 12 : 0; cut < k; cut++) {
+        expect_same(buf, cut, "word offsets, cut");
+    }
+}
+
+static void test_word_offsets(void **state)
+{
+    static const char nul[] = "\0";
+    size_t w;
+    int pre, post;
+    (void)state;
+    checked = 0;
+    for (w = 0; w <= sizeof(word_specials) / sizeof(word_specials[0]); w++) {
+        const char *sp = w < sizeof(word_specials) / sizeof(word_specials[0]) ? word_specials[w]
+                                                                              : nul;
+        size_t splen = w < sizeof(word_specials) / sizeof(word_specials[0]) ? strlen(sp) : 1;
+        for (pre = 0; pre <= 16; pre++) {
+            for (post = 0; post <= 16; post += mn_t_quick() && post > 1 && post < 15 ? 6 : 1) {
+                word_case("[\"", sp, splen, pre, post, "\"]");
+                word_case("{\"", sp, splen, pre, post, "\":{\"a\":[1]}}");
+                word_case("{\"choices\":[{\"delta\":{\"content\":\"", sp, splen, pre, post,
+                          "\"}}]}");
+            }
+        }
+    }
+    /* every byte value at every offset of a word, alone and before a quote */
+    for (w = 0; w < 256; w++) {
+        char c = (char)w;
+        for (pre = 0; pre <= 16; pre++) {
+            word_case("[\"", &c, 1, pre, 16, "\"]");
+            word_case("[\"", &c, 1, pre, 0, "\"]");
+        }
+    }
+    assert_true(checked > 100000);
+}
+
+/* Whitespace, a NUL and stray bytes at every position of small texts: the
+ * steps look for the byte they expect before they skip whitespace. */
+static void test_every_gap(void **state)
+{
+    static const char *const docs[] = {
+        "{\"a\":[1,true,{\"b\":null}],\"choices\":[{\"delta\":{\"content\":\"x\"}}]}",
+        "[{},[],\"s\",-1.5e3,false,{\"a\":{}}]",
+        "{\"usage\":null,\"error\":{\"a\":1},\"provider\":\"p\"}",
+    };
+    static const char ins[] = { ' ', '\t', '\n', '\r', '\0', 'x', ',', ':', '"', '\\', '}', ']' };
+    char buf[256];
+    size_t d, at, i;
+    (void)state;
+    for (d = 0; d < sizeof(docs) / sizeof(docs[0]); d++) {
+        size_t n = strlen(docs[d]);
+        for (at = 0; at <= n; at++) {
+            for (i = 0; i < sizeof(ins); i++) {
+                memcpy(buf, docs[d], at);
+                buf[at] = ins[i];
+                memcpy(buf + at + 1, docs[d] + at, n - at);
+                expect_same(buf, n + 1, "every gap");
+                buf[at + 1] = ins[i];
+                memcpy(buf + at + 2, docs[d] + at, n - at);
+                expect_same(buf, n + 2, "every gap, twice");
+            }
+            expect_same(docs[d], at, "every cut");
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +432,8 @@ int main(void)
         cmocka_unit_test(test_spans),
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_generated),
+        cmocka_unit_test(test_word_offsets),
+        cmocka_unit_test(test_every_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
