@@ -404,13 +404,15 @@ static void text_raw(mn_fm_stream *s, int kind, const mn_jspan *text)
  * the call's position, 0 here); -1: out of range, the call is ignored */
 static int tool_index(const mn_jspan *sp)
 {
-    const char *p = sp->p, *e = sp->p + sp->len;
+    const char *p = sp->p, *e;
     int neg = 0, v = 0;
 
+    /* an absent index has no span at all (p NULL): test the type first */
     if (sp->type != MN_JT_NUMBER || memchr(p, '.', sp->len) || memchr(p, 'e', sp->len)
         || memchr(p, 'E', sp->len)) {
         return 0;
     }
+    e = p + sp->len;
     if (*p == '-') {
         neg = 1;
         p++;
