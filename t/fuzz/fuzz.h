@@ -127,6 +127,43 @@ static inline size_t fz_chunk(fz_rng *r, size_t left)
     return n > left ? left : n;
 }
 
+/* Feeds body to the framer in fuzzer-chosen pieces, as the glue's reads
+ * would (split seed: the input's first two bytes), until the event callback
+ * ends the stream or the body is all in; then the framer's end of input. */
+static inline void fz_sse_split(mn_sse_parser *p, const uint8_t *seed, const char *body,
+                                size_t left, const mn_stream_status *status)
+{
+    fz_rng rng;
+    size_t off = 0;
+
+    fz_rng_init(&rng, seed, 2);
+    while (left && *status == MN_STREAM_MORE) {
+        size_t n = fz_chunk(&rng, left);
+        if (mn_sse_feed(p, body + off, n) == MN_SSE_ERR_TOO_LONG) {
+            break;
+        }
+        off += n;
+        left -= n;
+    }
+    if (*status == MN_STREAM_MORE) {
+        mn_sse_finish(p);
+    }
+}
+
+/* Upstream EOF, or (timeout) a timeout cause, for a stream still open. */
+static inline mn_stream_status fz_stream_end(const mn_wire *w, mn_stream *st,
+                                             mn_stream_status status, int timeout,
+                                             mn_sink *out)
+{
+    mn_error cause;
+
+    if (status != MN_STREAM_MORE) {
+        return status;
+    }
+    mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout", "quiet");
+    return w->stream_end(st, timeout ? &cause : NULL, out);
+}
+
 static inline void fz_check_count(json_t *v, const char *what)
 {
     if (v && !json_is_null(v) && json_is_integer(v) && json_integer_value(v) < 0) {

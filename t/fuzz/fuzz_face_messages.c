@@ -488,9 +488,8 @@ static char *run_stream(const uint8_t *data, size_t size, const char *key, size_
     mn_fm_stream *fm;
     mn_sse_parser p;
     feed f;
-    fz_rng rng;
     const char *body = (const char *)data + 2;
-    size_t left = size - 2, off = 0, before;
+    size_t left = size - 2, before;
 
     fz_env_init(&e, fmt, key, 5 | ((flags & 32) ? 2 : 0));
     e.ctx.face_body = face_body;
@@ -503,24 +502,9 @@ static char *run_stream(const uint8_t *data, size_t size, const char *key, size_
     f.st = f.wire->stream_create(&e.ctx);
     f.out = &in;
     f.status = MN_STREAM_MORE;
-    fz_rng_init(&rng, data, 2);
     mn_sse_init(&p, 1 << 16, on_event, &f);
-    while (left && f.status == MN_STREAM_MORE) {
-        size_t n = fz_chunk(&rng, left);
-        if (mn_sse_feed(&p, body + off, n) == MN_SSE_ERR_TOO_LONG) {
-            break;
-        }
-        off += n;
-        left -= n;
-    }
-    if (f.status == MN_STREAM_MORE) {
-        mn_sse_finish(&p);
-    }
-    if (f.status == MN_STREAM_MORE) {
-        mn_error cause;
-        mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout", "quiet");
-        f.status = f.wire->stream_end(f.st, (flags & 8) ? &cause : NULL, &in);
-    }
+    fz_sse_split(&p, data, body, left, &f.status);
+    f.status = fz_stream_end(f.wire, f.st, f.status, flags & 8, &in);
     if (f.status == MN_STREAM_MORE) {
         FZ_FAIL("stream_end left the stream open");
     }

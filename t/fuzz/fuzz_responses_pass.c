@@ -86,9 +86,8 @@ static void run_stream(const uint8_t *data, size_t size)
     mn_sink sink;
     mn_sse_parser p;
     feed f;
-    fz_rng rng;
     const char *body = (const char *)data + 2;
-    size_t left = size - 2, off = 0;
+    size_t left = size - 2;
     const mn_error *err;
 
     fz_env_init(&e, MN_FORMAT_OPENAI, FZ_KEY, 4);
@@ -97,24 +96,9 @@ static void run_stream(const uint8_t *data, size_t size)
     f.st = mn_wire_openai_responses.stream_create(&e.ctx);
     f.out = &sink;
     f.status = MN_STREAM_MORE;
-    fz_rng_init(&rng, data, 2);
     mn_sse_init(&p, 1 << 16, on_event, &f);
-    while (left && f.status == MN_STREAM_MORE) {
-        size_t n = fz_chunk(&rng, left);
-        if (mn_sse_feed(&p, body + off, n) == MN_SSE_ERR_TOO_LONG) {
-            break;
-        }
-        off += n;
-        left -= n;
-    }
-    if (f.status == MN_STREAM_MORE) {
-        mn_sse_finish(&p);
-    }
-    if (f.status == MN_STREAM_MORE) {
-        mn_error cause;
-        mn_error_set(&cause, 504, NULL, NULL, "upstream_timeout", "quiet");
-        f.status = mn_wire_openai_responses.stream_end(f.st, (data[0] & 8) ? &cause : NULL, &sink);
-    }
+    fz_sse_split(&p, data, body, left, &f.status);
+    f.status = fz_stream_end(&mn_wire_openai_responses, f.st, f.status, data[0] & 8, &sink);
     err = mn_wire_openai_responses.stream_error(f.st);
     if (f.status == MN_STREAM_MORE || (f.status == MN_STREAM_FAILED && !err)
         || (err && (err->status < 400 || err->status > 599))) {
