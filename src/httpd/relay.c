@@ -136,6 +136,26 @@ static int client_has_left(conn_rec *c)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* The frames written so far leave with one FLUSH (the stream's headers with
+ * the first).  -1 when the client is gone. */
+static int relay_flush(relay *rl)
+{
+    apr_status_t rv;
+
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE4, 0, rl->req->r,
+                  "maniac: relay flush: %d frames, %" APR_SIZE_T_FMT " bytes", rl->cs.frames,
+                  rl->cs.pending);
+    rl->frames_sent += rl->cs.frames;
+    rl->cs.frames = 0;
+    rv = mn_client_flush(&rl->cs);
+    apr_brigade_cleanup(rl->cs.bb);
+    if (rv != APR_SUCCESS || rl->req->r->connection->aborted) {
+        rl->client_gone = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static void tap_write(void *baton, const char *data, size_t len)
 {
     relay *rl = baton;
@@ -143,14 +163,22 @@ static void tap_write(void *baton, const char *data, size_t len)
 }
 
 /* A frame written while the translator has not failed is content (a failed
- * one is FAILED before it writes its terminal frames, see mn_stream_fail). */
+ * one is FAILED before it writes its terminal frames, see mn_stream_fail).
+ * The first content frame leaves at once, with the stream's headers: a read
+ * brings the rest of a fast upstream's burst too, and the client must not
+ * wait for its translation (time to first token). */
 static void tap_frame_end(void *baton)
 {
     relay *rl = baton;
+    int first = 0;
     if (rl->voice == VOICE_SILENT && !rl->wire->stream_error(rl->st)) {
         rl->voice = VOICE_SPEAKING;
+        first = 1;
     }
     rl->cs.out->frame_end(rl->cs.out->baton);
+    if (first) {
+        relay_flush(rl);
+    }
 }
 
 static int on_sse(void *baton, mn_sse_kind kind, const char *event, const char *data,
@@ -160,8 +188,9 @@ static int on_sse(void *baton, mn_sse_kind kind, const char *event, const char *
     if (rl->status == MN_STREAM_MORE) {
         rl->status = rl->wire->stream_feed(rl->st, kind, event, data, len, &rl->tap);
     }
-    /* once the translator is done the rest of the body is irrelevant */
-    return rl->status != MN_STREAM_MORE;
+    /* once the translator is done (or the client gone) the rest of the body
+     * is irrelevant */
+    return rl->status != MN_STREAM_MORE || rl->client_gone;
 }
 
 /* Feeds what a read brought into the SSE parser and empties the brigade.
@@ -290,16 +319,8 @@ static relay_state after_flush(const relay *rl)
  * first). */
 static relay_state on_flushing(relay *rl)
 {
-    if (!APR_BRIGADE_EMPTY(rl->cs.bb)) {
-        apr_status_t rv;
-        rl->frames_sent += rl->cs.frames;
-        rl->cs.frames = 0;
-        rv = mn_client_flush(&rl->cs);
-        apr_brigade_cleanup(rl->cs.bb);
-        if (rv != APR_SUCCESS || rl->req->r->connection->aborted) {
-            rl->client_gone = 1;
-            return RELAY_ABANDONED;
-        }
+    if (rl->client_gone || (!APR_BRIGADE_EMPTY(rl->cs.bb) && relay_flush(rl))) {
+        return RELAY_ABANDONED;
     }
     return after_flush(rl);
 }

@@ -10,7 +10,9 @@ import { fixture, sseEventsRaw, expectedClientFrames, chunk, sse } from './lib/f
 import { assertSSEBody, assertLog, assertFrames, parseFrames } from './lib/expect.mjs';
 
 let ctx;
-before(async () => { ctx = await setupSuite('stream'); });
+// one request (the one that sends X-Trace-Flush) logs the relay's flushes
+const TRACE_FLUSH = `<If "%{HTTP:X-Trace-Flush} == '1'">\n        LogLevel warn maniac:trace4\n    </If>`;
+before(async () => { ctx = await setupSuite('stream', { location: TRACE_FLUSH }); });
 after(async () => { await ctx?.teardown(); });
 beforeEach(() => ctx.reset());
 
@@ -112,6 +114,30 @@ test('frames reach the client as the upstream sends them (5 groups, 200ms apart)
   const gaps = firsts.slice(1).map((t, i) => Math.round(t - firsts[i]));
   for (const g of gaps) assert.ok(g >= 150, `frames were held back: gaps between groups ${gaps} ms`);
   assert.ok(res.frames.at(-1).t - res.frames[0].t >= 600, 'first frame arrived long before the last');
+});
+
+test('a burst: the first frame leaves at once, alone with the headers; the rest of the burst is coalesced', async () => {
+  // the whole fixture arrives in one upstream write, so the read that brings
+  // the first event brings the others too: the first frame must not wait for
+  // their translation (time to first token), the others leave together
+  const bytes = fixture('openai/stream_text.sse');
+  ctx.mock.respond(sseReply(bytes));
+  const before = ctx.gw.errorLog().length;
+  const res = await streamRequest(ctx.gw.port, '/v1/chat/completions',
+    { model: 'up/gpt-4o-mini', messages: MSGS, stream: true, stream_options: { include_usage: true } },
+    { headers: { 'X-Test-Id': ctx.tid(), 'X-Trace-Flush': '1' } });
+  assertSSEBody(res);
+  const want = expectedClientFrames(bytes, { provider: 'up', includeUsage: true });
+  assertFrames(parseFrames(res.frames), want);
+  let flushes = [];
+  for (let i = 0; i < 50 && flushes.reduce((a, f) => a + f, 0) < want.length; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    flushes = [...ctx.gw.errorLog().slice(before).matchAll(/maniac: relay flush: (\d+) frames/g)].map((m) => Number(m[1]));
+  }
+  assert.ok(want.length > 3, 'the fixture has frames to coalesce');
+  assert.equal(flushes[0], 1, `first flush: ${flushes}`);
+  assert.equal(flushes.reduce((a, f) => a + f, 0), want.length, `every frame flushed once: ${flushes}`);
+  assert.ok(flushes.length <= 3, `the rest of the burst left together: flushes ${flushes}`);
 });
 
 test('upstream error frame mid-stream (stream_error_midstream.sse): chunks, one error frame, [DONE]; %>s 200', async () => {
