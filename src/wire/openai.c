@@ -240,8 +240,8 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
                                         mn_error *err)
 {
     json_t *root = NULL;
-    const char *brace;
-    char *name, *buf;
+    const char *brace, *name;
+    char *made = NULL, *buf;
     size_t nlen, rest;
 
     if (answer_fast(body, len, usage)) {
@@ -269,7 +269,10 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     }
     json_decref(root);
 insert:
-    name = mn_chunk_member(ctx->provider_name, &nlen);
+    name = mn_chunk_member_kept(ctx->provider_name, &nlen);
+    if (!name) {
+        name = made = mn_chunk_member(ctx->provider_name, &nlen);
+    }
     if (!name) {
         return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
     }
@@ -279,7 +282,7 @@ insert:
     memcpy(buf + 1, name, nlen);
     buf[1 + nlen] = ',';
     memcpy(buf + 2 + nlen, brace + 1, rest);
-    free(name);
+    free(made);
     *out = buf;
     *out_len = 2 + nlen + rest;
     return 0;
