@@ -18,6 +18,7 @@
 #ifndef MN_CHUNK_H
 #define MN_CHUNK_H
 
+#include <apr_pools.h>
 #include <jansson.h>
 #include "mn_buf.h"
 #include "mn_error.h"
@@ -41,6 +42,13 @@ void mn_chunk_tag(json_t *obj, const char *name);
 /* The member mn_chunk_tag adds, as bytes (`"provider":"name"`), malloc'd;
  * *len 0 (and "") when name is NULL or not a valid string. */
 char *mn_chunk_member(const char *name, size_t *len);
+
+/* Makes the member for a provider's name once, at configuration time (one
+ * thread), in p; mn_chunk_member_kept finds it by the name's address (the
+ * same pointer, not an equal string) until p is cleared.  mn_chunk_init
+ * copies it from there. */
+void mn_chunk_member_keep(apr_pool_t *p, const char *name);
+const char *mn_chunk_member_kept(const char *name, size_t *len);
 
 /* Sets the writer up for a stream (provider and include_usage; the head
  * waits for mn_chunk_head).  0, or -1 when out of memory. */

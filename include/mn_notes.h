@@ -23,6 +23,17 @@ void mn_notes_request(apr_pool_t *p, apr_table_t *notes,
 void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
                       const mn_usage *usage, const char *error_type, const char *error_code);
 
+/* One note to set (val not NULL) or take out (val NULL). */
+typedef struct mn_note {
+    const char *key;         /* begins "maniac-" */
+    const char *val;
+} mn_note;
+
+/* Applies n notes (distinct keys, n <= 32) to the table exactly as
+ * apr_table_setn / apr_table_unset one after another would, with one pass
+ * over the table instead of one per key. */
+void mn_notes_put(apr_table_t *notes, const mn_note *put, int n);
+
 /* Tags joined by ',' (strings only); NULL when tags is NULL or empty. */
 const char *mn_notes_join_tags(apr_pool_t *p, json_t *tags);
 

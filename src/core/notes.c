@@ -1,5 +1,7 @@
 /* mn_notes: request notes for mod_log_config (see include/mn_notes.h). */
 #include <string.h>
+#include <strings.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include "mn_notes.h"
 
@@ -69,34 +71,73 @@ void mn_notes_request(apr_pool_t *p, apr_table_t *notes, const mn_policy_result 
     }
 }
 
+/* Every key here begins "maniac-", the four bytes apr_table_setn and
+ * apr_table_unset take as a key's checksum: each of them compared the key
+ * with every note of ours by strcasecmp.  One pass finds which are there;
+ * a missing one is appended (what setn does with it), a present one set or
+ * unset as before, so the table ends up the same. */
+#define PREFIX_LEN 7   /* "maniac-" */
+
+void mn_notes_put(apr_table_t *notes, const mn_note *put, int n)
+{
+    const apr_array_header_t *a = apr_table_elts(notes);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)a->elts;
+    unsigned present = 0;
+    int i, k;
+
+    for (i = 0; i < a->nelts; i++) {
+        const char *key = e[i].key;
+        if (strncasecmp(key, "maniac-", PREFIX_LEN)) {
+            continue;
+        }
+        for (k = 0; k < n; k++) {
+            const char *want = put[k].key + PREFIX_LEN;
+            if (apr_tolower(key[PREFIX_LEN]) == want[0] && !strcasecmp(key + PREFIX_LEN, want)) {
+                present |= 1u << k;
+            }
+        }
+    }
+    for (k = 0; k < n; k++) {
+        if (put[k].val) {
+            if (present & (1u << k)) {
+                apr_table_setn(notes, put[k].key, put[k].val);
+            }
+            else {
+                apr_table_addn(notes, put[k].key, put[k].val);
+            }
+        }
+        else if (present & (1u << k)) {
+            apr_table_unset(notes, put[k].key);
+        }
+    }
+}
+
 void mn_notes_outcome(apr_pool_t *p, apr_table_t *notes, int upstream_status,
                       const mn_usage *usage, const char *error_type, const char *error_code)
 {
+    mn_note put[8];
+    int n = 0;
+    int has_error = error_type && *error_type;
+
     /* the last call describes the answer the client got: what an earlier
-     * attempt recorded must not survive it */
-    if (upstream_status > 0) {
-        apr_table_setn(notes, "maniac-upstream-status", apr_itoa(p, upstream_status));
-    }
-    else {
-        apr_table_unset(notes, "maniac-upstream-status");
-    }
+     * attempt recorded must not survive it (a NULL value takes it out) */
+    put[n].key = "maniac-upstream-status";
+    put[n++].val = upstream_status > 0 ? apr_itoa(p, upstream_status) : NULL;
     if (usage && usage->have) {
-        apr_table_setn(notes, "maniac-prompt-tokens", apr_ltoa(p, usage->prompt_tokens));
-        apr_table_setn(notes, "maniac-completion-tokens", apr_ltoa(p, usage->completion_tokens));
-        apr_table_setn(notes, "maniac-total-tokens", apr_ltoa(p, usage->total_tokens));
-        apr_table_setn(notes, "maniac-cached-tokens", apr_ltoa(p, usage->cached_tokens));
-        apr_table_setn(notes, "maniac-reasoning-tokens", apr_ltoa(p, usage->reasoning_tokens));
+        put[n].key = "maniac-prompt-tokens";
+        put[n++].val = apr_ltoa(p, usage->prompt_tokens);
+        put[n].key = "maniac-completion-tokens";
+        put[n++].val = apr_ltoa(p, usage->completion_tokens);
+        put[n].key = "maniac-total-tokens";
+        put[n++].val = apr_ltoa(p, usage->total_tokens);
+        put[n].key = "maniac-cached-tokens";
+        put[n++].val = apr_ltoa(p, usage->cached_tokens);
+        put[n].key = "maniac-reasoning-tokens";
+        put[n++].val = apr_ltoa(p, usage->reasoning_tokens);
     }
-    if (error_type && *error_type) {
-        apr_table_setn(notes, "maniac-error", apr_pstrdup(p, error_type));
-    }
-    else {
-        apr_table_unset(notes, "maniac-error");
-    }
-    if (error_type && *error_type && error_code && *error_code) {
-        apr_table_setn(notes, "maniac-error-code", apr_pstrdup(p, error_code));
-    }
-    else {
-        apr_table_unset(notes, "maniac-error-code");
-    }
+    put[n].key = "maniac-error";
+    put[n++].val = has_error ? apr_pstrdup(p, error_type) : NULL;
+    put[n].key = "maniac-error-code";
+    put[n++].val = has_error && error_code && *error_code ? apr_pstrdup(p, error_code) : NULL;
+    mn_notes_put(notes, put, n);
 }

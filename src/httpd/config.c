@@ -9,6 +9,7 @@
 #include <http_log.h>
 
 #include "mod_maniac.h"
+#include "mn_chunk.h"
 #include "mn_log.h"
 #include "mn_resilience.h"
 
@@ -146,6 +147,7 @@ const char *mn_config_cmd_provider(cmd_parms *cmd, void *dconf, int argc, char *
     if ((err = mn_providers_add(mn_conf->providers, prov)) != NULL) {
         return apr_pstrcat(cmd->pool, "ManiacProvider: ", err, NULL);
     }
+    mn_chunk_member_keep(cmd->pool, prov->name);
     return NULL;
 }
 

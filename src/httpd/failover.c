@@ -8,6 +8,7 @@
 
 #include "mn_serve.h"
 #include "mn_attempts.h"
+#include "mn_notes.h"
 #include "mn_ops.h"
 
 typedef struct failover {
@@ -61,8 +62,12 @@ static void note_attempts(failover *fo)
 
 static void note_served(failover *fo, int ti)
 {
-    note_attempts(fo);
-    apr_table_setn(fo->req->r->notes, "maniac-fallback", ti ? "1" : "0");
+    request_rec *r = fo->req->r;
+    mn_note put[2] = {
+        { "maniac-attempts", apr_array_pstrcat(r->pool, fo->attempts, ',') },
+        { "maniac-fallback", ti ? "1" : "0" },
+    };
+    mn_notes_put(r->notes, put, 2);
 }
 
 static double jitter(void)
@@ -224,8 +229,11 @@ int mn_failover(mn_request *req, json_t *body, const mn_policy_result *pol,
         mn_next_action action;
 
         req->prov = prov;
-        apr_table_setn(r->notes, "maniac-provider", prov->name);
-        apr_table_setn(r->notes, "maniac-model", targets[ti].model);
+        {
+            mn_note put[2] = { { "maniac-provider", prov->name },
+                               { "maniac-model", targets[ti].model } };
+            mn_notes_put(r->notes, put, 2);
+        }
         if (prov->format == MN_FORMAT_ECHO && !prov->unavailable) {
             return serve_echo(&fo, &targets[ti], ti);
         }

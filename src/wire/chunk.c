@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_strings.h>
 #include "mn_chunk.h"
 #include "mn_sse.h"
 
@@ -38,11 +39,75 @@ char *mn_chunk_member(const char *name, size_t *len)
     return m;
 }
 
+/* Members made once per provider while the configuration is read, found by
+ * the address of the name they were made for (a provider's name is one
+ * string for the life of its configuration): a request copies them instead
+ * of building and dumping a tree.  Written by one thread before any request,
+ * only read after. */
+typedef struct kept_member {
+    const char *name;
+    const char *member;
+    size_t len;
+    struct kept_member *next;
+} kept_member;
+static kept_member *kept;
+
+static apr_status_t forget_kept(void *data)
+{
+    (void)data;
+    kept = NULL;
+    return APR_SUCCESS;
+}
+
+void mn_chunk_member_keep(apr_pool_t *p, const char *name)
+{
+    size_t len;
+    char *m = mn_chunk_member(name, &len);
+    kept_member *k;
+
+    if (!m) {
+        return;
+    }
+    k = apr_palloc(p, sizeof(*k));
+    k->name = name;
+    k->member = apr_pstrmemdup(p, m, len);
+    k->len = len;
+    free(m);
+    /* a restart clears the pool before it reads the configuration again */
+    apr_pool_cleanup_register(p, NULL, forget_kept, apr_pool_cleanup_null);
+    k->next = kept;
+    kept = k;
+}
+
+const char *mn_chunk_member_kept(const char *name, size_t *len)
+{
+    const kept_member *k;
+    for (k = kept; k; k = k->next) {
+        if (k->name == name) {
+            *len = k->len;
+            return k->member;
+        }
+    }
+    return NULL;
+}
+
 int mn_chunk_init(mn_chunk *c, const char *provider_name, int include_usage)
 {
+    size_t len;
+    const char *m = mn_chunk_member_kept(provider_name, &len);
+
     memset(c, 0, sizeof(*c));
     c->include_usage = include_usage;
-    c->provider = mn_chunk_member(provider_name, &c->provider_len);
+    if (m) {
+        c->provider = malloc(len + 1);
+        if (c->provider) {
+            memcpy(c->provider, m, len + 1);
+            c->provider_len = len;
+        }
+    }
+    else {
+        c->provider = mn_chunk_member(provider_name, &c->provider_len);
+    }
     return c->provider ? 0 : -1;
 }
 

@@ -10,6 +10,50 @@
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
+/* Jansson's compact dump straight into the request pool: json_dumps grows
+ * a malloc'd buffer from 16 bytes by doubling, copies it once more and the
+ * caller copied it again into the pool. */
+typedef struct {
+    apr_pool_t *p;
+    char *data;
+    size_t len, cap;
+} pool_dump;
+
+static int pool_dump_cb(const char *bytes, size_t size, void *baton)
+{
+    pool_dump *d = baton;
+    if (d->len + size >= d->cap) {
+        size_t cap = d->cap * 2;
+        char *grown;
+        while (d->len + size >= cap) {
+            cap *= 2;
+        }
+        grown = apr_palloc(d->p, cap);
+        memcpy(grown, d->data, d->len);
+        d->data = grown;
+        d->cap = cap;
+    }
+    memcpy(d->data + d->len, bytes, size);
+    d->len += size;
+    return 0;
+}
+
+/* NUL-terminated, or NULL when Jansson refuses the tree. */
+static char *dump_in_pool(apr_pool_t *p, json_t *j, size_t *len)
+{
+    pool_dump d;
+    d.p = p;
+    d.cap = 1024;
+    d.len = 0;
+    d.data = apr_palloc(p, d.cap);
+    if (json_dump_callback(j, pool_dump_cb, &d, JSON_COMPACT)) {
+        return NULL;
+    }
+    d.data[d.len] = '\0';   /* the callback keeps one byte free */
+    *len = d.len;
+    return d.data;
+}
+
 static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
                          mn_error *err)
 {
@@ -35,18 +79,16 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     if (plain) {
         json_t *copy = json_copy(req);
         json_object_set_new(copy, "messages", plain);
-        body = json_dumps(copy, JSON_COMPACT);
+        body = dump_in_pool(ctx->pool, copy, &out->body_len);
         json_decref(copy);
     }
     else {
-        body = json_dumps(req, JSON_COMPACT);
+        body = dump_in_pool(ctx->pool, req, &out->body_len);
     }
     if (!body) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }
-    out->body_len = strlen(body);
-    out->body = apr_pmemdup(ctx->pool, body, out->body_len + 1);
-    free(body);
+    out->body = body;
     out->path = "/chat/completions";
     out->headers = apr_table_make(ctx->pool, 4);
     apr_table_setn(out->headers, "Content-Type", "application/json");
@@ -240,8 +282,8 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
                                         mn_error *err)
 {
     json_t *root = NULL;
-    const char *brace;
-    char *name, *buf;
+    const char *brace, *name;
+    char *made = NULL, *buf;
     size_t nlen, rest;
 
     if (answer_fast(body, len, usage)) {
@@ -269,7 +311,10 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     }
     json_decref(root);
 insert:
-    name = mn_chunk_member(ctx->provider_name, &nlen);
+    name = mn_chunk_member_kept(ctx->provider_name, &nlen);
+    if (!name) {
+        name = made = mn_chunk_member(ctx->provider_name, &nlen);
+    }
     if (!name) {
         return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
     }
@@ -279,7 +324,7 @@ insert:
     memcpy(buf + 1, name, nlen);
     buf[1 + nlen] = ',';
     memcpy(buf + 2 + nlen, brace + 1, rest);
-    free(name);
+    free(made);
     *out = buf;
     *out_len = 2 + nlen + rest;
     return 0;

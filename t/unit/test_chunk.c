@@ -152,12 +152,53 @@ static void test_member_and_tag(void **state)
     json_decref(o);
 }
 
+/* A member kept at configuration time is found by the name's address only,
+ * holds exactly mn_chunk_member's bytes, is what mn_chunk_init copies, and
+ * is gone once its pool is cleared (a restart reads the names again). */
+static void test_member_kept(void **state)
+{
+    static const char *const names[] = { "gem", "we\"ird/\xe2\x82\xac", "" };
+    char same[] = "gem";
+    apr_pool_t *p;
+    size_t i;
+    (void)state;
+
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+    for (i = 0; i < 3; i++) {
+        mn_chunk_member_keep(p, names[i]);
+    }
+    for (i = 0; i < 3; i++) {
+        size_t len, klen = 99;
+        char *m = mn_chunk_member(names[i], &len);
+        const char *k = mn_chunk_member_kept(names[i], &klen);
+        mn_chunk c;
+
+        assert_non_null(k);
+        assert_int_equal(klen, len);
+        assert_memory_equal(k, m, len + 1);
+        assert_int_equal(mn_chunk_init(&c, names[i], 1), 0);
+        assert_int_equal(c.provider_len, len);
+        assert_memory_equal(c.provider, m, len + 1);
+        assert_ptr_not_equal(c.provider, k);   /* a copy the chunk frees */
+        mn_chunk_free(&c);
+        free(m);
+    }
+    assert_null(mn_chunk_member_kept(same, &(size_t){0}));
+    assert_null(mn_chunk_member_kept(NULL, &(size_t){0}));
+    apr_pool_clear(p);
+    assert_null(mn_chunk_member_kept(names[0], &(size_t){0}));
+    apr_pool_destroy(p);
+    apr_terminate();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_equal_trees),
         cmocka_unit_test(test_no_head_no_frames),
         cmocka_unit_test(test_member_and_tag),
+        cmocka_unit_test(test_member_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

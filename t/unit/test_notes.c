@@ -268,6 +268,67 @@ static void test_outcome_serving_attempt_wins(void **state)
     assert_string_equal(apr_table_get(notes, "maniac-upstream-status"), "400");
 }
 
+/* Same entries, same order, same values. */
+static void assert_tables_equal(const apr_table_t *a, const apr_table_t *b)
+{
+    const apr_array_header_t *x = apr_table_elts(a), *y = apr_table_elts(b);
+    const apr_table_entry_t *ex = (const apr_table_entry_t *)x->elts;
+    const apr_table_entry_t *ey = (const apr_table_entry_t *)y->elts;
+    int i;
+    assert_int_equal(x->nelts, y->nelts);
+    for (i = 0; i < x->nelts; i++) {
+        assert_string_equal(ex[i].key, ey[i].key);
+        assert_string_equal(ex[i].val, ey[i].val);
+    }
+}
+
+/* mn_notes_put leaves the table exactly as apr_table_setn/apr_table_unset
+ * one after another would: present keys (in any case, duplicated, among
+ * other modules' notes) set in place or taken out, missing ones appended,
+ * an unset of a missing one a no-op; and lookups by key still work. */
+static void test_put_as_setn(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const before[][2] = {
+        { "other", "1" }, { "maniac-error", "old" }, { "mani", "x" },
+        { "MANIAC-Model", "m0" }, { "maniac-provider", "p0" }, { "maniac-error", "dup" },
+        { "maniac-e", "short" }, { "maniac-tags", "t" },
+    };
+    static const mn_note put[] = {
+        { "maniac-upstream-status", "200" }, { "maniac-model", "m1" },
+        { "maniac-error", NULL }, { "maniac-error-code", NULL }, { "maniac-tags", NULL },
+        { "maniac-attempts", "up:ok" }, { "maniac-provider", "p1" }, { "maniac-e", "long" },
+    };
+    int keep, i;
+
+    for (keep = 0; keep <= (int)(sizeof(before) / sizeof(before[0])); keep++) {
+        apr_table_t *want = apr_table_make(p, 2), *got = apr_table_make(p, 2);
+        for (i = 0; i < keep; i++) {
+            apr_table_addn(want, before[i][0], before[i][1]);
+            apr_table_addn(got, before[i][0], before[i][1]);
+        }
+        for (i = 0; i < (int)(sizeof(put) / sizeof(put[0])); i++) {
+            if (put[i].val) {
+                apr_table_setn(want, put[i].key, put[i].val);
+            }
+            else {
+                apr_table_unset(want, put[i].key);
+            }
+        }
+        mn_notes_put(got, put, (int)(sizeof(put) / sizeof(put[0])));
+        assert_tables_equal(got, want);
+        for (i = 0; i < (int)(sizeof(put) / sizeof(put[0])); i++) {
+            const char *g = apr_table_get(got, put[i].key);
+            if (put[i].val) {
+                assert_string_equal(g, put[i].val);
+            }
+            else {
+                assert_null(g);
+            }
+        }
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_pool, teardown_pool)
 
 int main(void)
@@ -285,6 +346,7 @@ int main(void)
         T(test_outcome_zero_usage),
         T(test_outcome_overwrites),
         T(test_outcome_serving_attempt_wins),
+        T(test_put_as_setn),
     };
     int rc;
     apr_initialize();

@@ -98,6 +98,45 @@ static void test_encode_stream_adds_options(void **state)
     json_decref(body);
 }
 
+/* The body is byte for byte Jansson's compact dump of the edited request,
+ * NUL-terminated, at every size around the pool buffer's first size and its
+ * doublings (escapes and multi-byte text included). */
+static void test_encode_bytes_exact(void **state)
+{
+    static const size_t sizes[] = { 0, 900, 950, 960, 970, 980, 990, 1000, 1010, 2000, 2047,
+                                    5000, 70000 };
+    fixture *f = *state;
+    size_t i;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        char *text = malloc(sizes[i] + 1);
+        json_t *req;
+        mn_upstream_req out;
+        mn_error err;
+        char *want;
+        size_t k;
+
+        for (k = 0; k < sizes[i]; k++) {
+            text[k] = "ab\"\n\\c"[k % 7];
+        }
+        text[sizes[i]] = '\0';
+        req = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s}],s:f,s:i,s:{s:b}}", "model", "p/m",
+                        "messages", "role", "system", "content", "\xc3\xa9t\xc3\xa9", "role",
+                        "user", "content", text, "temperature", 0.7, "max_tokens", 256,
+                        "stream_options", "include_usage", 1);
+        mn_error_clear(&err);
+        memset(&out, 0, sizeof(out));
+        f->ctx.stream = i % 2;
+        assert_int_equal(mn_wire_openai.encode_request(&f->ctx, req, &out, &err), 0);
+        want = json_dumps(req, JSON_COMPACT);
+        assert_int_equal(out.body_len, strlen(want));
+        assert_memory_equal(out.body, want, out.body_len + 1);
+        free(want);
+        free(text);
+        json_decref(req);
+    }
+}
+
 static void test_encode_fixture_request(void **state)
 {
     fixture *f = *state;
@@ -1211,6 +1250,7 @@ int main(void)
         T(test_encode_stream),
         T(test_encode_stream_adds_options),
         T(test_encode_fixture_request),
+        T(test_encode_bytes_exact),
         T(test_encode_non_stream),
         T(test_encode_no_key),
         T(test_decode_response_text),
