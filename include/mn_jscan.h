@@ -69,18 +69,34 @@ typedef struct mn_jspan {
 /* A compiled path, e.g. `choices[0].delta.content`, `usage`, `delta.*`,
  * `candidates[0].content.parts[*]`.  Keys are plain bytes (no `.`, `[`,
  * escapes); a wildcard may only be the last segment. */
+typedef struct mn_jseg {
+    const char *key;         /* NULL: an array index */
+    size_t klen;
+    long index;              /* -1: any (`*` or `[*]`) */
+} mn_jseg;
+
 typedef struct mn_jpath {
     int nseg;
-    struct {
-        const char *key;     /* NULL: an array index */
-        size_t klen;
-        long index;          /* -1: any (`*` or `[*]`) */
-    } seg[MN_JPATH_MAX_SEGS];
+    mn_jseg seg[MN_JPATH_MAX_SEGS];
 } mn_jpath;
 
 /* 0, or -1 when text is not a path this scanner can follow.  The keys point
  * into text, which must outlive the path. */
 int mn_jpath_compile(mn_jpath *path, const char *text);
+
+/* The same paths as constant initialisers, for the translators' fixed path
+ * sets: built by the compiler, shared read-only by every thread, nothing
+ * compiled per request or per stream.  `choices[0].finish_reason` is
+ * MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("finish_reason")); `delta.*` is
+ * MN_JPATH(MN_JK("delta"), MN_JALL); `parts[*]` ends in MN_JEACH.  More than
+ * MN_JPATH_MAX_SEGS segments do not compile (excess initialisers);
+ * t/unit/test_jscan.c checks each form against mn_jpath_compile. */
+#define MN_JK(name) { (name), sizeof(name) - 1, 0 }
+#define MN_JI(n) { NULL, 0, (n) }
+#define MN_JALL { "*", 1, -1 }
+#define MN_JEACH { NULL, 0, -1 }
+#define MN_JPATH(...) \
+    { (int)(sizeof((mn_jseg[]){ __VA_ARGS__ }) / sizeof(mn_jseg)), { __VA_ARGS__ } }
 
 /* Validates buf[0..len) and fills out[i] for paths[i] (npaths at most
  * MN_JSCAN_MAX_PATHS).  Returns 0 when Jansson would accept the text, -1
