@@ -104,6 +104,31 @@ int mn_jpath_compile(mn_jpath *path, const char *text);
 int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
              mn_jspan *out);
 
+/* A stream's frames often start alike: OpenAI's chunks repeat id, object,
+ * created, model and system_fingerprint, Anthropic's text deltas their type
+ * and index.  A memo keeps such a head, the top-level object's run of scalar
+ * members up to the comma before its first object or array member, once a
+ * frame with it was accepted, and the spans its members gave; a frame that
+ * starts with the same bytes is walked from there.  The result (accept or
+ * reject, every span) is the one mn_jscan gives; t/unit/test_jscan.c and
+ * t/fuzz/fuzz_jscan.c check this.  Zero it before the first use (per
+ * stream: it is no thread's to share); it knows the path set it was filled
+ * for and starts again for another. */
+#define MN_JMEMO_HEAD 256
+
+typedef struct mn_jmemo {
+    size_t len;              /* bytes of head, 0: none */
+    size_t brace;            /* where in them the object opens */
+    const mn_jpath *paths;
+    unsigned npaths;
+    unsigned long hits, misses;   /* heads found again / heads kept */
+    char head[MN_JMEMO_HEAD];
+    mn_jspan out[MN_JSCAN_MAX_PATHS];   /* into head */
+} mn_jmemo;
+
+int mn_jscan_memo(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+                  mn_jspan *out, mn_jmemo *memo);
+
 /* Does the key between quotes at raw (len bytes, escapes undecoded) equal
  * name (plain bytes)?  `\u0070rovider` equals `provider`. */
 int mn_jkey_eq(const char *raw, size_t len, const char *name, size_t nlen);

@@ -39,6 +39,7 @@ static const mn_jpath fast_paths[FA_N] = {
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     mn_chunk chunk;          /* frames; its head once message_start gave id and model */
+    mn_jmemo memo;           /* the text deltas' common head (type, index), walked once */
     int started;             /* message_start seen (role chunk sent) */
     int finished;            /* finish chunk sent */
     int ntools;              /* tool calls announced so far */
@@ -319,8 +320,8 @@ static int text_delta_fast(mn_stream *st, const char *data, size_t len, mn_sink 
 {
     mn_jspan sp[FA_N];
 
-    if (mn_jscan(data, len, fast_paths, FA_N, sp) || sp[FA_ALL].count != 3 || sp[FA_TYPE].count != 1
-        || sp[FA_INDEX].count != 1 || sp[FA_DELTA_ALL].count != 2 || sp[FA_DTYPE].count != 1
+    if (mn_jscan_memo(data, len, fast_paths, FA_N, sp, &st->memo) || sp[FA_ALL].count != 3
+        || sp[FA_TYPE].count != 1 || sp[FA_INDEX].count != 1 || sp[FA_DELTA_ALL].count != 2 || sp[FA_DTYPE].count != 1
         || sp[FA_TEXT].count != 1 || sp[FA_TEXT].type != MN_JT_STRING || sp[FA_TEXT].len <= 2
         || sp[FA_TYPE].len != 21 || memcmp(sp[FA_TYPE].p, "\"content_block_delta\"", 21)
         || sp[FA_DTYPE].len != 12 || memcmp(sp[FA_DTYPE].p, "\"text_delta\"", 12)) {

@@ -305,6 +305,7 @@ static const mn_jpath fast_paths[FP_N] = {
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     mn_chunk chunk;             /* puts "provider" into the upstream's chunks */
+    mn_jmemo memo;              /* the chunks' common head (id, model, ...), walked once */
     json_t *usage_chunk;        /* usage that came on a chunk with choices, sent
                                  * on its own (choices: []) just before [DONE] */
 };
@@ -488,7 +489,7 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
     const mn_jspan *u = &sp[FP_USAGE];
     const char *open, *close, *cut = NULL, *cut_end = NULL;
 
-    if (mn_jscan(data, len, fast_paths, FP_N, sp)) {
+    if (mn_jscan_memo(data, len, fast_paths, FP_N, sp, &st->memo)) {
         return -1;
     }
     if (sp[FP_ERROR].type != MN_JT_NONE || sp[FP_PROVIDER].type != MN_JT_NONE

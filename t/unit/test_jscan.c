@@ -350,6 +350,46 @@ static void test_const_paths(void **state)
     assert_memory_equal(s[1].p, "\"x\"", 3);
 }
 
+/* A stream's chunks: the head is walked once, then found again; spans in
+ * it and after it are those of mn_jscan, also for a chunk that repeats a
+ * head key later, has a bad tail or another head. */
+static void test_memo(void **state)
+{
+    static const mn_jpath p[] = {
+        MN_JPATH(MN_JK("usage")), MN_JPATH(MN_JK("id")), MN_JPATH(MN_JALL),
+        MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("delta"), MN_JK("content")),
+    };
+    static const char *const chunks[] = {
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"bc\"}}]}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[],\"id\":\"c2\"}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[],\"usage\":{\"x\":1}}",
+        "{\"id\":\"c3\",\"n\":1,\"choices\":[]}",
+        "{\"id\":\"c3\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"d\"}}]}",
+    };
+    static mn_jmemo memo;
+    char why[256];
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        unsigned long hits = memo.hits;
+        mn_jspan a[4], b[4];
+        int ra = mn_jscan(chunks[i], strlen(chunks[i]), p, 4, a);
+        int rb = mn_jscan_memo(chunks[i], strlen(chunks[i]), p, 4, b, &memo);
+        assert_int_equal(ra, rb);
+        assert_int_equal(memo.hits, hits + (i != 0 && i != 5));
+        assert_int_equal(memo.len, strlen("{\"id\":\"c1\",\"n\":1,"));
+        if (!ra) {
+            assert_memory_equal(a, b, sizeof(a));
+        }
+        assert_int_equal(mn_jd_memo_same(chunks[i], strlen(chunks[i]), p, 4, &memo, why,
+                                         sizeof(why)), 0);
+    }
+    assert_int_equal(memo.misses, 2);
+    assert_memory_equal(memo.head, "{\"id\":\"c3\",", 11);
+}
+
 /* Random texts from a small alphabet of JSON pieces. */
 static void test_generated(void **state)
 {
@@ -479,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_real_boundary),
         cmocka_unit_test(test_spans),
         cmocka_unit_test(test_const_paths),
+        cmocka_unit_test(test_memo),
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_generated),
         cmocka_unit_test(test_word_offsets),
