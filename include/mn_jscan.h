@@ -69,24 +69,65 @@ typedef struct mn_jspan {
 /* A compiled path, e.g. `choices[0].delta.content`, `usage`, `delta.*`,
  * `candidates[0].content.parts[*]`.  Keys are plain bytes (no `.`, `[`,
  * escapes); a wildcard may only be the last segment. */
+typedef struct mn_jseg {
+    const char *key;         /* NULL: an array index */
+    size_t klen;
+    long index;              /* -1: any (`*` or `[*]`) */
+} mn_jseg;
+
 typedef struct mn_jpath {
     int nseg;
-    struct {
-        const char *key;     /* NULL: an array index */
-        size_t klen;
-        long index;          /* -1: any (`*` or `[*]`) */
-    } seg[MN_JPATH_MAX_SEGS];
+    mn_jseg seg[MN_JPATH_MAX_SEGS];
 } mn_jpath;
 
 /* 0, or -1 when text is not a path this scanner can follow.  The keys point
  * into text, which must outlive the path. */
 int mn_jpath_compile(mn_jpath *path, const char *text);
 
+/* The same paths as constant initialisers, for the translators' fixed path
+ * sets: built by the compiler, shared read-only by every thread, nothing
+ * compiled per request or per stream.  `choices[0].finish_reason` is
+ * MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("finish_reason")); `delta.*` is
+ * MN_JPATH(MN_JK("delta"), MN_JALL); `parts[*]` ends in MN_JEACH.  More than
+ * MN_JPATH_MAX_SEGS segments do not compile (excess initialisers);
+ * t/unit/test_jscan.c checks each form against mn_jpath_compile. */
+#define MN_JK(name) { (name), sizeof(name) - 1, 0 }
+#define MN_JI(n) { NULL, 0, (n) }
+#define MN_JALL { "*", 1, -1 }
+#define MN_JEACH { NULL, 0, -1 }
+#define MN_JPATH(...) \
+    { (int)(sizeof((mn_jseg[]){ __VA_ARGS__ }) / sizeof(mn_jseg)), { __VA_ARGS__ } }
+
 /* Validates buf[0..len) and fills out[i] for paths[i] (npaths at most
  * MN_JSCAN_MAX_PATHS).  Returns 0 when Jansson would accept the text, -1
  * when it would not (out is then meaningless). */
 int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
              mn_jspan *out);
+
+/* A stream's frames often start alike: OpenAI's chunks repeat id, object,
+ * created, model and system_fingerprint, Anthropic's text deltas their type
+ * and index.  A memo keeps such a head, the top-level object's run of scalar
+ * members up to the comma before its first object or array member, once a
+ * frame with it was accepted, and the spans its members gave; a frame that
+ * starts with the same bytes is walked from there.  The result (accept or
+ * reject, every span) is the one mn_jscan gives; t/unit/test_jscan.c and
+ * t/fuzz/fuzz_jscan.c check this.  Zero it before the first use (per
+ * stream: it is no thread's to share); it knows the path set it was filled
+ * for and starts again for another. */
+#define MN_JMEMO_HEAD 256
+
+typedef struct mn_jmemo {
+    size_t len;              /* bytes of head, 0: none */
+    size_t brace;            /* where in them the object opens */
+    const mn_jpath *paths;
+    unsigned npaths;
+    unsigned long hits, misses;   /* heads found again / heads kept */
+    char head[MN_JMEMO_HEAD];
+    mn_jspan out[MN_JSCAN_MAX_PATHS];   /* into head */
+} mn_jmemo;
+
+int mn_jscan_memo(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+                  mn_jspan *out, mn_jmemo *memo);
 
 /* Does the key between quotes at raw (len bytes, escapes undecoded) equal
  * name (plain bytes)?  `\u0070rovider` equals `provider`. */

@@ -597,6 +597,11 @@ typedef struct {
     level *cl;                 /* the innermost container's, when paths go on in it */
     level *lv;                 /* [MAXL + 1] */
     unsigned char *is_obj;     /* a bit per level: object or array */
+    /* for a memo: where the top level's run of scalar members ends (after
+     * the comma before its first container member, NULL: not yet), and the
+     * byte after its last comma */
+    cur head, comma;
+    cur stop;                  /* the walk pauses there (a memo's head), or NULL */
 } scanner;
 
 /* One bit of 64 for a key (raw bytes between the quotes): a member key
@@ -690,7 +695,7 @@ static uint32_t select_index(const targets *t, const level *l, size_t lvl, long 
 
 /* Which live paths a new container at depth d (segment level d - 1) may
  * match members or elements of. */
-static void sort_live(const targets *t, level *l, size_t lvl, int obj)
+HOT void sort_live(const targets *t, level *l, size_t lvl, int obj)
 {
     uint32_t m;
 
@@ -713,20 +718,30 @@ static void sort_live(const targets *t, level *l, size_t lvl, int obj)
     }
 }
 
-/* Clears the spans; returns the paths that start at the top. */
-static uint32_t targets_init(const targets *t, unsigned npaths)
+/* The paths that start at the top. */
+static uint32_t targets_init_live(const mn_jpath *paths, unsigned npaths)
 {
-    static const mn_jspan none = { NULL, 0, NULL, MN_JT_NONE, 0 };
     uint32_t live = 0;
     unsigned i;
 
     for (i = 0; i < npaths; i++) {
-        t->out[i] = none;
-        if (t->paths[i].nseg > 0 && t->paths[i].nseg <= MN_JPATH_MAX_SEGS) {
+        if (paths[i].nseg > 0 && paths[i].nseg <= MN_JPATH_MAX_SEGS) {
             live |= 1u << i;
         }
     }
     return live;
+}
+
+/* Clears the spans; returns the paths that start at the top. */
+static uint32_t targets_init(const targets *t, unsigned npaths)
+{
+    static const mn_jspan none = { NULL, 0, NULL, MN_JT_NONE, 0 };
+    unsigned i;
+
+    for (i = 0; i < npaths; i++) {
+        t->out[i] = none;
+    }
+    return targets_init_live(t->paths, npaths);
 }
 
 enum { S_FAIL = -1, S_DONE, S_VALUE, S_MEMBER, S_AFTER, S_CLOSE };
@@ -752,6 +767,9 @@ HOT int open_container(scanner *s)
         }
     }
     s->cl = d <= MAXL && s->lv[d].live ? &s->lv[d] : NULL;
+    if (d == 2 && !s->head) {
+        s->head = s->comma;
+    }
     s->p = skip_ws(s->p + 1, s->e);
     if (s->p >= s->e) {
         return S_FAIL;
@@ -866,6 +884,9 @@ HOT int step_after(scanner *s)
     if (!s->obj && s->cl) {
         s->cl->idx++;
     }
+    if (s->depth == 1) {
+        s->comma = s->p;
+    }
     return S_MEMBER;
 }
 
@@ -888,26 +909,18 @@ HOT int step_close(scanner *s)
     return s->p == s->e ? S_DONE : S_FAIL;
 }
 
-int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
-             mn_jspan *out)
+/* The steps from st until the text ends, fails or reaches s.stop (a
+ * member due at the top level there): S_DONE, S_FAIL or S_MEMBER; *head:
+ * s.head.  One copy of the loop, its scanner a local of its own: the
+ * compiler keeps the walk's position in registers. */
+static int walk(scanner s, int st, const char **head)
 {
-    targets t = { paths, out };
-    level lv[MAXL + 1];
-    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
-    scanner s = { (cur)buf, (cur)buf + len, 0, 0, 0, 0, NULL, &t, NULL, lv, is_obj };
-    int st = S_VALUE;
-
-    if (npaths > MN_JSCAN_MAX_PATHS) {
-        return -1;
-    }
-    s.vlive = targets_init(&t, npaths);
-    s.p = skip_ws(s.p, s.e);
-    if (s.p >= s.e || (*s.p != '{' && *s.p != '[')) {
-        return -1;
-    }
     /* in the order the steps usually follow each other */
     while (st > S_DONE) {
         if (st == S_MEMBER) {
+            if (s.p == s.stop && s.depth == 1) {
+                break;
+            }
             st = step_member(&s);
         }
         if (st == S_VALUE) {
@@ -920,5 +933,137 @@ int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths
             st = step_close(&s);
         }
     }
-    return st == S_DONE ? 0 : -1;
+    *head = (const char *)s.head;
+    return st;
+}
+
+/* Clears the spans and starts the walk at the top-level value. */
+HOT int walk_start(scanner *s, unsigned npaths)
+{
+    s->vlive = targets_init(s->t, npaths);
+    s->p = skip_ws(s->p, s->e);
+    if (s->p >= s->e || (*s->p != '{' && *s->p != '[')) {
+        return S_FAIL;
+    }
+    return S_VALUE;
+}
+
+#define SCANNER(s, buf, len, t, lv, is_obj) \
+    scanner s = { (cur)(buf), (cur)(buf) + (len), 0, 0, 0, 0, NULL, &(t), NULL, (lv), (is_obj), \
+                  NULL, NULL, NULL }
+
+int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+             mn_jspan *out)
+{
+    targets t = { paths, out };
+    level lv[MAXL + 1];
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    SCANNER(s, buf, len, t, lv, is_obj);
+    const char *head;
+
+    if (npaths > MN_JSCAN_MAX_PATHS) {
+        return -1;
+    }
+    return walk(s, walk_start(&s, npaths), &head) == S_DONE ? 0 : -1;
+}
+
+/* ---- the memo ------------------------------------------------------------- */
+
+/* Moves the spans' pointers from one copy of the head to another. */
+static void rebase(mn_jspan *sp, unsigned n, const char *from, const char *to)
+{
+    unsigned i;
+    for (i = 0; i < n; i++) {
+        if (sp[i].p) {
+            sp[i].p = to + (sp[i].p - from);
+        }
+        if (sp[i].key) {
+            sp[i].key = to + (sp[i].key - from);
+        }
+    }
+}
+
+/* Keeps buf's head (validated: the full walk accepted buf) and the spans
+ * its members gave, found by walking the head again up to its end. */
+static void memo_prime(mn_jmemo *m, const char *buf, size_t head, const mn_jpath *paths,
+                       unsigned npaths)
+{
+    targets t = { paths, m->out };
+    level lv[MAXL + 1];
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    SCANNER(s, buf, head, t, lv, is_obj);
+    const char *brace, *h;
+
+    m->len = 0;
+    s.stop = (cur)buf + head;
+    if (walk(s, walk_start(&s, npaths), &h) != S_MEMBER) {
+        return;   /* cannot be: the head is a prefix of a text accepted */
+    }
+    brace = lv[1].start;
+    rebase(m->out, npaths, buf, m->head);
+    memcpy(m->head, buf, head);
+    m->brace = (size_t)(brace - buf);
+    m->paths = paths;
+    m->npaths = npaths;
+    m->len = head;
+}
+
+/* The walk of a text whose head is the memo's, from the head's end: the
+ * state there is the one the head always leaves (the top-level object open,
+ * a member due) and the spans the head gave. */
+static int memo_resume(const mn_jmemo *m, const char *buf, size_t len, mn_jspan *out)
+{
+    targets t = { m->paths, out };
+    level lv[MAXL + 1];
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    SCANNER(s, buf, len, t, lv, is_obj);
+    level *l = &lv[1];
+    const char *h;
+
+    memcpy(out, m->out, m->npaths * sizeof(*out));
+    rebase(out, m->npaths, m->head, buf);
+    s.depth = 1;
+    s.obj = 1;
+    is_obj[0] = 2;
+    l->live = targets_init_live(m->paths, m->npaths);
+    l->full = 0;
+    l->start = buf + m->brace;
+    l->key = NULL;
+    l->idx = 0;
+    if (l->live) {
+        sort_live(&t, l, 0, 1);
+        s.cl = l;
+    }
+    s.p = (cur)buf + m->len;
+    return walk(s, S_MEMBER, &h) == S_DONE ? 0 : -1;
+}
+
+int mn_jscan_memo(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+                  mn_jspan *out, mn_jmemo *m)
+{
+    targets t = { paths, out };
+    level lv[MAXL + 1];
+    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
+    SCANNER(s, buf, len, t, lv, is_obj);
+    const char *head;
+
+    if (npaths > MN_JSCAN_MAX_PATHS) {
+        return -1;
+    }
+    if (m->len && len > m->len && m->paths == paths && m->npaths == npaths
+        && !memcmp(buf, m->head, m->len)) {
+        m->hits++;
+        return memo_resume(m, buf, len, out);
+    }
+    if (walk(s, walk_start(&s, npaths), &head) != S_DONE) {
+        return -1;
+    }
+    /* a head that changed (or none yet): keep the new one while heads are
+     * found again more often than not */
+    if (head && (is_obj[0] & 2) && (size_t)(head - buf) <= sizeof(m->head)
+        && m->misses <= m->hits + 8) {
+        m->misses++;
+        memo_prime(m, buf, (size_t)(head - buf), paths, npaths);
+    }
+    return 0;
 }

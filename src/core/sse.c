@@ -95,6 +95,14 @@ int mn_sse_feed(mn_sse_parser *p, const char *bytes, size_t len)
                 continue;
             }
         }
+        if (bytes[i] == '\n' && !p->line.len) {
+            /* the blank line that ends an event: no search */
+            i++;
+            if ((rc = process_line(p, bytes + start, 0))) {
+                return rc;
+            }
+            continue;
+        }
         {
             /* memchr is far faster than a byte loop; \r is rare (Gemini) */
             const char *nl = memchr(bytes + i, '\n', len - i);

@@ -27,13 +27,19 @@ typedef struct {
 
 /* What the text-delta hot path looks at (text_delta_fast). */
 enum { FA_ALL, FA_TYPE, FA_INDEX, FA_DELTA_ALL, FA_DTYPE, FA_TEXT, FA_N };
-static const char *const fast_texts[FA_N] = { "*", "type", "index", "delta.*", "delta.type",
-                                             "delta.text" };
+static const mn_jpath fast_paths[FA_N] = {
+    MN_JPATH(MN_JALL),
+    MN_JPATH(MN_JK("type")),
+    MN_JPATH(MN_JK("index")),
+    MN_JPATH(MN_JK("delta"), MN_JALL),
+    MN_JPATH(MN_JK("delta"), MN_JK("type")),
+    MN_JPATH(MN_JK("delta"), MN_JK("text"))
+};
 
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
-    mn_jpath fast[FA_N];        /* compiled once per stream */
     mn_chunk chunk;          /* frames; its head once message_start gave id and model */
+    mn_jmemo memo;           /* the text deltas' common head (type, index), walked once */
     int started;             /* message_start seen (role chunk sent) */
     int finished;            /* finish chunk sent */
     int ntools;              /* tool calls announced so far */
@@ -45,16 +51,12 @@ struct mn_stream {
 mn_stream *mn_an_stream_create(mn_wire_ctx *ctx)
 {
     mn_stream *st = calloc(1, sizeof(*st));
-    int i;
     if (st) {
         st->b.ctx = ctx;
         mn_agent_acc_init(&st->thinking);
         if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)) {
             free(st);
             return NULL;
-        }
-        for (i = 0; i < FA_N; i++) {
-            mn_jpath_compile(&st->fast[i], fast_texts[i]);
         }
     }
     return st;
@@ -318,8 +320,8 @@ static int text_delta_fast(mn_stream *st, const char *data, size_t len, mn_sink 
 {
     mn_jspan sp[FA_N];
 
-    if (mn_jscan(data, len, st->fast, FA_N, sp) || sp[FA_ALL].count != 3 || sp[FA_TYPE].count != 1
-        || sp[FA_INDEX].count != 1 || sp[FA_DELTA_ALL].count != 2 || sp[FA_DTYPE].count != 1
+    if (mn_jscan_memo(data, len, fast_paths, FA_N, sp, &st->memo) || sp[FA_ALL].count != 3
+        || sp[FA_TYPE].count != 1 || sp[FA_INDEX].count != 1 || sp[FA_DELTA_ALL].count != 2 || sp[FA_DTYPE].count != 1
         || sp[FA_TEXT].count != 1 || sp[FA_TEXT].type != MN_JT_STRING || sp[FA_TEXT].len <= 2
         || sp[FA_TYPE].len != 21 || memcmp(sp[FA_TYPE].p, "\"content_block_delta\"", 21)
         || sp[FA_DTYPE].len != 12 || memcmp(sp[FA_DTYPE].p, "\"text_delta\"", 12)) {

@@ -325,9 +325,43 @@ void mn_chunk_tree(json_t *obj, const char *provider_name, mn_sink *out)
     mn_sse_write_json(out, obj);
 }
 
+/* The frame in one write when it fits a small buffer: each write is a
+ * bucket append down the sink chain, a chunk's pieces are six of them. */
+static int wrap_one_write(const mn_chunk *c, int comma, const char *a, size_t alen,
+                          const char *b, size_t blen, mn_sink *out)
+{
+    char buf[1024];
+    size_t n = 0;
+
+    if (c->provider_len + alen + blen + 10 > sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, "data: {", 7);
+    n = 7;
+    memcpy(buf + n, c->provider, c->provider_len);
+    n += c->provider_len;
+    if (comma) {
+        buf[n++] = ',';
+    }
+    memcpy(buf + n, a, alen);
+    n += alen;
+    if (blen) {
+        memcpy(buf + n, b, blen);
+        n += blen;
+    }
+    buf[n++] = '\n';
+    buf[n++] = '\n';
+    out->write(out->baton, buf, n);
+    out->frame_end(out->baton);
+    return 1;
+}
+
 void mn_chunk_wrap(const mn_chunk *c, int comma, const char *a, size_t alen, const char *b,
                    size_t blen, mn_sink *out)
 {
+    if (wrap_one_write(c, comma, a, alen, b, blen, out)) {
+        return;
+    }
     LIT(out, "data: {");
     out->write(out->baton, c->provider, c->provider_len);
     if (comma) {

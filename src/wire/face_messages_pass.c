@@ -177,10 +177,11 @@ static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, si
     mn_wire_anthropic.decode_error(ctx, status, body, len, retry_after, err);
 }
 
+static const mn_jpath pass_paths[2] = { MN_JPATH(MN_JK("type")), MN_JPATH(MN_JK("provider")) };
+
 struct mn_stream {
     mn_stream_base b;
     long in, cw, cr;
-    mn_jpath paths[2];         /* type, provider: compiled once per stream */
     const char *quoted_for;    /* the provider name quoted is for */
     char *quoted;              /* its provider member (mn_chunk_member), once per stream */
     size_t quoted_len;
@@ -192,8 +193,6 @@ static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
     mn_stream *st = calloc(1, sizeof(*st));
     if (st) {
         st->b.ctx = ctx;
-        mn_jpath_compile(&st->paths[0], "type");
-        mn_jpath_compile(&st->paths[1], "provider");
     }
     return st;
 }
@@ -221,7 +220,7 @@ static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
     /* what pass_bytes_ok and pass_name_ok refuse goes to the tree path too:
      * line breaks, a NUL, an upstream provider, a type that is not a name */
     if (i == len || data[i] != '{' || memchr(data, '\n', len) || memchr(data, '\r', len)
-        || memchr(data, '\0', len) || mn_jscan(data, len, st->paths, 2, sp)
+        || memchr(data, '\0', len) || mn_jscan(data, len, pass_paths, 2, sp)
         || sp[0].type != MN_JT_STRING || sp[1].type != MN_JT_NONE) {
         return 0;
     }

@@ -41,10 +41,19 @@ int mn_fm_fast_paths = 1;
 enum { FT_PROVIDER, FT_ERROR, FT_USAGE, FT_FINISH, FT_DELTA, FT_N };
 enum { FD_RC, FD_R, FD_CONTENT, FD_TC, FD_N };
 enum { FC_N, FC_INDEX, FC_ARGS, FC_ALL };
-static const char *const fast_texts[FT_N + FD_N + FC_ALL] = {
-    "provider", "error", "usage", "choices[0].finish_reason", "choices[0].delta",
-    "reasoning_content", "reasoning", "content", "tool_calls",
-    "[*]", "[0].index", "[0].function.arguments"
+static const mn_jpath fast_paths[FT_N + FD_N + FC_ALL] = {
+    MN_JPATH(MN_JK("provider")),
+    MN_JPATH(MN_JK("error")),
+    MN_JPATH(MN_JK("usage")),
+    MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("finish_reason")),
+    MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("delta")),
+    MN_JPATH(MN_JK("reasoning_content")),
+    MN_JPATH(MN_JK("reasoning")),
+    MN_JPATH(MN_JK("content")),
+    MN_JPATH(MN_JK("tool_calls")),
+    MN_JPATH(MN_JEACH),
+    MN_JPATH(MN_JI(0), MN_JK("index")),
+    MN_JPATH(MN_JI(0), MN_JK("function"), MN_JK("arguments"))
 };
 
 enum { OPEN_NONE = 0, OPEN_TEXT, OPEN_THINKING, OPEN_TOOL };
@@ -68,7 +77,6 @@ struct mn_fm_stream {
      * (empty: no member); -1 in provider_json_len: not computed yet */
     char provider_json[800];
     long provider_json_len;
-    mn_jpath fast[FT_N + FD_N + FC_ALL];
 };
 
 static void set_provider(mn_fm_stream *s, const char *p)
@@ -442,7 +450,7 @@ static int chunk_fast(mn_fm_stream *s, const char *f, size_t len)
     while (i < len && (f[i] == ' ' || f[i] == '\t' || f[i] == '\r' || f[i] == '\n')) {
         i++;
     }
-    if (i == len || f[i] != '{' || mn_jscan(f, len, s->fast, FT_N, top)
+    if (i == len || f[i] != '{' || mn_jscan(f, len, fast_paths, FT_N, top)
         || top[FT_ERROR].type == MN_JT_OBJECT || top[FT_USAGE].type == MN_JT_OBJECT
         || top[FT_FINISH].type == MN_JT_STRING || !provider_same(s, &top[FT_PROVIDER])) {
         return 0;
@@ -452,7 +460,7 @@ static int chunk_fast(mn_fm_stream *s, const char *f, size_t len)
         d[k].type = MN_JT_NONE;
     }
     if (top[FT_DELTA].type == MN_JT_OBJECT
-        && mn_jscan(top[FT_DELTA].p, top[FT_DELTA].len, s->fast + FT_N, FD_N, d)) {
+        && mn_jscan(top[FT_DELTA].p, top[FT_DELTA].len, fast_paths + FT_N, FD_N, d)) {
         return 0;
     }
     think = d[FD_RC].type == MN_JT_STRING ? &d[FD_RC] : &d[FD_R];
@@ -460,7 +468,7 @@ static int chunk_fast(mn_fm_stream *s, const char *f, size_t len)
         return 0;
     }
     if (d[FD_TC].type == MN_JT_ARRAY) {
-        if (mn_jscan(d[FD_TC].p, d[FD_TC].len, s->fast + FT_N + FD_N, FC_ALL, tc)
+        if (mn_jscan(d[FD_TC].p, d[FD_TC].len, fast_paths + FT_N + FD_N, FC_ALL, tc)
             || tc[FC_N].count > 1) {
             return 0;
         }
@@ -564,9 +572,6 @@ mn_fm_stream *mn_fm_stream_create(mn_sink *down, size_t max_frame)
     mn_buf_init(&s->frame);
     for (i = 0; i < MAX_TOOLS; i++) {
         s->tool_block[i] = -1;
-    }
-    for (i = 0; i < FT_N + FD_N + FC_ALL; i++) {
-        mn_jpath_compile(&s->fast[i], fast_texts[i]);
     }
     s->provider_json_len = -1;
     s->self.write = sink_write;

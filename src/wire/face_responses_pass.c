@@ -223,10 +223,18 @@ static void pass_decode_error(mn_wire_ctx *ctx, int status, const char *body, si
 /* ---- stream -------------------------------------------------------------- */
 
 enum { P_TYPE, P_SEQ, P_RESP, P_ID, P_MODEL, P_CREATED, P_RPROV, P_N };
+static const mn_jpath pass_paths[P_N] = {
+    MN_JPATH(MN_JK("type")),
+    MN_JPATH(MN_JK("sequence_number")),
+    MN_JPATH(MN_JK("response")),
+    MN_JPATH(MN_JK("response"), MN_JK("id")),
+    MN_JPATH(MN_JK("response"), MN_JK("model")),
+    MN_JPATH(MN_JK("response"), MN_JK("created_at")),
+    MN_JPATH(MN_JK("response"), MN_JK("provider"))
+};
 
 struct mn_stream {
     mn_stream_base b;
-    mn_jpath paths[P_N];
     char *quoted;            /* the provider's name as a JSON string */
     long seq;                /* the last sequence_number seen, -1 before any */
     long events;             /* events relayed */
@@ -238,21 +246,13 @@ struct mn_stream {
 
 static mn_stream *pass_stream_create(mn_wire_ctx *ctx)
 {
-    static const char *const text[P_N] = {
-        "type", "sequence_number", "response", "response.id", "response.model",
-        "response.created_at", "response.provider"
-    };
     mn_stream *st = calloc(1, sizeof(*st));
-    int i;
 
     if (!st) {
         return NULL;
     }
     st->b.ctx = ctx;
     st->seq = -1;
-    for (i = 0; i < P_N; i++) {
-        mn_jpath_compile(&st->paths[i], text[i]);
-    }
     st->quoted = quoted_name(ctx->provider_name);
     mn_buf_init(&st->scratch);
     mn_buf_init(&st->flat);
@@ -475,7 +475,7 @@ static int own_provider(mn_stream *st, const char **data, size_t *len, mn_jspan 
     }
     *data = st->rewritten;
     *len = strlen(st->rewritten);
-    if (mn_jscan(*data, *len, st->paths, P_N, sp)) {
+    if (mn_jscan(*data, *len, pass_paths, P_N, sp)) {
         return 1;
     }
     /* nothing left to splice */
@@ -519,7 +519,7 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         }
         data = st->flat.data;
     }
-    if (mn_jscan(data, len, st->paths, P_N, sp) || memchr(data, '\0', len)
+    if (mn_jscan(data, len, pass_paths, P_N, sp) || memchr(data, '\0', len)
         || event_type(&sp[P_TYPE], type, sizeof(type))) {
         return bad_event(st, out, "an event that is not a JSON object with a type");
     }
@@ -536,7 +536,7 @@ static mn_stream_status pass_feed(mn_stream *st, mn_sse_kind kind, const char *e
         st->b.status = MN_STREAM_FAILED;
     }
     if (st->b.status == MN_STREAM_FAILED && scrub_event(st, &data, &len)) {
-        if (mn_jscan(data, len, st->paths, P_N, sp)) {
+        if (mn_jscan(data, len, pass_paths, P_N, sp)) {
             return st->b.status;
         }
     }

@@ -30,20 +30,32 @@ enum {
     GF_CONTENT, GF_FINISH, GF_CONTENT_ALL, GF_ROLE, GF_PARTS, GF_PART_N, GF_PART_ALL, GF_TEXT,
     GF_U_PROMPT, GF_U_TOOL, GF_U_CANDS, GF_U_THOUGHTS, GF_U_TOTAL, GF_U_CACHED, GF_N
 };
-static const char *const fast_texts[GF_N] = {
-    "*", "candidates", "candidates[*]", "usageMetadata", "modelVersion", "responseId",
-    "candidates[0].content", "candidates[0].finishReason", "candidates[0].content.*",
-    "candidates[0].content.role", "candidates[0].content.parts",
-    "candidates[0].content.parts[*]", "candidates[0].content.parts[0].*",
-    "candidates[0].content.parts[0].text",
-    "usageMetadata.promptTokenCount", "usageMetadata.toolUsePromptTokenCount",
-    "usageMetadata.candidatesTokenCount", "usageMetadata.thoughtsTokenCount",
-    "usageMetadata.totalTokenCount", "usageMetadata.cachedContentTokenCount"
+static const mn_jpath fast_paths[GF_N] = {
+    MN_JPATH(MN_JALL),
+    MN_JPATH(MN_JK("candidates")),
+    MN_JPATH(MN_JK("candidates"), MN_JEACH),
+    MN_JPATH(MN_JK("usageMetadata")),
+    MN_JPATH(MN_JK("modelVersion")),
+    MN_JPATH(MN_JK("responseId")),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content")),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("finishReason")),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JALL),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JK("role")),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JK("parts")),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JK("parts"), MN_JEACH),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JK("parts"), MN_JI(0), MN_JALL),
+    MN_JPATH(MN_JK("candidates"), MN_JI(0), MN_JK("content"), MN_JK("parts"), MN_JI(0),
+             MN_JK("text")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("promptTokenCount")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("toolUsePromptTokenCount")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("candidatesTokenCount")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("thoughtsTokenCount")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("totalTokenCount")),
+    MN_JPATH(MN_JK("usageMetadata"), MN_JK("cachedContentTokenCount"))
 };
 
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
-    mn_jpath fast[GF_N];       /* compiled once per stream */
     int started;            /* role chunk sent */
     int finish_seen;        /* a finishReason came; sent at the clean end */
     char finish_raw[40];    /* the last one (Gemini's word) */
@@ -89,13 +101,9 @@ mn_stream *mn_gm_stream_create(mn_wire_ctx *ctx)
     if (st) {
         st->b.ctx = ctx;
         apr_cpystrn(st->model, ctx->model ? ctx->model : "", sizeof(st->model));
-        int i;
         if (mn_chunk_init(&st->chunk, ctx->provider_name, ctx->include_usage)) {
             free(st);
             return NULL;
-        }
-        for (i = 0; i < GF_N; i++) {
-            mn_jpath_compile(&st->fast[i], fast_texts[i]);
         }
         mn_buf_init(&st->raw);
         mn_buf_init(&st->str_path);
@@ -669,7 +677,7 @@ static int text_event_fast(mn_stream *st, const char *data, size_t len, mn_sink 
     const mn_jspan *fr = &sp[GF_FINISH];
 
     if (!st->started || !st->id[0] || st->call_open || !mn_chunk_ready(&st->chunk)
-        || mn_jscan(data, len, st->fast, GF_N, sp) || !common_shape(st, sp)) {
+        || mn_jscan(data, len, fast_paths, GF_N, sp) || !common_shape(st, sp)) {
         return 0;
     }
     if (sp[GF_USAGE].type == MN_JT_OBJECT) {

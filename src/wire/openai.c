@@ -247,18 +247,18 @@ enum { AF_CHOICES, AF_USAGE, AF_PROVIDER, AF_PROMPT, AF_COMPLETION, AF_TOTAL, AF
        AF_REASONING, AF_N };
 static int answer_fast(const char *body, size_t len, mn_usage *usage)
 {
-    static const char *const texts[AF_N] = {
-        "choices", "usage", "provider", "usage.prompt_tokens", "usage.completion_tokens",
-        "usage.total_tokens", "usage.prompt_tokens_details.cached_tokens",
-        "usage.completion_tokens_details.reasoning_tokens"
+    static const mn_jpath paths[AF_N] = {
+        MN_JPATH(MN_JK("choices")),
+        MN_JPATH(MN_JK("usage")),
+        MN_JPATH(MN_JK("provider")),
+        MN_JPATH(MN_JK("usage"), MN_JK("prompt_tokens")),
+        MN_JPATH(MN_JK("usage"), MN_JK("completion_tokens")),
+        MN_JPATH(MN_JK("usage"), MN_JK("total_tokens")),
+        MN_JPATH(MN_JK("usage"), MN_JK("prompt_tokens_details"), MN_JK("cached_tokens")),
+        MN_JPATH(MN_JK("usage"), MN_JK("completion_tokens_details"), MN_JK("reasoning_tokens"))
     };
-    mn_jpath paths[AF_N];
     mn_jspan sp[AF_N];
-    int i;
 
-    for (i = 0; i < AF_N; i++) {
-        mn_jpath_compile(&paths[i], texts[i]);
-    }
     if (mn_jscan(body, len, paths, AF_N, sp) || sp[AF_CHOICES].type != MN_JT_ARRAY
         || sp[AF_PROVIDER].type != MN_JT_NONE || sp[AF_USAGE].count > 1
         || (sp[AF_USAGE].type != MN_JT_NONE && sp[AF_USAGE].type != MN_JT_NULL
@@ -339,14 +339,18 @@ static void openai_decode_error(mn_wire_ctx *ctx, int status, const char *body,
 
 /* What the hot path looks at in a chunk (indexes into mn_stream.fast). */
 enum { FP_ERROR, FP_PROVIDER, FP_USAGE, FP_CHOICE_N, FP_FINISH, FP_N };
-static const char *const fast_paths[FP_N] = {
-    "error", "provider", "usage", "choices[*]", "choices[0].finish_reason"
+static const mn_jpath fast_paths[FP_N] = {
+    MN_JPATH(MN_JK("error")),
+    MN_JPATH(MN_JK("provider")),
+    MN_JPATH(MN_JK("usage")),
+    MN_JPATH(MN_JK("choices"), MN_JEACH),
+    MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("finish_reason"))
 };
 
 struct mn_stream {
     mn_stream_base b;          /* first: see mn_stream_base */
     mn_chunk chunk;             /* puts "provider" into the upstream's chunks */
-    mn_jpath fast[FP_N];        /* compiled once per stream */
+    mn_jmemo memo;              /* the chunks' common head (id, model, ...), walked once */
     json_t *usage_chunk;        /* usage that came on a chunk with choices, sent
                                  * on its own (choices: []) just before [DONE] */
 };
@@ -363,12 +367,6 @@ static mn_stream *openai_stream_create(mn_wire_ctx *ctx)
         mn_chunk_free(&st->chunk);
         free(st);
         return NULL;
-    }
-    {
-        int i;
-        for (i = 0; i < FP_N; i++) {
-            mn_jpath_compile(&st->fast[i], fast_paths[i]);
-        }
     }
     return st;
 }
@@ -536,7 +534,7 @@ static int write_chunk_fast(mn_stream *st, const char *data, size_t len, mn_sink
     const mn_jspan *u = &sp[FP_USAGE];
     const char *open, *close, *cut = NULL, *cut_end = NULL;
 
-    if (mn_jscan(data, len, st->fast, FP_N, sp)) {
+    if (mn_jscan_memo(data, len, fast_paths, FP_N, sp, &st->memo)) {
         return -1;
     }
     if (sp[FP_ERROR].type != MN_JT_NONE || sp[FP_PROVIDER].type != MN_JT_NONE

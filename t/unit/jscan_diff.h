@@ -61,6 +61,57 @@ static int mn_jd_type_ok(json_t *v, mn_jtype t)
     return 0;
 }
 
+/* mn_jscan_memo must give what mn_jscan gives, span for span. */
+static int mn_jd_memo_same(const char *buf, size_t len, const mn_jpath *paths, unsigned n,
+                           mn_jmemo *memo, char *why, size_t wlen)
+{
+    mn_jspan a[MN_JD_NPATHS], b[MN_JD_NPATHS];
+    int ra = mn_jscan(buf, len, paths, n, a), rb = mn_jscan_memo(buf, len, paths, n, b, memo);
+    unsigned i;
+    if (ra != rb) {
+        snprintf(why, wlen, "memo: jscan %d, memo %d (head %zu of %zu)", ra, rb, memo->len, len);
+        return -1;
+    }
+    for (i = 0; !ra && i < n; i++) {
+        if (a[i].p != b[i].p || a[i].len != b[i].len || a[i].key != b[i].key
+            || a[i].type != b[i].type || a[i].count != b[i].count) {
+            snprintf(why, wlen, "memo: path %u differs (head %zu of %zu)", i, memo->len, len);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The memo on buf: kept from the texts before (a head they share), then
+ * buf's own head against buf, its prefixes and buf with a byte changed
+ * after the head. */
+static int mn_jd_memo(const char *buf, size_t len, const mn_jpath *paths, char *why, size_t wlen)
+{
+    static mn_jmemo memo;
+    static char copy[4096];
+    size_t k, head;
+
+    if (mn_jd_memo_same(buf, len, paths, MN_JD_NPATHS, &memo, why, wlen)
+        || mn_jd_memo_same(buf, len, paths, MN_JD_NPATHS, &memo, why, wlen)) {
+        return -1;
+    }
+    head = memo.len;
+    if (!head || len <= head || len > sizeof(copy) || memcmp(buf, memo.head, head)) {
+        return 0;
+    }
+    for (k = head + 1; k < len; k += 1 + (len - head) / 8) {
+        memcpy(copy, buf, len);
+        if (mn_jd_memo_same(copy, k, paths, MN_JD_NPATHS, &memo, why, wlen)) {
+            return -1;
+        }
+        copy[k] = (char)(copy[k] ^ (k & 1 ? '"' : 0x20));
+        if (mn_jd_memo_same(copy, len, paths, MN_JD_NPATHS, &memo, why, wlen)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* 0 when both agree; otherwise -1 with why. */
 static int mn_jscan_diff(const char *buf, size_t len, char *why, size_t wlen)
 {
@@ -126,6 +177,9 @@ static int mn_jscan_diff(const char *buf, size_t len, char *why, size_t wlen)
         }
     }
     json_decref(root);
+    if (!bad && mn_jd_memo(buf, len, paths, why, wlen)) {
+        bad = 1;
+    }
     return bad ? -1 : 0;
 }
 

@@ -302,6 +302,94 @@ static void test_spans(void **state)
     assert_int_equal(mn_jpath_compile(&p[0], ""), -1);
 }
 
+/* The constant initialisers make what mn_jpath_compile makes of the text. */
+static void expect_path(const mn_jpath *c, const char *text)
+{
+    mn_jpath p;
+    int i;
+    assert_int_equal(mn_jpath_compile(&p, text), 0);
+    assert_int_equal(c->nseg, p.nseg);
+    for (i = 0; i < p.nseg; i++) {
+        assert_int_equal(c->seg[i].index, p.seg[i].index);
+        assert_int_equal(c->seg[i].klen, p.seg[i].klen);
+        assert_int_equal(c->seg[i].key == NULL, p.seg[i].key == NULL);
+        if (p.seg[i].key) {
+            assert_memory_equal(c->seg[i].key, p.seg[i].key, p.seg[i].klen);
+        }
+    }
+}
+
+static void test_const_paths(void **state)
+{
+    static const mn_jpath c[] = {
+        MN_JPATH(MN_JK("usage")),
+        MN_JPATH(MN_JALL),
+        MN_JPATH(MN_JEACH),
+        MN_JPATH(MN_JI(0), MN_JK("index")),
+        MN_JPATH(MN_JK("choices"), MN_JEACH),
+        MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("delta"), MN_JK("content")),
+        MN_JPATH(MN_JK("delta"), MN_JALL),
+        MN_JPATH(MN_JK("c"), MN_JI(12), MN_JK("p"), MN_JI(0), MN_JALL),
+        MN_JPATH(MN_JK("a"), MN_JK("b"), MN_JK("c"), MN_JK("d"), MN_JK("e"), MN_JK("f"),
+                 MN_JK("g"), MN_JEACH),
+    };
+    static const char *const text[] = {
+        "usage", "*", "[*]", "[0].index", "choices[*]", "choices[0].delta.content",
+        "delta.*", "c[12].p[0].*", "a.b.c.d.e.f.g[*]"
+    };
+    static const char chunk[] = "{\"choices\":[{\"delta\":{\"content\":\"x\"}}]}";
+    mn_jspan s[2];
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
+        expect_path(&c[i], text[i]);
+    }
+    assert_int_equal(mn_jscan(chunk, sizeof(chunk) - 1, &c[4], 2, s), 0);
+    assert_int_equal(s[0].count, 1);
+    assert_int_equal(s[1].type, MN_JT_STRING);
+    assert_memory_equal(s[1].p, "\"x\"", 3);
+}
+
+/* A stream's chunks: the head is walked once, then found again; spans in
+ * it and after it are those of mn_jscan, also for a chunk that repeats a
+ * head key later, has a bad tail or another head. */
+static void test_memo(void **state)
+{
+    static const mn_jpath p[] = {
+        MN_JPATH(MN_JK("usage")), MN_JPATH(MN_JK("id")), MN_JPATH(MN_JALL),
+        MN_JPATH(MN_JK("choices"), MN_JI(0), MN_JK("delta"), MN_JK("content")),
+    };
+    static const char *const chunks[] = {
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"a\"}}],\"usage\":null}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"bc\"}}]}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[],\"id\":\"c2\"}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[}",
+        "{\"id\":\"c1\",\"n\":1,\"choices\":[],\"usage\":{\"x\":1}}",
+        "{\"id\":\"c3\",\"n\":1,\"choices\":[]}",
+        "{\"id\":\"c3\",\"n\":1,\"choices\":[{\"delta\":{\"content\":\"d\"}}]}",
+    };
+    static mn_jmemo memo;
+    char why[256];
+    size_t i;
+    (void)state;
+    for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        unsigned long hits = memo.hits;
+        mn_jspan a[4], b[4];
+        int ra = mn_jscan(chunks[i], strlen(chunks[i]), p, 4, a);
+        int rb = mn_jscan_memo(chunks[i], strlen(chunks[i]), p, 4, b, &memo);
+        assert_int_equal(ra, rb);
+        assert_int_equal(memo.hits, hits + (i != 0 && i != 5));
+        assert_int_equal(memo.len, strlen("{\"id\":\"c1\",\"n\":1,"));
+        if (!ra) {
+            assert_memory_equal(a, b, sizeof(a));
+        }
+        assert_int_equal(mn_jd_memo_same(chunks[i], strlen(chunks[i]), p, 4, &memo, why,
+                                         sizeof(why)), 0);
+    }
+    assert_int_equal(memo.misses, 2);
+    assert_memory_equal(memo.head, "{\"id\":\"c3\",", 11);
+}
+
 /* Random texts from a small alphabet of JSON pieces. */
 static void test_generated(void **state)
 {
@@ -430,6 +518,8 @@ int main(void)
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_real_boundary),
         cmocka_unit_test(test_spans),
+        cmocka_unit_test(test_const_paths),
+        cmocka_unit_test(test_memo),
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_generated),
         cmocka_unit_test(test_word_offsets),
