@@ -196,6 +196,7 @@ int mn_an_answer_fast(mn_wire_ctx *ctx, const char *body, size_t len, const char
         return 0;
     }
     memset(&u, 0, sizeof(u));
+    memset(&m, 0, sizeof(m));
     read_usage(sp, &u);
     mn_an_usage_to_mn(&u, &m);
     c.texts = texts;
