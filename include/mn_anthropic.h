@@ -34,6 +34,8 @@ json_t *mn_an_usage_to_openai(const a_usage *u);
 
 /* Anthropic stop_reason (a string or NULL) -> OpenAI finish_reason. */
 const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason);
+/* The same for its text (NULL: not a string). */
+const char *mn_an_finish_reason_str(mn_wire_ctx *ctx, const char *stop_reason);
 
 /* What a model takes, from its name (docs/wire-anthropic.md, "Models"). */
 typedef struct {
@@ -84,6 +86,21 @@ int mn_an_response_format(const mn_an_caps *caps, json_t *rf, json_t *system, js
 /* The vtable's entries (mn_wire). */
 int mn_an_decode_response(mn_wire_ctx *ctx, const char *body, size_t len,
                           json_t **out, mn_usage *usage, mn_error *err);
+/* The same as the client's bytes (from ctx->pool): the common answer (text
+ * blocks only) is read by mn_jscan and written by mn_chunk_completion,
+ * anything else is mn_an_decode_response's tree dumped compact; the bytes,
+ * usage, notes and errors are the same either way. */
+int mn_an_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
+                                const char **out, size_t *out_len, mn_usage *usage,
+                                mn_error *err);
+/* The byte path alone: 1 with *out, *out_len and usage set, or 0 (nothing
+ * set) when the answer is not a common one (the tree path decides). */
+int mn_an_answer_fast(mn_wire_ctx *ctx, const char *body, size_t len, const char **out,
+                      size_t *out_len, mn_usage *usage);
+/* The paths it scans for (for the test that they are what their text
+ * compiles to). */
+struct mn_jpath;
+const struct mn_jpath *mn_an_answer_paths(unsigned *n);
 void mn_an_decode_error(mn_wire_ctx *ctx, int status, const char *body,
                         size_t len, const char *retry_after, mn_error *err);
 mn_stream *mn_an_stream_create(mn_wire_ctx *ctx);

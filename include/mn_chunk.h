@@ -93,4 +93,31 @@ void mn_chunk_wrap(const mn_chunk *c, int comma, const char *a, size_t alen, con
 /* The terminal error frame (with "provider") and data: [DONE]. */
 void mn_chunk_error_end(const mn_error *e, const char *provider_name, mn_sink *out);
 
+/* A chat.completion answer from an upstream's byte spans (the non-streaming
+ * byte path): exactly the bytes Jansson's compact dump gives of the tree
+ * {id, object, created, model, choices:[{index, message:{role, content,
+ * refusal}, logprobs, finish_reason}], usage, provider}. */
+struct mn_usage;
+typedef struct mn_completion {
+    const char *id, *model;  /* JSON strings (quotes included), NULL: no member */
+    size_t id_len, model_len;
+    long created;
+    const char *const *texts;  /* the content: these JSON strings' texts joined */
+    const size_t *text_lens;
+    int ntexts;              /* -1: content null */
+    const char *finish;      /* finish_reason (plain ASCII) */
+    const struct mn_usage *usage;
+    int have_reasoning;      /* completion_tokens_details */
+    const char *provider_name;
+} mn_completion;
+
+/* The spans must be JSON strings a validating read accepted (mn_jscan):
+ * their escapes are not checked again.  Written as Jansson writes the text
+ * they stand for (their `\u` and `\/` escapes undone). */
+void mn_chunk_completion(const mn_completion *c, mn_sink *out);
+/* A bound on the bytes mn_chunk_completion writes. */
+size_t mn_chunk_completion_bound(const mn_completion *c);
+/* One JSON string of the n strings' texts joined, as Jansson would write it. */
+void mn_chunk_json_string(const char *const *spans, const size_t *lens, int n, mn_sink *out);
+
 #endif

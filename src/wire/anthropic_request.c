@@ -922,6 +922,6 @@ const mn_wire mn_wire_anthropic = {
     .stream_usage = mn_stream_base_usage,
     .stream_error = mn_stream_base_error,
     .stream_destroy = mn_an_stream_destroy,
-    /* .decode_response_bytes = NULL: the tree is new anyway */
+    .decode_response_bytes = mn_an_decode_response_bytes,
 };
 

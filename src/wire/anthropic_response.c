@@ -62,8 +62,12 @@ json_t *mn_an_usage_to_openai(const a_usage *u)
 
 const char *mn_an_finish_reason(mn_wire_ctx *ctx, json_t *stop_reason)
 {
+    return mn_an_finish_reason_str(ctx, json_string_value(stop_reason));
+}
+
+const char *mn_an_finish_reason_str(mn_wire_ctx *ctx, const char *s)
+{
     static const char *const stops[] = { "end_turn", "stop_sequence", "pause_turn", NULL };
-    const char *s = json_string_value(stop_reason);
     size_t i;
     if (!s) {
         return "stop";

@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 #include "mn_chunk.h"
 #include "mn_sse.h"
+#include "mn_wire.h"
 
 #define LIT(out, s) (out)->write((out)->baton, s, sizeof(s) - 1)
 /* what the head bytes go on with for a content delta */
@@ -380,4 +381,209 @@ void mn_chunk_error_end(const mn_error *e, const char *provider_name, mn_sink *o
     /* error objects get their "provider" where every error answer does */
     mn_error_write_frame(e, provider_name, out);
     mn_sse_write_done(out);
+}
+
+/* ---------------------------------------------------- chat.completion answers */
+
+/* The code point of the `\u` escape at p (valid: the caller's text passed
+ * mn_jscan), a surrogate pair joined; *n: the escape's length. */
+static unsigned long u_escape(const char *p, size_t *n)
+{
+    unsigned long v = strtoul((char[5]){ p[2], p[3], p[4], p[5], '\0' }, NULL, 16), lo;
+    *n = 6;
+    if (v >= 0xD800 && v <= 0xDBFF) {
+        lo = strtoul((char[5]){ p[8], p[9], p[10], p[11], '\0' }, NULL, 16);
+        v = 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00);
+        *n = 12;
+    }
+    return v;
+}
+
+/* Code point v as Jansson's dump writes it (no JSON_ENSURE_ASCII, no
+ * JSON_ESCAPE_SLASH): the two that must be escaped, the short escapes,
+ * \u00XX for the other control bytes, UTF-8 for the rest. */
+static void put_code_point(unsigned long v, mn_sink *out)
+{
+    static const char shorts[] = "\b\f\n\r\t", short_out[] = "bfnrt";
+    char b[8];
+    const char *s;
+
+    if (v == '"' || v == '\\') {
+        b[0] = '\\';
+        b[1] = (char)v;
+        out->write(out->baton, b, 2);
+    }
+    else if (v < 0x20 && (s = memchr(shorts, (int)v, sizeof(shorts) - 1)) != NULL) {
+        b[0] = '\\';
+        b[1] = short_out[s - shorts];
+        out->write(out->baton, b, 2);
+    }
+    else if (v < 0x20) {
+        snprintf(b, sizeof(b), "\\u%04X", (unsigned)v);
+        out->write(out->baton, b, 6);
+    }
+    else if (v < 0x80) {
+        b[0] = (char)v;
+        out->write(out->baton, b, 1);
+    }
+    else if (v < 0x800) {
+        b[0] = (char)(0xC0 | (v >> 6));
+        b[1] = (char)(0x80 | (v & 0x3F));
+        out->write(out->baton, b, 2);
+    }
+    else if (v < 0x10000) {
+        b[0] = (char)(0xE0 | (v >> 12));
+        b[1] = (char)(0x80 | ((v >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (v & 0x3F));
+        out->write(out->baton, b, 3);
+    }
+    else {
+        b[0] = (char)(0xF0 | (v >> 18));
+        b[1] = (char)(0x80 | ((v >> 12) & 0x3F));
+        b[2] = (char)(0x80 | ((v >> 6) & 0x3F));
+        b[3] = (char)(0x80 | (v & 0x3F));
+        out->write(out->baton, b, 4);
+    }
+}
+
+/* The inside of a valid JSON string as Jansson writes the text it stands
+ * for: an upstream's `\/` and `\u` escapes are the only ones Jansson would
+ * write otherwise (raw UTF-8 and the characters themselves); the rest, and
+ * every byte between escapes, is already what it writes. */
+static void write_canonical(const char *p, size_t n, mn_sink *out)
+{
+    const char *e = p + n, *run = p, *bs;
+
+    while ((bs = memchr(p, '\\', (size_t)(e - p))) != NULL) {
+        size_t len = 2;
+        if (bs[1] != 'u' && bs[1] != '/') {
+            p = bs + 2;
+            continue;
+        }
+        out->write(out->baton, run, (size_t)(bs - run));
+        put_code_point(bs[1] == '/' ? '/' : u_escape(bs, &len), out);
+        p = run = bs + len;
+    }
+    out->write(out->baton, run, (size_t)(e - run));
+}
+
+void mn_chunk_json_string(const char *const *spans, const size_t *lens, int n, mn_sink *out)
+{
+    int i;
+    LIT(out, "\"");
+    for (i = 0; i < n; i++) {
+        write_canonical(spans[i] + 1, lens[i] - 2, out);
+    }
+    LIT(out, "\"");
+}
+
+static void write_int(json_int_t v, mn_sink *out)
+{
+    char b[24], *p = b + sizeof(b);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        *--p = '-';
+    }
+    out->write(out->baton, p, (size_t)(b + sizeof(b) - p));
+}
+
+/* A name Jansson writes as it is: printable ASCII, no quote or backslash. */
+static int plain_name(const char *s)
+{
+    for (; *s; s++) {
+        if (*s < 0x20 || *s > 0x7E || *s == '"' || *s == '\\') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void write_provider(const char *name, mn_sink *out)
+{
+    char *m;
+    size_t n;
+
+    if (!name) {
+        return;
+    }
+    if (plain_name(name)) {
+        LIT(out, ",\"provider\":\"");
+        out->write(out->baton, name, strlen(name));
+        LIT(out, "\"");
+        return;
+    }
+    m = mn_chunk_member(name, &n);
+    if (n) {
+        LIT(out, ",");
+        out->write(out->baton, m, n);
+    }
+    free(m);
+}
+
+/* What mn_usage_to_openai_details gives, in its member order. */
+static void write_usage(const mn_usage *u, int have_reasoning, mn_sink *out)
+{
+    LIT(out, "{\"prompt_tokens\":");
+    write_int(u->prompt_tokens, out);
+    LIT(out, ",\"completion_tokens\":");
+    write_int(u->completion_tokens, out);
+    LIT(out, ",\"total_tokens\":");
+    write_int(u->total_tokens, out);
+    LIT(out, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    write_int(u->cached_tokens, out);
+    if (u->cache_write_tokens > 0) {
+        LIT(out, ",\"cache_creation_tokens\":");
+        write_int(u->cache_write_tokens, out);
+    }
+    LIT(out, "}");
+    if (have_reasoning) {
+        LIT(out, ",\"completion_tokens_details\":{\"reasoning_tokens\":");
+        write_int(u->reasoning_tokens, out);
+        LIT(out, "}");
+    }
+    LIT(out, "}");
+}
+
+size_t mn_chunk_completion_bound(const mn_completion *c)
+{
+    size_t n = 640 + c->id_len + c->model_len;
+    int i;
+    for (i = 0; i < c->ntexts; i++) {
+        n += c->text_lens[i];
+    }
+    /* a name that is not plain may take six bytes a byte (\u00XX) */
+    return n + (c->provider_name ? 6 * strlen(c->provider_name) : 0);
+}
+
+void mn_chunk_completion(const mn_completion *c, mn_sink *out)
+{
+    LIT(out, "{");
+    if (c->id) {
+        LIT(out, "\"id\":");
+        mn_chunk_json_string(&c->id, &c->id_len, 1, out);
+        LIT(out, ",");
+    }
+    LIT(out, "\"object\":\"chat.completion\",\"created\":");
+    write_int(c->created, out);
+    if (c->model) {
+        LIT(out, ",\"model\":");
+        mn_chunk_json_string(&c->model, &c->model_len, 1, out);
+    }
+    LIT(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+    if (c->ntexts < 0) {
+        LIT(out, "null");
+    }
+    else {
+        mn_chunk_json_string(c->texts, c->text_lens, c->ntexts, out);
+    }
+    LIT(out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"");
+    out->write(out->baton, c->finish, strlen(c->finish));
+    LIT(out, "\"}],\"usage\":");
+    write_usage(c->usage, c->have_reasoning, out);
+    write_provider(c->provider_name, out);
+    LIT(out, "}");
 }
