@@ -165,6 +165,12 @@ json_t *mn_usage_to_openai(const mn_usage *u);
  * into err as whole delta-seconds for the client, capped; junk is dropped. */
 void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err);
 
+/* An upstream request body: Jansson's compact dump of j written straight
+ * into the pool (json_dumps grows a malloc'd buffer by doubling and the
+ * caller copied it once more).  NUL-terminated, its length in *len; NULL
+ * when Jansson refuses the tree. */
+char *mn_wire_dump(apr_pool_t *p, json_t *j, size_t *len);
+
 /* A passthrough's upstream body: body (the caller's copy of the client's,
  * consumed) with the routed model and the stream flag as served, written
  * to out->body / body_len.  0, or -1 with err. */

@@ -887,14 +887,12 @@ static int anthropic_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
         json_decref(body);
         return -1;
     }
-    dump = json_dumps(body, JSON_COMPACT);
+    dump = mn_wire_dump(ctx->pool, body, &out->body_len);
     json_decref(body);
     if (!dump) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
     }
-    out->body_len = strlen(dump);
-    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
-    free(dump);
+    out->body = dump;
     out->path = "/messages";
     out->headers = apr_table_make(ctx->pool, 6);
     apr_table_setn(out->headers, "Content-Type", "application/json");

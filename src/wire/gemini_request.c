@@ -785,14 +785,12 @@ static int gemini_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out, mn
         json_object_del(body, "generationConfig");
     }
 
-    text = json_dumps(body, JSON_COMPACT);
+    text = mn_wire_dump(ctx->pool, body, &out->body_len);
     if (!text) {
         mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");
         goto done;
     }
-    out->body_len = strlen(text);
-    out->body = apr_pmemdup(ctx->pool, text, out->body_len + 1);
-    free(text);
+    out->body = text;
     out->path = apr_pstrcat(ctx->pool, "/models/", model_segment(ctx->pool, ctx->model),
                             ctx->stream ? ":streamGenerateContent?alt=sse" : ":generateContent",
                             NULL);

@@ -10,50 +10,6 @@
 #include "mn_jscan.h"
 #include "mn_wire.h"
 
-/* Jansson's compact dump straight into the request pool: json_dumps grows
- * a malloc'd buffer from 16 bytes by doubling, copies it once more and the
- * caller copied it again into the pool. */
-typedef struct {
-    apr_pool_t *p;
-    char *data;
-    size_t len, cap;
-} pool_dump;
-
-static int pool_dump_cb(const char *bytes, size_t size, void *baton)
-{
-    pool_dump *d = baton;
-    if (d->len + size >= d->cap) {
-        size_t cap = d->cap * 2;
-        char *grown;
-        while (d->len + size >= cap) {
-            cap *= 2;
-        }
-        grown = apr_palloc(d->p, cap);
-        memcpy(grown, d->data, d->len);
-        d->data = grown;
-        d->cap = cap;
-    }
-    memcpy(d->data + d->len, bytes, size);
-    d->len += size;
-    return 0;
-}
-
-/* NUL-terminated, or NULL when Jansson refuses the tree. */
-static char *dump_in_pool(apr_pool_t *p, json_t *j, size_t *len)
-{
-    pool_dump d;
-    d.p = p;
-    d.cap = 1024;
-    d.len = 0;
-    d.data = apr_palloc(p, d.cap);
-    if (json_dump_callback(j, pool_dump_cb, &d, JSON_COMPACT)) {
-        return NULL;
-    }
-    d.data[d.len] = '\0';   /* the callback keeps one byte free */
-    *len = d.len;
-    return d.data;
-}
-
 static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
                          mn_error *err)
 {
@@ -79,11 +35,11 @@ static int openai_encode(mn_wire_ctx *ctx, json_t *req, mn_upstream_req *out,
     if (plain) {
         json_t *copy = json_copy(req);
         json_object_set_new(copy, "messages", plain);
-        body = dump_in_pool(ctx->pool, copy, &out->body_len);
+        body = mn_wire_dump(ctx->pool, copy, &out->body_len);
         json_decref(copy);
     }
     else {
-        body = dump_in_pool(ctx->pool, req, &out->body_len);
+        body = mn_wire_dump(ctx->pool, req, &out->body_len);
     }
     if (!body) {
         return mn_error_set(err, 400, NULL, NULL, NULL, "request could not be serialised");

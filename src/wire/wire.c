@@ -64,6 +64,48 @@ void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err)
     }
 }
 
+/* mn_wire_dump's buffer: grown in the pool by doubling, one byte always
+ * kept free for the NUL. */
+typedef struct {
+    apr_pool_t *p;
+    char *data;
+    size_t len, cap;
+} pool_dump;
+
+static int pool_dump_cb(const char *bytes, size_t size, void *baton)
+{
+    pool_dump *d = baton;
+    if (d->len + size >= d->cap) {
+        size_t cap = d->cap * 2;
+        char *grown;
+        while (d->len + size >= cap) {
+            cap *= 2;
+        }
+        grown = apr_palloc(d->p, cap);
+        memcpy(grown, d->data, d->len);
+        d->data = grown;
+        d->cap = cap;
+    }
+    memcpy(d->data + d->len, bytes, size);
+    d->len += size;
+    return 0;
+}
+
+char *mn_wire_dump(apr_pool_t *p, json_t *j, size_t *len)
+{
+    pool_dump d;
+    d.p = p;
+    d.cap = 1024;
+    d.len = 0;
+    d.data = apr_palloc(p, d.cap);
+    if (json_dump_callback(j, pool_dump_cb, &d, JSON_COMPACT)) {
+        return NULL;
+    }
+    d.data[d.len] = '\0';   /* the callback keeps one byte free */
+    *len = d.len;
+    return d.data;
+}
+
 int mn_wire_pass_body(mn_wire_ctx *ctx, json_t *body, mn_upstream_req *out, mn_error *err)
 {
     char *dump;
@@ -75,15 +117,13 @@ int mn_wire_pass_body(mn_wire_ctx *ctx, json_t *body, mn_upstream_req *out, mn_e
     else {
         json_object_del(body, "stream");
     }
-    dump = json_dumps(body, JSON_COMPACT);
+    dump = mn_wire_dump(ctx->pool, body, &out->body_len);
     json_decref(body);
     if (!dump) {
         return mn_error_set(err, 400, "invalid_request_error", NULL, NULL,
                             "request could not be serialised");
     }
-    out->body_len = strlen(dump);
-    out->body = apr_pmemdup(ctx->pool, dump, out->body_len + 1);
-    free(dump);
+    out->body = dump;
     return 0;
 }
 
