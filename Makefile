@@ -253,10 +253,10 @@ fuzz-regress: fuzz-build
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
 .PHONY: fuzz-jscan
-$(BUILD)/fuzz/fuzz_jscan: t/fuzz/fuzz_jscan.c src/core/jscan.c include/mn_jscan.h t/unit/jscan_diff.h
+$(BUILD)/fuzz/fuzz_jscan: t/fuzz/fuzz_jscan.c src/core/jscan.c src/core/jpath.c include/mn_jscan.h t/unit/jscan_diff.h
 	@mkdir -p $(BUILD)/fuzz
 	$(FUZZ_CC) -g -O1 -std=c11 -Iinclude -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=all -o $@ t/fuzz/fuzz_jscan.c src/core/jscan.c -ljansson
+	  -fno-sanitize-recover=all -o $@ t/fuzz/fuzz_jscan.c src/core/jscan.c src/core/jpath.c -ljansson
 fuzz-jscan: $(BUILD)/fuzz/fuzz_jscan
 	@mkdir -p $(BUILD)/fuzz/corpus-jscan
 	@find t/fixtures -name '*.json' -exec cp {} $(BUILD)/fuzz/corpus-jscan/ \;
