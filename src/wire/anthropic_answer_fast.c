@@ -25,25 +25,23 @@ enum { P_TYPE, P_ID, P_MODEL, P_CONTENT, P_STOP, P_USAGE, P_IN, P_CACHE_W, P_CAC
 #define MAX_BLOCKS 4
 #define NPATHS (P_FIXED + 2 * MAX_BLOCKS)
 
-/* Compiled by hand, so that nothing is compiled per answer and no thread
- * writes them (the unit test checks them against mn_jpath_compile). */
-#define K(s) { s, sizeof(s) - 1, 0 }
-#define I(n) { NULL, 0, n }
-#define BLOCK(n) { 3, { K("content"), I(n), K("type") } }, { 3, { K("content"), I(n), K("text") } }
+/* Constant: nothing is compiled per answer and no thread writes them. */
+#define BLOCK(n) MN_JPATH(MN_JK("content"), MN_JI(n), MN_JK("type")), \
+                 MN_JPATH(MN_JK("content"), MN_JI(n), MN_JK("text"))
 
 static const mn_jpath paths[NPATHS] = {
-    { 1, { K("type") } },
-    { 1, { K("id") } },
-    { 1, { K("model") } },
-    { 1, { K("content") } },
-    { 1, { K("stop_reason") } },
-    { 1, { K("usage") } },
-    { 2, { K("usage"), K("input_tokens") } },
-    { 2, { K("usage"), K("cache_creation_input_tokens") } },
-    { 2, { K("usage"), K("cache_read_input_tokens") } },
-    { 2, { K("usage"), K("output_tokens") } },
-    { 3, { K("usage"), K("output_tokens_details"), K("thinking_tokens") } },
-    { 2, { K("content"), I(-1) } },
+    MN_JPATH(MN_JK("type")),
+    MN_JPATH(MN_JK("id")),
+    MN_JPATH(MN_JK("model")),
+    MN_JPATH(MN_JK("content")),
+    MN_JPATH(MN_JK("stop_reason")),
+    MN_JPATH(MN_JK("usage")),
+    MN_JPATH(MN_JK("usage"), MN_JK("input_tokens")),
+    MN_JPATH(MN_JK("usage"), MN_JK("cache_creation_input_tokens")),
+    MN_JPATH(MN_JK("usage"), MN_JK("cache_read_input_tokens")),
+    MN_JPATH(MN_JK("usage"), MN_JK("output_tokens")),
+    MN_JPATH(MN_JK("usage"), MN_JK("output_tokens_details"), MN_JK("thinking_tokens")),
+    MN_JPATH(MN_JK("content"), MN_JEACH),
     BLOCK(0), BLOCK(1), BLOCK(2), BLOCK(3),
 };
 
