@@ -821,19 +821,34 @@ HOT int walk_start(scanner *s, unsigned npaths)
     scanner s = { (cur)(buf), (cur)(buf) + (len), 0, 0, 0, 0, NULL, &(t), NULL, (lv), (is_obj), \
                   NULL, NULL, NULL }
 
-int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
-             mn_jspan *out)
+/* The whole text walked: S_DONE or S_FAIL, *head as walk leaves it and,
+ * when done, *top_obj: the top level is an object. */
+HOT int scan_whole(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+                   mn_jspan *out, const char **head, int *top_obj)
 {
     targets t = { paths, out };
     level lv[MAXL + 1];
     unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
     SCANNER(s, buf, len, t, lv, is_obj);
-    const char *head;
+    int st;
 
     if (npaths > MN_JSCAN_MAX_PATHS) {
-        return -1;
+        return S_FAIL;
     }
-    return walk(s, walk_start(&s, npaths), &head) == S_DONE ? 0 : -1;
+    st = walk(s, walk_start(&s, npaths), head);
+    if (st == S_DONE) {
+        *top_obj = (is_obj[0] & 2) != 0;
+    }
+    return st;
+}
+
+int mn_jscan(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
+             mn_jspan *out)
+{
+    const char *head;
+    int top_obj;
+
+    return scan_whole(buf, len, paths, npaths, out, &head, &top_obj) == S_DONE ? 0 : -1;
 }
 
 /* ---- the memo ------------------------------------------------------------- */
@@ -910,11 +925,8 @@ static int memo_resume(const mn_jmemo *m, const char *buf, size_t len, mn_jspan 
 int mn_jscan_memo(const char *buf, size_t len, const mn_jpath *paths, unsigned npaths,
                   mn_jspan *out, mn_jmemo *m)
 {
-    targets t = { paths, out };
-    level lv[MAXL + 1];
-    unsigned char is_obj[MN_JSON_MAX_DEPTH / 8 + 1];
-    SCANNER(s, buf, len, t, lv, is_obj);
     const char *head;
+    int top_obj;
 
     if (npaths > MN_JSCAN_MAX_PATHS) {
         return -1;
@@ -924,12 +936,12 @@ int mn_jscan_memo(const char *buf, size_t len, const mn_jpath *paths, unsigned n
         m->hits++;
         return memo_resume(m, buf, len, out);
     }
-    if (walk(s, walk_start(&s, npaths), &head) != S_DONE) {
+    if (scan_whole(buf, len, paths, npaths, out, &head, &top_obj) != S_DONE) {
         return -1;
     }
     /* a head that changed (or none yet): keep the new one while heads are
      * found again more often than not */
-    if (head && (is_obj[0] & 2) && (size_t)(head - buf) <= sizeof(m->head)
+    if (head && top_obj && (size_t)(head - buf) <= sizeof(m->head)
         && m->misses <= m->hits + 8) {
         m->misses++;
         memo_prime(m, buf, (size_t)(head - buf), paths, npaths);
