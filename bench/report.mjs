@@ -208,6 +208,29 @@ if (paced.length) {
   }));
 }
 
+// ----------------------------------------------------------------- writes --
+const writes = of("writes").filter((r) => r.requests);
+if (writes.length) {
+  p("## Writes per stream (strace)");
+  p();
+  p("`strace -f -c` on every child of the instance while `wrk -c16` runs 200-chunk streams: " +
+    "calls of write, writev, sendfile and sendmsg (client and upstream sockets together) ÷ streams " +
+    "completed. strace slows every target alike; the count per stream is what compares how frames " +
+    "already read leave together.");
+  p();
+  const perStream = (r) => r.calls / r.requests;
+  table(["target", "streams", "write calls", "writes per stream", "÷ proxypass"],
+    ["proxypass", "maniac", "maniac-anthropic"].flatMap((t) => {
+      const rs = writes.filter((r) => r.target === t);
+      if (!rs.length) return [];
+      return [[t, range(rs.map((r) => r.requests), int), range(rs.map((r) => r.calls), int),
+        range(rs.map(perStream), (v) => v.toFixed(1)),
+        t === "proxypass" ? "" : `**${range(rs.map((r) => {
+          const pp = writes.find((x) => x.target === "proxypass" && x.pass === r.pass);
+          return pp ? perStream(r) / perStream(pp) : undefined; }), ratio)}**`]];
+    }));
+}
+
 // ---------------------------------------------------------------- idle RSS --
 const rss = of("rss");
 if (rss.length) {
@@ -476,6 +499,14 @@ if (cg.length) {
         `httpd CPU per chunk ${t} ${range(rs.map(per), (v) => v.toFixed(1))} µs vs proxypass ` +
         `${range(pp.map(per), (v) => v.toFixed(1))} µs; inter-arrival p99 ${range(rs.map((r) => r.gap_us.p99), ms)} ms ` +
         `vs proxypass ${range(pp.map((r) => r.gap_us.p99), ms)} ms (mock pacing p99 ${range(rs.map((r) => r.pace_us.p99), ms)} ms)`);
+    }
+  }
+  {
+    const ws = of("writes").filter((r) => r.requests);
+    const wp = (t) => range(ws.filter((r) => r.target === t).map((r) => r.calls / r.requests), (v) => v.toFixed(1));
+    if (ws.some((r) => r.target === "proxypass") && ws.some((r) => r.target === "maniac")) {
+      S.push(`- write system calls per 200-chunk stream at 16 conns (strace): maniac ${wp("maniac")}, ` +
+        `maniac-anthropic ${wp("maniac-anthropic")}, proxypass ${wp("proxypass")}`);
     }
   }
   {

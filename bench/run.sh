@@ -15,7 +15,7 @@ OUT=${BENCH_OUT:-$BENCH/results/latest.md}
 PORT_BASE=${BENCH_PORT_BASE:-18700}
 SRV_CPU=${BENCH_SERVER_CPU:-0}          # httpd and the mock upstream
 CLI_CPU=${BENCH_CLIENT_CPU:-1}          # wrk and the measuring clients
-PHASES=${BENCH_PHASES:-"ns st msg paced idle ttft slow conc cg"}
+PHASES=${BENCH_PHASES:-"ns st writes msg paced idle ttft slow conc cg"}
 APACHE=${BENCH_HTTPD:-/usr/sbin/apache2}
 MODDIR=${BENCH_MODDIR:-/usr/lib/apache2/modules}
 
@@ -24,13 +24,13 @@ if [ "$QUICK" = 1 ]; then
     TTFT_N=20; LAT_N=5; CG_N=50; CG_STREAM_N=5
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"1024"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY:-""}
     CONC_HUGE=${BENCH_CONC_HUGE-""}
-    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}
+    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}; WRITES_S=2
 else
     DUR=${BENCH_DURATION:-5}; PASSES=${BENCH_PASSES:-2}
     TTFT_N=50; LAT_N=10; CG_N=200; CG_STREAM_N=20
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"256 1024 2048 2112"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY-"256 1024 2048"}
     CONC_HUGE=${BENCH_CONC_HUGE-"10000"}
-    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}
+    PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}; WRITES_S=4
 fi
 # the paced scenario: like a real model, many streams, a chunk every 20 ms
 PACED_STREAMS=${BENCH_PACED_STREAMS:-64}
@@ -85,6 +85,7 @@ command -v gcc >/dev/null 2>&1 || need="$need gcc"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v taskset >/dev/null 2>&1 || need="$need util-linux"
 command -v ps >/dev/null 2>&1 || need="$need procps"
+command -v strace >/dev/null 2>&1 || need="$need strace"
 command -v node >/dev/null 2>&1 || need="$need nodejs"
 if [ -n "$need" ]; then
     [ "$(id -u)" = 0 ] || die "missing:$need (run as root or install them)"
@@ -431,6 +432,35 @@ has_phase ns && wrk_phase ns
 has_phase ns && rss_snapshot after-ns
 has_phase st && wrk_phase st
 has_phase st && rss_snapshot after-st
+
+# ------------------------------------------------------ writes per stream --
+# System calls that write (write, writev, sendfile, sendmsg: client and
+# upstream sockets together) per 200-chunk stream at 16 connections, counted
+# by strace -c on every child of the instance: how well frames that are
+# already there leave together, against ProxyPass's flushing.  strace slows
+# both alike; the count per stream is what is compared, not the rate.
+if has_phase writes; then
+    for ((pass = 1; pass <= PASSES; pass++)); do
+        for t in proxypass maniac maniac-anthropic; do
+            [ "${OK_ST[$t]}" = 1 ] || continue
+            case $t in proxypass*) srv=proxypass ;; *) srv=maniac ;; esac
+            att=()
+            for pid in $(ps -o pid= --ppid "${SRV_PID[$srv]}"); do att+=(-p "$pid"); done
+            st_out=$RUN/strace-$t-$pass.txt
+            strace -f -c -e trace=write,writev,sendfile,sendmsg -o "$st_out" "${att[@]}" 2>/dev/null &
+            spid=$!
+            sleep 1
+            log "writes pass $pass: $t, 16 connections under strace"
+            out=$(BENCH_BODY="$RUN/body/st_$t.json" taskset -c "$CLI_CPU" wrk -t1 -c16 -d"$WRITES_S"s \
+                --timeout 10s -s "$BENCH/wrk_post.lua" "$(url_of "$t")" 2>&1)
+            kill -INT "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
+            js=$(printf '%s\n' "$out" | grep '^{"requests"' | tail -1)
+            calls=$(awk '$NF ~ /^(write|writev|sendfile|sendmsg)$/ { n += $4 } END { print n + 0 }' "$st_out" 2>/dev/null)
+            [ -n "$js" ] && printf '{"kind":"writes","target":"%s","pass":%s,"conns":16,"calls":%s,%s\n' \
+                "$t" "$pass" "${calls:-0}" "${js#\{}" >> "$RES"
+        done
+    done
+fi
 
 # ------------------------------------------------------------ messages-in --
 # 200-chunk streams/s through POST /v1/messages, each against ProxyPass to
