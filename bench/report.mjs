@@ -249,6 +249,24 @@ if (rss.length) {
 }
 
 // ------------------------------------------------------------------- ttft --
+// TTFT from the paired blocks: per target, the median block p50 and the
+// median/quartiles of (target − proxypass) within each block
+const quant = (v, q) => { const a = [...v].sort((x, y) => x - y); const i = (a.length - 1) * q;
+  const lo = Math.floor(i); return a[lo] + (a[Math.ceil(i)] - a[lo]) * (i - lo); };
+const signed = (us) => `${us >= 0 ? "+" : ""}${Math.round(us)}`;
+function ttftPaired() {
+  const bl = of("ttft_block").filter((r) => r.ttft_us);
+  const pp = new Map(bl.filter((r) => r.target === "proxypass").map((r) => [r.block, r.ttft_us.p50]));
+  if (!pp.size) return [];
+  return TARGETS.flatMap((t) => {
+    const rs = bl.filter((r) => r.target === t && pp.has(r.block));
+    if (!rs.length) return [];
+    const d = rs.map((r) => r.ttft_us.p50 - pp.get(r.block));
+    return [{ target: t, blocks: rs.length, p50: quant(rs.map((r) => r.ttft_us.p50), 0.5),
+      med: quant(d, 0.5), q1: quant(d, 0.25), q3: quant(d, 0.75) }];
+  });
+}
+
 const tt = of("ttft");
 if (tt.length) {
   p("## Time to first token and per-stream latency (one stream at a time)");
@@ -280,6 +298,17 @@ if (tt.length) {
   }
   table(["target", "TTFT p50 ms", "TTFT p90 ms", "TTFT added ms", "200-chunk stream p50 ms",
     "stream added ms", "relay p50 ms", "relay p99 ms", "failed"], body);
+  const paired = ttftPaired();
+  if (paired.length) {
+    const b0 = of("ttft_block")[0];
+    p(`Paired: ${paired[0].blocks} blocks of ${b0.count} streams, every target in turn within a block; ` +
+      "added = the target's TTFT p50 − proxypass's in the same block, then the median (and the " +
+      "quartiles) over the blocks. A drift of the machine between passes moves both sides of a block alike.");
+    p();
+    table(["target", "TTFT p50 ms (median of blocks)", "added µs, median", "added µs, quartiles"],
+      paired.map((x) => { const ref = x.target === "proxypass" || x.target === "direct";
+        return [x.target, ms(x.p50), ref ? "" : `**${signed(x.med)}**`, ref ? "" : `${signed(x.q1)} … ${signed(x.q3)}`]; }));
+  }
 }
 
 // ------------------------------------------------------------------- slow --
@@ -514,6 +543,17 @@ if (cg.length) {
     if (ir("maniac") && ir("proxypass")) {
       S.push(`- idle RSS after load: maniac ${mib(ir("maniac").rss_kb)} MiB vs proxypass ` +
         `${mib(ir("proxypass").rss_kb)} MiB (${ir("maniac").children + 1} / ${ir("proxypass").children + 1} processes, same MPM)`);
+    }
+  }
+  {
+    const pr = ttftPaired();
+    const m = pr.find((x) => x.target === "maniac"), a = pr.find((x) => x.target === "maniac-anthropic");
+    const pp = pr.find((x) => x.target === "proxypass");
+    if (m && pp) {
+      S.push(`- TTFT, paired blocks (${m.blocks} × ${of("ttft_block")[0].count} streams, targets in turn): ` +
+        `maniac − proxypass median ${signed(m.med)} µs (quartiles ${signed(m.q1)} … ${signed(m.q3)})` +
+        (a ? `, maniac-anthropic ${signed(a.med)} µs (${signed(a.q1)} … ${signed(a.q3)})` : "") +
+        `; proxypass p50 ${ms(pp.p50)} ms`);
     }
   }
   const ttm = of("ttft").filter((r) => r.target === "maniac" && r.ttft_us);

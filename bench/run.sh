@@ -21,13 +21,13 @@ MODDIR=${BENCH_MODDIR:-/usr/lib/apache2/modules}
 
 if [ "$QUICK" = 1 ]; then
     DUR=${BENCH_DURATION:-2}; PASSES=${BENCH_PASSES:-1}
-    TTFT_N=200; LAT_N=5; CG_N=50; CG_STREAM_N=5
+    TTFT_N=200; TTFT_BLOCKS=10; TTFT_BLOCK_N=20; LAT_N=5; CG_N=50; CG_STREAM_N=5
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"1024"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY:-""}
     CONC_HUGE=${BENCH_CONC_HUGE-""}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-100}; IDLE_S=${BENCH_IDLE_S:-3}; WRITES_S=2
 else
     DUR=${BENCH_DURATION:-5}; PASSES=${BENCH_PASSES:-2}
-    TTFT_N=1000; LAT_N=10; CG_N=200; CG_STREAM_N=20
+    TTFT_N=1000; TTFT_BLOCKS=40; TTFT_BLOCK_N=50; LAT_N=10; CG_N=200; CG_STREAM_N=20
     CONC_BIG_MANIAC=${BENCH_CONC_BIG-"256 1024 2048 2112"}; CONC_BIG_PROXY=${BENCH_CONC_BIG_PROXY-"256 1024 2048"}
     CONC_HUGE=${BENCH_CONC_HUGE-"10000"}
     PACED_CHUNKS=${BENCH_PACED_CHUNKS:-300}; IDLE_S=${BENCH_IDLE_S:-5}; WRITES_S=4
@@ -540,6 +540,18 @@ if has_phase ttft; then
             js=$(taskset -c "$CLI_CPU" "$RUN/bin/sse_client" ttft "$(port_of "$t")" \
                 /v1/chat/completions "$RUN/body/lat_$t.json" "$LAT_N")
             printf '{"kind":"lat","target":"%s","pass":%s,%s\n' "$t" "$pass" "${js#\{}" >> "$RES"
+        done
+    done
+    # paired: short blocks of each target in turn, so that whatever drifts on
+    # the machine between passes (other load, clocks) hits every target alike;
+    # the report takes target − proxypass within each block
+    log "ttft paired: $TTFT_BLOCKS blocks of $TTFT_BLOCK_N streams per target"
+    for ((b = 1; b <= TTFT_BLOCKS; b++)); do
+        for t in $TARGETS; do
+            [ "${OK_ST[$t]}" = 1 ] || continue
+            js=$(taskset -c "$CLI_CPU" "$RUN/bin/sse_client" ttft "$(port_of "$t")" \
+                /v1/chat/completions "$RUN/body/st_$t.json" "$TTFT_BLOCK_N")
+            printf '{"kind":"ttft_block","target":"%s","block":%s,%s\n' "$t" "$b" "${js#\{}" >> "$RES"
         done
     done
 fi
