@@ -171,6 +171,12 @@ void mn_wire_retry_after(const mn_wire_ctx *ctx, const char *raw, mn_error *err)
  * when Jansson refuses the tree. */
 char *mn_wire_dump(apr_pool_t *p, json_t *j, size_t *len);
 
+/* An answer's tree (consumed) as the bytes the client gets, compact, in the
+ * pool: for decode_response_bytes when the byte path cannot take it.  0, or
+ * -1 with a 502 upstream_bad_response when Jansson refuses the tree. */
+int mn_wire_answer_dump(mn_wire_ctx *ctx, json_t *tree, const char **out, size_t *out_len,
+                        mn_error *err);
+
 /* A passthrough's upstream body: body (the caller's copy of the client's,
  * consumed) with the routed model and the stream flag as served, written
  * to out->body / body_len.  0, or -1 with err. */

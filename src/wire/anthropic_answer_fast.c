@@ -229,7 +229,6 @@ int mn_an_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
                                 mn_error *err)
 {
     json_t *tree;
-    char *dumped;
 
     if (mn_an_answer_fast(ctx, body, len, out, out_len, usage)) {
         return 0;
@@ -237,15 +236,6 @@ int mn_an_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
     if (mn_an_decode_response(ctx, body, len, &tree, usage, err)) {
         return -1;
     }
-    /* the flags chat_json dumps a tree with */
-    dumped = json_dumps(tree, JSON_COMPACT);
-    json_decref(tree);
-    if (!dumped) {
-        return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                            "upstream answer could not be re-encoded");
-    }
-    *out_len = strlen(dumped);
-    *out = apr_pmemdup(ctx->pool, dumped, *out_len + 1);
-    free(dumped);
-    return 0;
+    /* compact, as chat_json dumps a tree */
+    return mn_wire_answer_dump(ctx, tree, out, out_len, err);
 }

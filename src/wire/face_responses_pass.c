@@ -175,18 +175,8 @@ static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
     if (json_object_get(root, "provider") || memchr(body, '\0', len)) {
         /* odd bytes (a raw NUL only Jansson takes, an upstream "provider"):
          * the tree, re-encoded, is what the client gets */
-        char *dumped;
         json_object_set_new(root, "provider", json_string(ctx->provider_name));
-        dumped = json_dumps(root, JSON_COMPACT);
-        json_decref(root);
-        if (!dumped) {
-            return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                                "upstream answer could not be re-encoded");
-        }
-        *out_len = strlen(dumped);
-        *out = apr_pmemdup(ctx->pool, dumped, *out_len + 1);
-        free(dumped);
-        return 0;
+        return mn_wire_answer_dump(ctx, root, out, out_len, err);
     }
     json_decref(root);
     mn_buf_init(&b);

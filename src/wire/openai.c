@@ -252,18 +252,8 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     brace = memchr(body, '{', len);
     if (json_object_get(root, "provider") || !bytes_clean(body, len) || !brace
         || scan_top_keys(body, (size_t)(brace - body), len, &(size_t){0}, &(size_t){0}) < 0) {
-        char *dumped;
         mn_chunk_tag(root, ctx->provider_name);
-        dumped = json_dumps(root, JSON_COMPACT);
-        json_decref(root);
-        if (!dumped) {
-            return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
-                                "upstream answer could not be re-encoded");
-        }
-        *out_len = strlen(dumped);
-        *out = apr_pmemdup(ctx->pool, dumped, *out_len);
-        free(dumped);
-        return 0;
+        return mn_wire_answer_dump(ctx, root, out, out_len, err);
     }
     json_decref(root);
 insert:

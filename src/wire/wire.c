@@ -106,6 +106,18 @@ char *mn_wire_dump(apr_pool_t *p, json_t *j, size_t *len)
     return d.data;
 }
 
+int mn_wire_answer_dump(mn_wire_ctx *ctx, json_t *tree, const char **out, size_t *out_len,
+                        mn_error *err)
+{
+    *out = mn_wire_dump(ctx->pool, tree, out_len);
+    json_decref(tree);
+    if (!*out) {
+        return mn_error_set(err, 502, NULL, NULL, "upstream_bad_response",
+                            "upstream answer could not be re-encoded");
+    }
+    return 0;
+}
+
 int mn_wire_pass_body(mn_wire_ctx *ctx, json_t *body, mn_upstream_req *out, mn_error *err)
 {
     char *dump;
