@@ -30,8 +30,9 @@ typedef struct mn_chunk {
     size_t content_len;      /* up to "content": */
     char *tail;              /* what follows a content string to the frame's end */
     size_t tail_len;
-    char *provider;          /* `"provider":"name"`, "" when there is no name */
+    const char *provider;    /* `"provider":"name"`, "" when there is no name */
     size_t provider_len;
+    char *provider_made;     /* provider when it was not kept (freed with c) */
     int include_usage;       /* frames with choices carry "usage":null */
 } mn_chunk;
 
@@ -49,6 +50,10 @@ char *mn_chunk_member(const char *name, size_t *len);
  * copies it from there. */
 void mn_chunk_member_keep(apr_pool_t *p, const char *name);
 const char *mn_chunk_member_kept(const char *name, size_t *len);
+/* The member for name: the kept one, or one made now (then *made is that
+ * malloc'd copy, for the caller to free; NULL when kept).  NULL when out of
+ * memory.  Every writer of the member goes through here. */
+const char *mn_chunk_member_for(const char *name, size_t *len, char **made);
 
 /* Sets the writer up for a stream (provider and include_usage; the head
  * waits for mn_chunk_head).  0, or -1 when out of memory. */

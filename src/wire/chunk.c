@@ -92,23 +92,23 @@ const char *mn_chunk_member_kept(const char *name, size_t *len)
     return NULL;
 }
 
+const char *mn_chunk_member_for(const char *name, size_t *len, char **made)
+{
+    const char *m = mn_chunk_member_kept(name, len);
+
+    *made = NULL;
+    if (m) {
+        return m;
+    }
+    *made = mn_chunk_member(name, len);
+    return *made;
+}
+
 int mn_chunk_init(mn_chunk *c, const char *provider_name, int include_usage)
 {
-    size_t len;
-    const char *m = mn_chunk_member_kept(provider_name, &len);
-
     memset(c, 0, sizeof(*c));
     c->include_usage = include_usage;
-    if (m) {
-        c->provider = malloc(len + 1);
-        if (c->provider) {
-            memcpy(c->provider, m, len + 1);
-            c->provider_len = len;
-        }
-    }
-    else {
-        c->provider = mn_chunk_member(provider_name, &c->provider_len);
-    }
+    c->provider = mn_chunk_member_for(provider_name, &c->provider_len, &c->provider_made);
     return c->provider ? 0 : -1;
 }
 
@@ -170,8 +170,8 @@ void mn_chunk_free_head(mn_chunk *c)
 void mn_chunk_free(mn_chunk *c)
 {
     mn_chunk_free_head(c);
-    free(c->provider);
-    c->provider = NULL;
+    free(c->provider_made);
+    c->provider = c->provider_made = NULL;
 }
 
 /* The end of every frame: the provider member, the closing brace, the SSE
@@ -491,37 +491,21 @@ static void write_int(json_int_t v, mn_sink *out)
     out->write(out->baton, p, (size_t)(b + sizeof(b) - p));
 }
 
-/* A name Jansson writes as it is: printable ASCII, no quote or backslash. */
-static int plain_name(const char *s)
-{
-    for (; *s; s++) {
-        if (*s < 0x20 || *s > 0x7E || *s == '"' || *s == '\\') {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static void write_provider(const char *name, mn_sink *out)
 {
-    char *m;
+    char *made;
     size_t n;
+    const char *m;
 
     if (!name) {
         return;
     }
-    if (plain_name(name)) {
-        LIT(out, ",\"provider\":\"");
-        out->write(out->baton, name, strlen(name));
-        LIT(out, "\"");
-        return;
-    }
-    m = mn_chunk_member(name, &n);
-    if (n) {
+    m = mn_chunk_member_for(name, &n, &made);
+    if (m && n) {
         LIT(out, ",");
         out->write(out->baton, m, n);
     }
-    free(m);
+    free(made);
 }
 
 /* What mn_usage_to_openai_details gives, in its member order. */

@@ -106,9 +106,10 @@ static void write_with_member(mn_sink *out, const char *member, size_t mlen, con
 static void write_with_provider(mn_sink *out, const char *name, const char *data, size_t len)
 {
     size_t mlen;
-    char *member = mn_chunk_member(name ? name : "", &mlen);
+    char *made;
+    const char *member = mn_chunk_member_for(name ? name : "", &mlen, &made);
     write_with_member(out, member, mlen, data, len);
-    free(member);
+    free(made);
 }
 
 static int pass_decode_bytes(mn_wire_ctx *ctx, const char *body, size_t len,
@@ -183,7 +184,8 @@ struct mn_stream {
     mn_stream_base b;
     long in, cw, cr;
     const char *quoted_for;    /* the provider name quoted is for */
-    char *quoted;              /* its provider member (mn_chunk_member), once per stream */
+    const char *quoted;        /* its provider member (mn_chunk_member_for), once per stream */
+    char *quoted_made;         /* quoted when it was not kept */
     size_t quoted_len;
     int quoted_ok;
 };
@@ -234,9 +236,9 @@ static int pass_fast(mn_stream *st, const char *data, size_t len, mn_sink *out)
         return 0;
     }
     if (!st->quoted_ok || st->quoted_for != st->b.ctx->provider_name) {
-        free(st->quoted);
-        st->quoted = mn_chunk_member(st->b.ctx->provider_name ? st->b.ctx->provider_name : "",
-                                     &st->quoted_len);
+        free(st->quoted_made);
+        st->quoted = mn_chunk_member_for(st->b.ctx->provider_name ? st->b.ctx->provider_name : "",
+                                         &st->quoted_len, &st->quoted_made);
         st->quoted_for = st->b.ctx->provider_name;
         st->quoted_ok = 1;
     }
@@ -382,7 +384,7 @@ static mn_stream_status pass_end(mn_stream *st, const mn_error *cause, mn_sink *
 static void pass_destroy(mn_stream *st)
 {
     if (st) {
-        free(st->quoted);
+        free(st->quoted_made);
         free(st);
     }
 }

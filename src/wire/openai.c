@@ -257,10 +257,7 @@ static int openai_decode_response_bytes(mn_wire_ctx *ctx, const char *body, size
     }
     json_decref(root);
 insert:
-    name = mn_chunk_member_kept(ctx->provider_name, &nlen);
-    if (!name) {
-        name = made = mn_chunk_member(ctx->provider_name, &nlen);
-    }
+    name = mn_chunk_member_for(ctx->provider_name, &nlen, &made);
     if (!name) {
         return mn_error_set(err, 500, NULL, NULL, NULL, "out of memory");
     }

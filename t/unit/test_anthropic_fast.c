@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include "anthropic_test.h"
 #include "mn_anthropic.h"
+#include "mn_chunk.h"
 #include "mn_jscan.h"
 
 static long jallocs;
@@ -348,6 +349,26 @@ static void test_common_answers(void **state)
     }
 }
 
+/* The same with the names' members kept, as the configuration keeps them:
+ * the byte path then copies the kept member instead of making one. */
+static void test_common_answers_kept_names(void **state)
+{
+    fx *f = *state;
+    apr_pool_t *conf;
+    size_t i;
+
+    apr_pool_create(&conf, f->pool);
+    for (i = 0; i < NNAMES; i++) {
+        if (names[i]) {
+            mn_chunk_member_keep(conf, names[i]);
+        }
+    }
+    assert_non_null(mn_chunk_member_kept(names[0], &(size_t){0}));
+    test_common_answers(state);
+    apr_pool_destroy(conf);
+    assert_null(mn_chunk_member_kept(names[0], &(size_t){0}));
+}
+
 static void test_uncommon_answers_take_the_tree(void **state)
 {
     size_t i;
@@ -375,7 +396,11 @@ static void test_exact_bytes(void **state)
     const char *b;
     size_t blen;
     mn_usage u;
+    apr_pool_t *conf;
 
+    /* the configuration keeps every provider's member: none is made here */
+    apr_pool_create(&conf, f->pool);
+    mn_chunk_member_keep(conf, f->ctx.provider_name);
     jallocs = 0;
     assert_int_equal(mn_an_answer_fast(&f->ctx, body, strlen(body), &b, &blen, &u), 1);
     assert_int_equal(jallocs, 0);
@@ -390,6 +415,7 @@ static void test_exact_bytes(void **state)
     body = HEAD "\"content\":[],\"stop_reason\":\"brand_new\"}";
     assert_int_equal(mn_an_answer_fast(&f->ctx, body, strlen(body), &b, &blen, &u), 1);
     assert_string_equal(f->ctx.unknown_finish, "brand_new");
+    apr_pool_destroy(conf);
 }
 
 /* Every byte of a real answer replaced by each of a few telling bytes, and
@@ -543,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_paths_compile_to_the_same),
         cmocka_unit_test_setup_teardown(test_fixtures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_common_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_common_answers_kept_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_uncommon_answers_take_the_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exact_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mutations, setup, teardown),

@@ -153,8 +153,10 @@ static void test_member_and_tag(void **state)
 }
 
 /* A member kept at configuration time is found by the name's address only,
- * holds exactly mn_chunk_member's bytes, is what mn_chunk_init copies, and
- * is gone once its pool is cleared (a restart reads the names again). */
+ * holds exactly mn_chunk_member's bytes, is what mn_chunk_init and
+ * mn_chunk_member_for hand out without a copy, and is gone once its pool is
+ * cleared (a restart reads the names again); a name not kept gets the same
+ * bytes made for it. */
 static void test_member_kept(void **state)
 {
     static const char *const names[] = { "gem", "we\"ird/\xe2\x82\xac", "" };
@@ -172,17 +174,39 @@ static void test_member_kept(void **state)
         size_t len, klen = 99;
         char *m = mn_chunk_member(names[i], &len);
         const char *k = mn_chunk_member_kept(names[i], &klen);
+        char *made = (char *)1;
+        size_t flen = 99;
         mn_chunk c;
 
         assert_non_null(k);
         assert_int_equal(klen, len);
         assert_memory_equal(k, m, len + 1);
+        assert_ptr_equal(mn_chunk_member_for(names[i], &flen, &made), k);
+        assert_null(made);
+        assert_int_equal(flen, len);
         assert_int_equal(mn_chunk_init(&c, names[i], 1), 0);
         assert_int_equal(c.provider_len, len);
-        assert_memory_equal(c.provider, m, len + 1);
-        assert_ptr_not_equal(c.provider, k);   /* a copy the chunk frees */
+        assert_ptr_equal(c.provider, k);
+        assert_null(c.provider_made);
         mn_chunk_free(&c);
         free(m);
+    }
+    {
+        size_t flen = 99;
+        char *made = NULL;
+        const char *f = mn_chunk_member_for(same, &flen, &made);
+        mn_chunk c;
+
+        assert_non_null(made);
+        assert_ptr_equal(f, made);
+        assert_int_equal(flen, 16);
+        assert_memory_equal(f, "\"provider\":\"gem\"", 17);
+        free(made);
+        assert_int_equal(mn_chunk_init(&c, same, 0), 0);
+        assert_non_null(c.provider_made);
+        assert_ptr_equal(c.provider, c.provider_made);
+        assert_string_equal(c.provider, "\"provider\":\"gem\"");
+        mn_chunk_free(&c);
     }
     assert_null(mn_chunk_member_kept(same, &(size_t){0}));
     assert_null(mn_chunk_member_kept(NULL, &(size_t){0}));
