@@ -1,7 +1,7 @@
 #!/bin/bash
 # mod_maniac benchmarks against plain ProxyPass (see bench/README.md).
 #   sh bench/run.sh                 full run (~16 min), writes bench/results/latest.md
-#   BENCH_QUICK=1 sh bench/run.sh   short run (~4 min)
+#   BENCH_QUICK=1 sh bench/run.sh   short run (~4 min), writes bench/results/partial.md
 # Prints numbers, never fails on them: the exit status is non-zero only when
 # the bench itself could not run (no module, a tool missing, a port taken).
 # Loopback only; every process it starts is stopped on exit.
@@ -11,7 +11,13 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
 QUICK=${BENCH_QUICK:-0}
-OUT=${BENCH_OUT:-$BENCH/results/latest.md}
+# latest.md is the committed full run: a quick run or a chosen set of
+# phases goes to partial.md (not tracked) unless BENCH_OUT says otherwise
+if [ "$QUICK" = 1 ] || [ -n "${BENCH_PHASES:-}" ]; then
+    OUT=${BENCH_OUT:-$BENCH/results/partial.md}
+else
+    OUT=${BENCH_OUT:-$BENCH/results/latest.md}
+fi
 PORT_BASE=${BENCH_PORT_BASE:-18700}
 SRV_CPU=${BENCH_SERVER_CPU:-0}          # httpd and the mock upstream
 CLI_CPU=${BENCH_CLIENT_CPU:-1}          # wrk and the measuring clients
